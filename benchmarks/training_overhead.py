@@ -1,0 +1,91 @@
+"""mlbasics' training loop against the lecture's own loop, on the lecture's MLP.
+
+Workload: 1-6-10-6-1 ReLU MLP, 1000 points of y = x² + 3, full-batch SGD lr 0.01, MSE.
+Baseline: the lecture's loop, written out by hand, reading the loss (``.item()``) once every 100
+epochs as the lecture does to print it, and keeping nothing else. Candidate: ``mlbasics.train``
+on the same experiment (validation, building, per-step loss history, result included).
+Both build the same data and model, so the ratio is the cost mlbasics adds.
+
+Run: python benchmarks/training_overhead.py [--epochs 2000] [--repeats 21] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _timing import Row, compare, markdown_table, timed
+
+import mlbasics
+from mlbasics.devices import resolve_device, synchronize
+
+
+def lecture_loop(epochs: int, device: torch.device) -> float:
+    """The lecture's loop, as a student would write it. Returns the seconds it took."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 1, generator=generator)
+    x, y = x.to(device), (x**2 + 3).to(device)
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(1, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 10),
+        torch.nn.ReLU(),
+        torch.nn.Linear(10, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 1),
+    ).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    criterion = torch.nn.MSELoss()
+    synchronize(device)
+
+    def loop() -> None:
+        for epoch in range(epochs):
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            if epoch % 100 == 0:
+                loss.item()
+        synchronize(device)
+
+    return timed(loop)
+
+
+def mlbasics_train(epochs: int, device: torch.device, registry: mlbasics.Registry) -> float:
+    experiment = mlbasics.Experiment(epochs=epochs, device=str(device))
+    return timed(lambda: mlbasics.train(experiment, registry=registry))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    registry = mlbasics.Registry.isolated()
+    row: Row = compare(
+        f"mlbasics.train, lecture MLP ({device})",
+        "lecture's loop",
+        lambda: lecture_loop(args.epochs, device),
+        lambda: mlbasics_train(args.epochs, device, registry),
+        units=args.epochs,
+        repeats=args.repeats,
+        goal="<= 1.00 (at most 1.05)",
+    )
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"{args.epochs} epochs per run"
+    )
+    print(markdown_table([row]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""mlbasics: a pluggable PyTorch toolkit for learning and extending basic machine learning.
+
+The data path reads top to bottom: an :class:`Experiment` names components -> the :class:`Registry`
+validates params and builds them from the specs that plugins returned -> :func:`train` runs them on
+the device -> a :class:`TrainResult` carries history, parameters and provenance.
+
+Importing ``mlbasics`` does not import torch; the names that need it are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mlbasics.errors import (
+    DataError,
+    DeviceError,
+    MlbasicsError,
+    PluginError,
+    TrainingError,
+    UnknownComponentError,
+    ValidationError,
+)
+from mlbasics.experiment import Component, Experiment
+from mlbasics.hookspecs import hookimpl, hookspec
+from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings
+from mlbasics.registry import Registry, default_registry
+from mlbasics.specs import KINDS, REQUIRED, ComponentSpec, Kind, Param, PluginInfo
+
+if TYPE_CHECKING:
+    from mlbasics.analysis import NotCollapsibleError, collapse
+    from mlbasics.data import Dataset, GroundTruth
+    from mlbasics.solvers import ClosedFormSolver
+    from mlbasics.training import Callback, Setup, StopTraining, TrainResult, fit, prepare, train
+
+__version__ = "0.1.0"
+
+# Public names whose modules import torch: resolved on first access (PEP 562), so that
+# `mlbasics list` and `import mlbasics` stay fast.
+_LAZY = {
+    "collapse": "mlbasics.analysis",
+    "NotCollapsibleError": "mlbasics.analysis",
+    "Dataset": "mlbasics.data",
+    "GroundTruth": "mlbasics.data",
+    "ClosedFormSolver": "mlbasics.solvers",
+    "Callback": "mlbasics.training",
+    "Setup": "mlbasics.training",
+    "StopTraining": "mlbasics.training",
+    "TrainResult": "mlbasics.training",
+    "fit": "mlbasics.training",
+    "prepare": "mlbasics.training",
+    "train": "mlbasics.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlbasics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def build(kind: str, name: str, /, *args: Any, **params: Any) -> Any:
+    """Build one component by kind and name from the installed plugins, e.g.
+    ``build("model", "mlp", in_features=1, hidden=[8, 8])``."""
+    return default_registry().build(kind, name, *args, **params)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "KINDS",
+    "REQUIRED",
+    "Callback",
+    "ClosedFormSolver",
+    "Component",
+    "ComponentSpec",
+    "DataError",
+    "Dataset",
+    "DeviceError",
+    "Experiment",
+    "GroundTruth",
+    "Kind",
+    "MlbasicsError",
+    "NotCollapsibleError",
+    "Param",
+    "PluginError",
+    "PluginInfo",
+    "PluginRecord",
+    "PluginSet",
+    "PluginSettings",
+    "Registry",
+    "Setup",
+    "StopTraining",
+    "TrainResult",
+    "TrainingError",
+    "UnknownComponentError",
+    "ValidationError",
+    "__version__",
+    "build",
+    "collapse",
+    "default_registry",
+    "fit",
+    "hookimpl",
+    "hookspec",
+    "prepare",
+    "train",
+]

@@ -1,0 +1,7 @@
+"""``python -m mlbasics`` is the ``mlbasics`` command."""
+
+import sys
+
+from mlbasics.cli import main
+
+sys.exit(main())

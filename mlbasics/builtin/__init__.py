@@ -1,0 +1,195 @@
+"""The built-in components: the lecture's tables, linear and MLP models, SGD, MSE and least squares.
+
+This is an ordinary plugin, registered through the ``mlbasics`` entry-point group like anyone else's
+(``builtins = "mlbasics.builtin"``). This module holds only the specs; each factory is a string
+pointing into the module of its kind, so listing components does not import torch.
+"""
+
+from __future__ import annotations
+
+from mlbasics.hookspecs import hookimpl
+from mlbasics.specs import ComponentSpec, Param
+
+_HERE = __name__
+
+_SEED = Param(name="seed", type=int, default=0, ge=0, help="seed of the generator that draws the data")
+
+
+@hookimpl
+def mlbasics_datasets() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            kind="dataset",
+            name="attendance",
+            factory=f"{_HERE}.datasets:attendance",
+            summary="The lecture's table: attendance score -> mid-term score, 5 students",
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="tiny",
+            factory=f"{_HERE}.datasets:tiny",
+            summary="x = 1, 2, 3 -> y = 1, 2, 3: the smallest regression there is",
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="scores",
+            factory=f"{_HERE}.datasets:scores",
+            summary="(attendance, quiz, assignment 1) -> mid-term score, 5 students",
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="synthetic-linear",
+            factory=f"{_HERE}.datasets:synthetic_linear",
+            summary="y = X·weights + bias (+ Gaussian noise), X ~ N(0, 1); knows its ground truth",
+            params=(
+                Param(name="n", type=int, default=100, ge=1, help="number of samples"),
+                Param(
+                    name="weights",
+                    type=list[float],
+                    default=[1.0, 2.0, 3.0],
+                    min_length=1,
+                    help="true weights, one per feature",
+                ),
+                Param(name="bias", type=float, default=5.0, help="true bias"),
+                Param(name="noise", type=float, default=0.0, ge=0, help="standard deviation of the noise"),
+                _SEED,
+            ),
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="quadratic",
+            factory=f"{_HERE}.datasets:quadratic",
+            summary="y = x² + 3 with x ~ N(0, 1): the curve the lecture's MLP learns",
+            params=(
+                Param(name="n", type=int, default=1000, ge=1, help="number of samples"),
+                Param(name="noise", type=float, default=0.0, ge=0, help="standard deviation of the noise"),
+                _SEED,
+            ),
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="csv",
+            factory=f"{_HERE}.datasets:csv_table",
+            summary="Your own table from a CSV file with a header row",
+            params=(
+                Param(name="path", type=str, help="the CSV file"),
+                Param(name="target", type=str, default=None, help="target column (default: the last one)"),
+                Param(
+                    name="features",
+                    type=list[str],
+                    default=None,
+                    min_length=1,
+                    help="feature columns (default: all but the target)",
+                ),
+            ),
+        ),
+    ]
+
+
+_HIDDEN = Param(
+    name="hidden",
+    type=list[int],
+    default=[6, 10, 6],
+    ge=1,
+    min_length=1,
+    help="sizes of the hidden layers",
+)
+
+
+@hookimpl
+def mlbasics_models() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            kind="model",
+            name="linear",
+            factory=f"{_HERE}.models:linear",
+            summary="H(x) = Wx + b: one torch.nn.Linear layer",
+            params=(Param(name="bias", type=bool, default=True, help="learn the bias b"),),
+        ),
+        ComponentSpec(
+            kind="model",
+            name="mlp",
+            factory=f"{_HERE}.models:mlp",
+            summary="Linear layers with an activation between them (the lecture's 1-6-10-6-1 ReLU net)",
+            params=(
+                _HIDDEN,
+                Param(
+                    name="activation",
+                    type=str,
+                    default="relu",
+                    component="activation",
+                    help="activation between the layers",
+                ),
+            ),
+        ),
+        ComponentSpec(
+            kind="model",
+            name="linear-stack",
+            factory=f"{_HERE}.models:linear_stack",
+            summary="Linear layers with nothing between them: collapses to one linear map",
+            params=(_HIDDEN,),
+        ),
+    ]
+
+
+@hookimpl
+def mlbasics_activations() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            kind="activation",
+            name=name,
+            factory=f"{_HERE}.activations:{name}",
+            summary=summary,
+            tags={"identity"} if name == "identity" else set(),
+        )
+        for name, summary in [
+            ("relu", "max(0, x)"),
+            ("sigmoid", "1 / (1 + e^-x)"),
+            ("tanh", "hyperbolic tangent"),
+            ("identity", "x unchanged: no non-linearity at all"),
+        ]
+    ]
+
+
+@hookimpl
+def mlbasics_losses() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            kind="loss",
+            name="mse",
+            factory=f"{_HERE}.losses:mse",
+            summary="Mean squared error (1/n)·Σ(H(x) - y)², as torch.nn.MSELoss",
+            tags={"least-squares"},
+        ),
+        ComponentSpec(
+            kind="loss",
+            name="sse-half",
+            factory=f"{_HERE}.losses:sse_half",
+            summary="Sum of squared errors / 2, the loss of the lecture's NumPy slide",
+            tags={"least-squares"},
+        ),
+    ]
+
+
+@hookimpl
+def mlbasics_optimizers() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            kind="optimizer",
+            name="sgd",
+            factory=f"{_HERE}.optimizers:sgd",
+            summary="Gradient descent: w <- w - lr·∇L (torch.optim.SGD)",
+            params=(
+                Param(name="lr", type=float, default=0.01, gt=0, help="learning rate"),
+                Param(name="momentum", type=float, default=0.0, ge=0, lt=1, help="momentum factor"),
+                Param(name="weight_decay", type=float, default=0.0, ge=0, help="L2 penalty"),
+            ),
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="lstsq",
+            factory=f"{_HERE}.optimizers:lstsq",
+            summary="Least squares in closed form: the exact minimum for a linear model, in one step",
+            tags={"closed-form"},
+        ),
+    ]

@@ -1,0 +1,57 @@
+"""The ``mlbasics`` command: list components and plugins, train experiments.
+
+Each command lives in its own module with an ``add_parser`` and a ``run``. User errors
+(:class:`mlbasics.MlbasicsError`) are printed as ``mlbasics: error: ...``, one line per problem, and
+exit with status 2; ``--debug`` shows the traceback instead. Nothing here imports torch until a
+command needs it, so ``mlbasics list`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlbasics import __version__
+from mlbasics.cli import list as list_command
+from mlbasics.cli import plugins as plugins_command
+from mlbasics.cli import train as train_command
+from mlbasics.errors import MlbasicsError
+
+COMMANDS = (list_command, plugins_command, train_command)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlbasics",
+        description="Learn and extend basic machine learning with PyTorch: compose an experiment "
+        "from registry names, train it, look at the result.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlbasics {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    try:
+        status: int = args.run(args)
+    except MlbasicsError as exc:
+        if args.debug:
+            raise
+        for line in str(exc).splitlines():
+            print(f"mlbasics: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("mlbasics: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return status

@@ -1,0 +1,63 @@
+"""Shared output helpers: consoles, and how specs and params are written in tables and JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from mlbasics.specs import REQUIRED, ComponentSpec, Param, type_name
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout and nothing else, so it can be piped into other tools."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def format_param(param: Param) -> str:
+    """``lr: float = 0.01 (> 0)``"""
+    text = f"{param.name}: {type_name(param.type)}"
+    if param.default is REQUIRED:
+        text += " (required)"
+    else:
+        text += f" = {format_value(param.default)}"
+    constraint = param.constraint()
+    return f"{text} ({constraint})" if constraint else text
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def param_to_json(param: Param) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "type": type_name(param.type),
+        "required": param.required,
+        "default": None if param.required else param.default,
+        "constraint": param.constraint() or None,
+        "help": param.help,
+    }
+
+
+def plugin_label(spec: ComponentSpec) -> str:
+    plugin = spec.plugin
+    if plugin is None:
+        return "?"
+    return f"{plugin.name} {plugin.version}" if plugin.version else plugin.name

@@ -1,0 +1,73 @@
+"""The summary ``mlbasics train`` prints after training."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mlbasics.cli._output import format_value
+from mlbasics.training import TrainResult
+
+
+def render_summary(result: TrainResult, *, plot: str | None = None) -> RenderableType:
+    parts: list[RenderableType] = [_components_table(result), _result_line(result)]
+    learned = _linear_parameters_table(result)
+    if learned is not None:
+        parts.append(learned)
+    if result.stopped:
+        parts.append(Text(f"stopped early: {result.stopped}", style="yellow"))
+    if plot:
+        parts.append(Text(f"plot written to {plot}"))
+    return Group(*parts)
+
+
+def _components_table(result: TrainResult) -> Table:
+    table = Table(title="Experiment", title_justify="left")
+    for column in ("component", "name", "params", "plugin"):
+        table.add_column(column, overflow="fold")
+    for kind, info in result.components.items():
+        params = ", ".join(f"{key}={format_value(value)}" for key, value in info.params.items())
+        plugin = f"{info.plugin} {info.version}" if info.version else info.plugin
+        table.add_row(kind, Text(info.name), Text(params or "-"), Text(plugin))
+    return table
+
+
+def _result_line(result: TrainResult) -> Text:
+    text = Text("final loss ")
+    text.append(f"{result.final_loss:.6g}", style="bold cyan")
+    text.append(
+        f" after {result.epochs} epoch{'s' if result.epochs != 1 else ''} on {result.device} in {result.seconds:.3g} s"
+    )
+    if result.epochs > 1 and result.seconds > 0:
+        text.append(f" ({result.epochs / result.seconds:,.0f} steps/s)")
+    return text
+
+
+def _linear_parameters_table(result: TrainResult) -> Table | None:
+    """For H(x) = Wx + b: each learned weight and the bias, beside the truth where the data knows it."""
+    weight, bias = result.parameters.get("weight"), result.parameters.get("bias")
+    if (
+        weight is None
+        or weight.ndim != 2
+        or weight.shape[0] != 1
+        or set(result.parameters) - {"weight", "bias"}
+    ):
+        return None
+    truth = result.dataset.ground_truth
+    table = Table(title="Learned H(x) = Wx + b", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("learned", justify="right")
+    if truth is not None:
+        table.add_column("truth", justify="right")
+    for index, name in enumerate(result.dataset.feature_names):
+        row = [f"w[{index}] ({name})", f"{float(weight[0, index]):.6g}"]
+        if truth is not None:
+            row.append(f"{truth.weights[index]:.6g}")
+        table.add_row(*row)
+    if bias is not None:
+        row = ["b", f"{float(bias[0]):.6g}"]
+        if truth is not None:
+            row.append(f"{truth.bias:.6g}")
+        table.add_row(*row)
+    return table

@@ -1,0 +1,95 @@
+"""``mlbasics list [KIND] [PATTERN]``: the components the installed plugins provide."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from mlbasics.cli._output import format_param, param_to_json, plugin_label, print_json, stdout
+from mlbasics.registry import Registry, default_registry
+from mlbasics.specs import ComponentSpec
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "list",
+        help="list components (datasets, models, activations, losses, optimizers)",
+        description="List the components of every active plugin, with their params and provenance.",
+    )
+    parser.add_argument(
+        "kind", nargs="?", help="only this kind: dataset(s), model(s), activation(s), loss(es), optimizer(s)"
+    )
+    parser.add_argument("pattern", nargs="?", default="*", help="only names matching this glob, e.g. 'lin*'")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_const", const="json", dest="format", help="print JSON")
+    output.add_argument(
+        "--format",
+        choices=["table", "json", "markdown"],
+        default="table",
+        help="table (default), json, or markdown (the docs' component reference)",
+    )
+    parser.set_defaults(run=run)
+
+
+def to_json(registry: Registry, spec: ComponentSpec) -> dict[str, Any]:
+    plugin = spec.plugin
+    return {
+        "kind": spec.kind,
+        "name": spec.name,
+        "summary": spec.summary,
+        "params": [param_to_json(p) for p in spec.params],
+        "tags": sorted(spec.tags),
+        "plugin": {
+            "name": plugin.name if plugin else None,
+            "distribution": plugin.distribution if plugin else None,
+            "version": plugin.version if plugin else None,
+        },
+        "status": registry.status(spec),
+    }
+
+
+def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
+    """One section per kind, one row per component: the reference page of the docs."""
+    lines: list[str] = []
+    for kind in dict.fromkeys(spec.kind for spec in specs):
+        lines += [f"## {kind.capitalize()}s", "", "| name | summary | params | plugin |", "|---|---|---|---|"]
+        for spec in (s for s in specs if s.kind == kind):
+            params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
+            summary = spec.summary.replace("|", "\\|")
+            lines.append(f"| `{spec.name}` | {summary} | {params} | {plugin_label(spec)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    specs = registry.specs(args.kind, args.pattern)
+    if args.format == "json":
+        print_json([to_json(registry, spec) for spec in specs])
+        return 0
+    if args.format == "markdown":
+        print(to_markdown(registry, specs), end="")
+        return 0
+    console = stdout()
+    if not specs:
+        console.print("no components match" + (f" {args.kind!r}" if args.kind else "") + f" {args.pattern!r}")
+        return 0
+    table = Table(title="mlbasics components", title_justify="left", show_lines=True)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("summary", ratio=3)
+    table.add_column("params (type = default, constraint)", ratio=3)
+    table.add_column("plugin", no_wrap=True)
+    for spec in specs:
+        # Text, not markup strings: plugin-provided text such as "list[int]" must print as written.
+        name = Text(spec.name)
+        state = registry.status(spec)
+        if state != "available":
+            name.append(f"\n{state}", style="yellow")
+        params = Text("\n".join(format_param(p) for p in spec.params) or "-")
+        table.add_row(name, spec.kind, Text(spec.summary), params, Text(plugin_label(spec)))
+    console.print(table)
+    return 0

@@ -1,0 +1,47 @@
+"""Errors that users cause and can fix.
+
+Every error here means "your input is wrong", never "mlbasics is broken": the CLI prints it as one
+line per problem on stderr and exits with status 2, without a traceback. Anything else that escapes
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class MlbasicsError(Exception):
+    """Base class of all errors caused by user input (names, params, files, devices)."""
+
+
+class ValidationError(MlbasicsError):
+    """One or more problems found before anything was built or trained.
+
+    All problems of one build or experiment are collected and reported together, one per line.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        if not self.problems:
+            raise ValueError("ValidationError needs at least one problem")
+        super().__init__("\n".join(self.problems))
+
+
+class UnknownComponentError(ValidationError):
+    """A component name that no active plugin provides."""
+
+
+class PluginError(MlbasicsError):
+    """A plugin failed to load, or two plugins provide the same component name."""
+
+
+class DeviceError(MlbasicsError):
+    """The requested device does not exist or is not available on this machine."""
+
+
+class DataError(MlbasicsError):
+    """A data file (CSV, TOML, checkpoint) is missing or malformed; the message names file and line."""
+
+
+class TrainingError(MlbasicsError):
+    """Training cannot go on (for example, the loss stopped being finite)."""

@@ -1,0 +1,218 @@
+"""Finding plugins, loading them, and keeping a broken one from taking the others down.
+
+Plugins are found through the ``mlbasics`` entry-point group (the built-in components arrive the same
+way) or registered directly with :meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy
+and asked for its components on its own: whatever goes wrong is recorded against that plugin (shown
+by ``mlbasics plugins``) and the rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into
+errors, which is what a plugin author wants while developing one.
+
+Environment variables (read by :meth:`PluginSettings.from_env`):
+
+``MLBASICS_PLUGINS=a,b``
+    load only these plugins (set but empty: load none).
+``MLBASICS_DISABLE_PLUGINS=a,b``
+    load all plugins but these (the built-ins are called ``builtins``).
+``MLBASICS_STRICT_PLUGINS=1``
+    raise :class:`mlbasics.PluginError` instead of isolating a broken plugin.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import traceback
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from mlbasics import hookspecs
+from mlbasics.errors import PluginError
+from mlbasics.specs import ComponentSpec, PluginInfo
+
+ENTRY_POINT_GROUP = "mlbasics"
+
+Status = Literal["active", "disabled", "failed"]
+
+
+@attrs.frozen(kw_only=True)
+class PluginRecord:
+    """What happened to one plugin: active, disabled by the settings, or failed (and why)."""
+
+    info: PluginInfo
+    status: Status
+    error: str | None = None
+    details: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@attrs.frozen(kw_only=True)
+class PluginSettings:
+    """Which plugins to load, and whether a broken one is an error."""
+
+    allow: frozenset[str] | None = None
+    deny: frozenset[str] = frozenset()
+    strict: bool = False
+    entry_points: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PluginSettings:
+        env = os.environ if environ is None else environ
+        allow = env.get("MLBASICS_PLUGINS")
+        return cls(
+            allow=None if allow is None else _names(allow),
+            deny=_names(env.get("MLBASICS_DISABLE_PLUGINS", "")),
+            strict=_truthy(env.get("MLBASICS_STRICT_PLUGINS")),
+        )
+
+    def blocks(self, name: str) -> str | None:
+        """Why the settings keep plugin ``name`` out, or ``None`` if they let it in."""
+        if name in self.deny:
+            return "disabled by MLBASICS_DISABLE_PLUGINS"
+        if self.allow is not None and name not in self.allow:
+            return "not listed in MLBASICS_PLUGINS"
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
+class PluginSet:
+    """The plugins of one registry: a pluggy manager plus a record of every plugin seen."""
+
+    def __init__(self, settings: PluginSettings | None = None) -> None:
+        self.settings = settings or PluginSettings()
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._records: dict[str, PluginRecord] = {}
+        if self.settings.entry_points:
+            self.load_entry_points()
+
+    @property
+    def records(self) -> list[PluginRecord]:
+        """Every plugin seen, in the order it was found."""
+        return list(self._records.values())
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Load and register every plugin installed under the entry-point ``group``."""
+        for ep in importlib.metadata.entry_points(group=group):
+            dist = ep.dist
+            info = PluginInfo(
+                name=ep.name,
+                distribution=dist.name if dist else None,
+                version=dist.version if dist else None,
+                module=ep.value,
+            )
+            if self._blocked(info):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(info, exc, context="import failed")
+                continue
+            self._register(plugin, info)
+
+    def add(self, plugin: object, name: str | None = None, *, info: PluginInfo | None = None) -> PluginRecord:
+        """Register ``plugin`` (a module or object with hook implementations) directly.
+
+        Returns its record; check ``record.status`` (or use strict settings) to see if it took.
+        """
+        if info is None:
+            name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+            info = PluginInfo(name=name, module=getattr(plugin, "__name__", None))
+        if not self._blocked(info):
+            self._register(plugin, info)
+        return self._records[info.name]
+
+    def _blocked(self, info: PluginInfo) -> bool:
+        reason = self.settings.blocks(info.name)
+        if reason is not None:
+            self._records[info.name] = PluginRecord(info=info, status="disabled", error=reason)
+        return reason is not None
+
+    def _register(self, plugin: object, info: PluginInfo) -> None:
+        if info.name in self._records:
+            previous = self._records[info.name].info
+            exc = ValueError(f"plugin name {info.name!r} is already taken by {previous}")
+            self._fail(info, exc, context="not registered", key=f"{info.name} [{info.distribution}]")
+            return
+        try:
+            self._pm.register(plugin, name=info.name)
+            self._pm.check_pending()  # catches misspelt hook names such as `mlbasics_model`
+        except Exception as exc:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            self._fail(info, exc, context="invalid hooks")
+            return
+        self._records[info.name] = PluginRecord(info=info, status="active")
+
+    def _fail(self, info: PluginInfo, exc: BaseException, *, context: str, key: str | None = None) -> None:
+        if self.settings.strict:
+            raise PluginError(f"plugin {info}: {context}: {_one_line(exc)}") from exc
+        details = "".join(traceback.format_exception(exc))
+        record = PluginRecord(
+            info=info, status="failed", error=f"{context}: {_one_line(exc)}", details=details
+        )
+        self._records[key or info.name] = record
+
+    def collect(self) -> list[ComponentSpec]:
+        """Ask every active plugin for its components, with provenance attached.
+
+        Each implementation is called on its own (not through one pluggy hook call) so that one
+        plugin raising or returning garbage fails only that plugin; all of a failed plugin's
+        components are dropped, so a half-working plugin never shadows anything.
+        """
+        collected: dict[str, list[ComponentSpec]] = {}
+        for kind, hook_name in hookspecs.HOOK_FOR_KIND.items():
+            caller = getattr(self._pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                record = self._records.get(impl.plugin_name)
+                if record is None or record.status != "active":
+                    continue
+                try:
+                    specs = _checked_specs(impl.function(), kind=kind, hook=hook_name)
+                except Exception as exc:
+                    self._pm.unregister(name=impl.plugin_name)
+                    self._fail(record.info, exc, context=f"hook {hook_name} failed")
+                    collected.pop(impl.plugin_name, None)
+                    continue
+                provenance = record.info
+                collected.setdefault(impl.plugin_name, []).extend(
+                    attrs.evolve(spec, plugin=provenance) for spec in specs
+                )
+        return [
+            spec
+            for name, specs in collected.items()
+            if self._records[name].status == "active"
+            for spec in specs
+        ]
+
+
+def _checked_specs(result: Any, *, kind: str, hook: str) -> list[ComponentSpec]:
+    if result is None:
+        return []
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
+        raise TypeError(f"{hook} must return an iterable of ComponentSpec, got {type(result).__name__}")
+    specs = list(result)
+    for spec in specs:
+        if not isinstance(spec, ComponentSpec):
+            raise TypeError(f"{hook} returned {type(spec).__name__} {spec!r:.60}, expected ComponentSpec")
+        if spec.kind != kind:
+            raise TypeError(
+                f"{hook} returned {spec.kind} {spec.name!r}; it may only return specs of kind {kind!r}"
+            )
+    return specs

@@ -1,0 +1,58 @@
+"""A rich progress bar for training: epoch, loss, steps/s and time left, refreshed at most 10 times
+a second and fed only at the loop's sync points, so it costs the loop nothing per step."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from mlbasics.training import Callback, Setup, TrainResult
+
+
+class _StepsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} steps/s" if speed else "- steps/s", style="progress.data.speed")
+
+
+class ProgressBar(Callback):
+    """Shows training progress on ``console`` (stderr by default)."""
+
+    def __init__(self, console: Console | None = None, *, transient: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.transient = transient
+        self._progress: Progress | None = None
+
+    def on_train_start(self, setup: Setup, epochs: int) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"),
+            _StepsPerSecond(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=self.transient,
+            refresh_per_second=10,
+        )
+        self._task = self._progress.add_task("train", total=epochs, loss="-")
+        self._progress.start()
+
+    def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:
+        assert self._progress is not None
+        last = float(losses[-1])  # type: ignore[index]
+        self._progress.update(self._task, completed=epoch, loss=f"{last:.6g}")
+
+    def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,277 @@
+"""The registry: list, look up and build components by kind and name.
+
+Params are validated against the spec before the factory runs, and every problem of one build is
+reported together, one line each, naming the component and the param, with a "did you mean"
+suggestion for misspelt names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from mlbasics.errors import PluginError, UnknownComponentError, ValidationError
+from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings
+from mlbasics.specs import KINDS, ComponentSpec, Kind
+
+#: Keys of a model's table that are not declared params: the sizes the model maps between.
+MODEL_SIZE_PARAMS: Final = ("in_features", "out_features")
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'mlp'?"`` if ``word`` looks like a misspelling of a candidate, else ``""``."""
+    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    if not matches:
+        return ""
+    return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+def normalize_kind(kind: str) -> Kind:
+    """Accept ``model``, ``models`` or ``Models``; raise for anything else."""
+    word = kind.strip().lower()
+    singular = _SINGULAR.get(word, word)
+    if singular in KINDS:
+        return singular
+    raise ValidationError(
+        [f"unknown component kind {kind!r}{suggest(singular, KINDS)}; kinds: {', '.join(KINDS)}"]
+    )
+
+
+_SINGULAR: Final = {"losses": "loss", **{f"{kind}s": kind for kind in KINDS if kind != "loss"}}
+
+
+class Registry:
+    """Components collected from a set of plugins.
+
+    ``Registry()`` loads the installed plugins (entry points), honouring the ``MLBASICS_*``
+    environment variables; ``Registry.isolated(plugin, ...)`` loads only what it is given.
+    Specs are collected lazily, on first use.
+    """
+
+    def __init__(self, plugins: PluginSet | None = None) -> None:
+        self.plugins = plugins if plugins is not None else PluginSet(PluginSettings.from_env())
+        self._index: dict[tuple[Kind, str], ComponentSpec] | None = None
+        self._conflicts: dict[tuple[Kind, str], list[ComponentSpec]] = {}
+        self._all: list[ComponentSpec] = []
+
+    @classmethod
+    def isolated(cls, *plugins: object, builtins: bool = True, strict: bool = True) -> Registry:
+        """A registry that loads no installed plugins: only the built-ins (unless ``builtins=False``)
+        and the ``plugins`` given. Strict by default, so a broken test plugin fails loudly."""
+        registry = cls(PluginSet(PluginSettings(entry_points=False, strict=strict)))
+        if builtins:
+            from mlbasics import builtin
+
+            registry.add_plugin(builtin, "builtins")
+        for plugin in plugins:
+            registry.add_plugin(plugin)
+        return registry
+
+    def add_plugin(self, plugin: object, name: str | None = None) -> PluginRecord:
+        """Register one more plugin (a module or an object with hook implementations)."""
+        record = self.plugins.add(plugin, name)
+        self._index = None
+        return record
+
+    # -- looking things up ---------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[PluginRecord]:
+        """Every plugin seen, with its status; collecting components first, so hook failures show."""
+        self._load()
+        return self.plugins.records
+
+    def specs(self, kind: str | None = None, pattern: str = "*") -> list[ComponentSpec]:
+        """All specs (conflicting ones included), sorted by kind then name, optionally filtered by
+        kind and a glob ``pattern`` on the name."""
+        self._load()
+        wanted = normalize_kind(kind) if kind is not None else None
+        return sorted(
+            (
+                s
+                for s in self._all
+                if (wanted is None or s.kind == wanted) and fnmatch.fnmatchcase(s.name, pattern)
+            ),
+            key=lambda s: (KINDS.index(s.kind), s.name, s.plugin.name if s.plugin else ""),
+        )
+
+    def names(self, kind: str) -> list[str]:
+        index = self._load()
+        wanted = normalize_kind(kind)
+        return sorted({name for k, name in [*index, *self._conflicts] if k == wanted})
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        """The spec for ``name``; raises with a suggestion if it is unknown, conflicting or unavailable."""
+        spec_kind = normalize_kind(kind)
+        index = self._load()
+        spec = index.get((spec_kind, name))
+        if spec is None:
+            if (spec_kind, name) in self._conflicts:
+                raise PluginError(self._conflict_message(spec_kind, name))
+            raise UnknownComponentError([self._unknown_message(spec_kind, name)])
+        missing = spec.missing_requirements()
+        if missing:
+            hint = f"; {spec.install_hint}" if spec.install_hint else ""
+            raise PluginError(
+                f"{spec_kind} {name!r} from plugin {spec.plugin} is unavailable: "
+                f"needs {', '.join(missing)}{hint}"
+            )
+        return spec
+
+    def status(self, spec: ComponentSpec) -> str:
+        """``available``; ``overridden`` (another plugin's spec replaces it); ``conflict`` (another
+        plugin provides the same name); or ``unavailable: needs X`` (a requirement is missing)."""
+        index = self._load()
+        key = (spec.kind, spec.name)
+        if key in self._conflicts:
+            return "conflict"
+        if index.get(key) is not spec:
+            return "overridden"
+        missing = spec.missing_requirements()
+        if missing:
+            hint = f" ({spec.install_hint})" if spec.install_hint else ""
+            return f"unavailable: needs {', '.join(missing)}{hint}"
+        return "available"
+
+    def _unknown_message(self, kind: Kind, name: str) -> str:
+        known = self.names(kind)
+        hint = suggest(name, known)
+        if not hint:
+            hint = f"; available: {', '.join(known)}" if 0 < len(known) <= 12 else ""
+        failed = [r.name for r in self.plugins.records if r.status == "failed"]
+        if failed:
+            hint += f" (plugin{'s' if len(failed) > 1 else ''} {', '.join(failed)} failed to load: see `mlbasics plugins`)"
+        return f"unknown {kind} {name!r}{hint}"
+
+    def _conflict_message(self, kind: Kind, name: str) -> str:
+        providers = " and ".join(str(s.plugin) for s in self._conflicts[(kind, name)])
+        return (
+            f"{kind} {name!r} is provided by both {providers}; disable one with "
+            f"MLBASICS_DISABLE_PLUGINS, or have one declare overrides=True"
+        )
+
+    def _load(self) -> dict[tuple[Kind, str], ComponentSpec]:
+        if self._index is not None:
+            return self._index
+        self._all = self.plugins.collect()
+        by_key: dict[tuple[Kind, str], list[ComponentSpec]] = {}
+        for spec in self._all:
+            by_key.setdefault((spec.kind, spec.name), []).append(spec)
+        index: dict[tuple[Kind, str], ComponentSpec] = {}
+        self._conflicts = {}
+        for key, specs in by_key.items():
+            overriding = [s for s in specs if s.overrides]
+            if len(specs) == 1:
+                index[key] = specs[0]
+            elif len(overriding) == 1:
+                index[key] = overriding[0]
+            else:
+                self._conflicts[key] = specs
+                if self.plugins.settings.strict:
+                    raise PluginError(self._conflict_message(*key))
+        self._index = index
+        return index
+
+    # -- validating and building ---------------------------------------------------------------
+
+    def resolve(
+        self, kind: str, name: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[ComponentSpec, dict[str, Any]]:
+        """Validate ``params`` for component ``name``; return its spec and the complete params
+        (defaults filled in, values coerced). Raises :class:`ValidationError` listing every problem."""
+        spec = self.get(kind, name)
+        values, problems = self._check_params(spec, dict(params or {}))
+        if problems:
+            raise ValidationError(problems)
+        return spec, values
+
+    def check(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> list[str]:
+        """Every problem with building ``name`` from ``params``, as lines; empty if it would build."""
+        try:
+            self.resolve(kind, name, params)
+        except ValidationError as exc:
+            return list(exc.problems)
+        except PluginError as exc:
+            return [str(exc)]
+        return []
+
+    def build(self, kind: str, name: str, /, *args: Any, **params: Any) -> Any:
+        """Build component ``name`` of ``kind`` from ``params``.
+
+        Positional ``args`` go to the factory first (an optimizer's model parameters). Models also
+        take ``in_features`` (required) and ``out_features`` (default 1).
+        """
+        spec, values = self.resolve(kind, name, params)
+        return self.instantiate(spec, values, *args)
+
+    def instantiate(self, spec: ComponentSpec, values: Mapping[str, Any], /, *args: Any) -> Any:
+        """Call ``spec``'s factory with params already checked by :meth:`resolve`. A param naming
+        another component reaches the factory as a zero-argument builder of that component."""
+        kwargs = {
+            key: functools.partial(self.build, param.component, value)
+            if (param := spec.param(key)) is not None and param.component is not None and value is not None
+            else value
+            for key, value in values.items()
+        }
+        return spec.load_factory()(*args, **kwargs)
+
+    def _check_params(self, spec: ComponentSpec, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        where = f"{spec.kind} {spec.name!r}"
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        if spec.kind == "model":
+            for size in MODEL_SIZE_PARAMS:
+                value = params.pop(size, 1 if size == "out_features" else None)
+                if value is None:
+                    problems.append(f"{where}: {size} is required (the number of input features)")
+                elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    problems.append(f"{where}: {size} must be an integer >= 1, got {value!r}")
+                else:
+                    values[size] = value
+        declared = {p.name: p for p in spec.params}
+        for key in params:
+            if key not in declared:
+                known = list(declared) + (list(MODEL_SIZE_PARAMS) if spec.kind == "model" else [])
+                hint = suggest(key, known) or (
+                    f"; it takes: {', '.join(known)}" if known else "; it takes no params"
+                )
+                problems.append(f"{where}: unknown param {key!r}{hint}")
+        for param in spec.params:
+            if param.name not in params:
+                if param.required:
+                    problems.append(f"{where}: param {param.name!r} is required")
+                    continue
+                value = param.default
+            else:
+                try:
+                    value = param.coerce(params[param.name])
+                except ValueError as exc:
+                    problems.append(f"{where}: param {param.name!r} {exc}")
+                    continue
+            if param.component is not None and value is not None:
+                nested = self.check(param.component, value)
+                if nested:
+                    problems.extend(f"{where}: param {param.name!r}: {line}" for line in nested)
+                    continue
+            values[param.name] = value
+        return values, problems
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry of installed plugins, created on first use."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def reset_default_registry() -> None:
+    """Forget the process-wide registry, so the next use re-reads plugins and environment."""
+    global _default
+    _default = None

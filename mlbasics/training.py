@@ -1,0 +1,339 @@
+"""From an experiment to a trained model: validate, build the components on the device, train.
+
+The loop is the lecture's own loop (zero the gradients, forward, loss, backward, step) and adds
+nothing per step that the lecture's loop does not do: no ``.item()``, no progress update. Each
+step's loss stays on the device; every ``log_every`` epochs the losses since the last time are
+copied out in one transfer, and only then do callbacks (progress bars, checks) run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from mlbasics.data import Dataset
+from mlbasics.devices import resolve_device, synchronize
+from mlbasics.errors import PluginError, ValidationError
+from mlbasics.experiment import Experiment
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
+from mlbasics.solvers import ClosedFormSolver
+from mlbasics.specs import ComponentSpec, Kind
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training early; the result keeps the epochs done so far."""
+
+
+@attrs.frozen(kw_only=True)
+class ComponentInfo:
+    """Which component was used, with its params, and which plugin (and version) supplied it."""
+
+    name: str
+    params: dict[str, Any] = attrs.field(hash=False)
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+    @classmethod
+    def of(cls, spec: ComponentSpec, params: dict[str, Any]) -> ComponentInfo:
+        plugin = spec.plugin
+        return cls(
+            name=spec.name,
+            params=params,
+            plugin=plugin.name if plugin else "?",
+            distribution=plugin.distribution if plugin else None,
+            version=plugin.version if plugin else None,
+        )
+
+
+@attrs.define(kw_only=True, eq=False)
+class Setup:
+    """An experiment's components, built and on the device, ready to train."""
+
+    experiment: Experiment
+    device: torch.device
+    dataset: Dataset
+    features: torch.Tensor
+    targets: torch.Tensor
+    model: nn.Module
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer | ClosedFormSolver
+    specs: dict[Kind, ComponentSpec]
+    components: dict[Kind, ComponentInfo]
+
+    @property
+    def needs_closure(self) -> bool:
+        return "closure" in self.specs["optimizer"].tags
+
+    def evaluate(self) -> torch.Tensor:
+        """The loss of the current parameters on the whole dataset (no gradients)."""
+        with torch.no_grad():
+            return self.loss(self.model(self.features), self.targets).detach()
+
+
+class Callback:
+    """Hooks into training at the moments the loss is copied off the device. Override any of them;
+    raise :class:`StopTraining` to end training early."""
+
+    def on_train_start(self, setup: Setup, epochs: int) -> None:
+        """Before the first step; ``epochs`` is the number of epochs that will run."""
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        """After ``epoch`` epochs in all; ``losses`` (on the CPU) are those since the last call."""
+
+    def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
+        """Always called last: with the result, or with ``None`` if training failed with an error."""
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class TrainResult:
+    """What a training run produced: the loss history, the learned parameters and where they came from."""
+
+    experiment: Experiment
+    history: list[float]
+    epochs: int
+    device: str
+    seconds: float
+    parameters: dict[str, torch.Tensor]
+    components: dict[Kind, ComponentInfo]
+    model: nn.Module
+    dataset: Dataset
+    stopped: str | None = None
+
+    @property
+    def final_loss(self) -> float:
+        """The loss of the last epoch (computed before that epoch's update, as the lecture prints it)."""
+        return self.history[-1]
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            predictions: torch.Tensor = self.model(features.to(device, torch.float32))
+        return predictions.cpu()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: losses, parameters as nested lists, and each component's provenance."""
+        return {
+            "final_loss": self.final_loss,
+            "epochs": self.epochs,
+            "device": self.device,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+            "parameters": {name: value.tolist() for name, value in self.parameters.items()},
+            "components": {kind: attrs.asdict(info) for kind, info in self.components.items()},
+            "experiment": self.experiment.to_dict(),
+            "history": self.history,
+        }
+
+
+# -- putting the experiment together -------------------------------------------------------------
+
+
+def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
+    """Validate ``experiment`` against the registry (all problems at once), then build its
+    components on the chosen device. Raises a :class:`mlbasics.MlbasicsError` for any user error."""
+    registry = registry or default_registry()
+    problems = experiment.problems()
+    specs: dict[Kind, ComponentSpec] = {}
+    kwargs: dict[Kind, dict[str, Any]] = {}
+    for kind, component in experiment.components().items():
+        params = dict(component.params)
+        if kind == "model":
+            params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
+        try:
+            specs[kind], kwargs[kind] = registry.resolve(kind, component.name, params)
+        except ValidationError as exc:
+            problems += exc.problems
+        except PluginError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValidationError(problems)
+    device = resolve_device(experiment.device)
+
+    dataset = _checked(specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset)
+    sizes = _model_sizes(experiment, dataset)
+    kwargs["model"] = sizes | {k: v for k, v in kwargs["model"].items() if k not in MODEL_SIZE_PARAMS}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(experiment.seed)
+        model = _checked(specs["model"], registry.instantiate(specs["model"], kwargs["model"]), nn.Module)
+    model.to(device).train()
+    loss = registry.instantiate(specs["loss"], kwargs["loss"])
+    if isinstance(loss, nn.Module):
+        loss.to(device)
+    optimizer = registry.instantiate(specs["optimizer"], kwargs["optimizer"], list(model.parameters()))
+    if isinstance(optimizer, ClosedFormSolver):
+        problem = optimizer.check(model, specs["loss"])
+        if problem:
+            raise ValidationError([problem])
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise _contract_broken(specs["optimizer"], optimizer, "a torch.optim.Optimizer or a ClosedFormSolver")
+    components = {kind: ComponentInfo.of(specs[kind], kwargs[kind]) for kind in specs}
+    return Setup(
+        experiment=experiment,
+        device=device,
+        dataset=dataset,
+        features=dataset.features.to(device),
+        targets=dataset.targets.to(device),
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        specs=specs,
+        components=components,
+    )
+
+
+def _model_sizes(experiment: Experiment, dataset: Dataset) -> dict[str, int]:
+    """The model's in/out sizes come from the dataset; sizes given explicitly must agree with it."""
+    actual = {"in_features": dataset.n_features, "out_features": int(dataset.targets.shape[1])}
+    model = experiment.model
+    problems = [
+        f"model {model.name!r}: {size} = {model.params[size]} does not match dataset "
+        f"{experiment.dataset.name!r}, which has {value} {'feature' if size == 'in_features' else 'target'} "
+        f"column{'s' if value != 1 else ''}"
+        for size, value in actual.items()
+        if size in model.params and model.params[size] != value
+    ]
+    if problems:
+        raise ValidationError(problems)
+    return actual
+
+
+def _checked(spec: ComponentSpec, value: Any, expected: type) -> Any:
+    if not isinstance(value, expected):
+        raise _contract_broken(spec, value, f"a {expected.__module__}.{expected.__qualname__}")
+    return value
+
+
+def _contract_broken(spec: ComponentSpec, value: Any, expected: str) -> PluginError:
+    return PluginError(
+        f"{spec.kind} {spec.name!r} from plugin {spec.plugin}: factory returned {type(value).__name__}, expected {expected}"
+    )
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
+    """One full-batch training step, returning its loss (detached, still on the device)."""
+    model, loss_fn, optimizer = setup.model, setup.loss, setup.optimizer
+    x, y = setup.features, setup.targets
+    assert isinstance(optimizer, torch.optim.Optimizer)
+
+    if setup.needs_closure:
+
+        def closure() -> Any:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()  # type: ignore[no-untyped-call]
+            return loss
+
+        def step_with_closure() -> torch.Tensor:
+            loss: torch.Tensor = optimizer.step(closure)  # type: ignore[assignment]
+            return loss.detach()
+
+        return step_with_closure
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def sync_interval(experiment: Experiment) -> int:
+    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run."""
+    return experiment.log_every or max(1, experiment.epochs // 100)
+
+
+def fit(setup: Setup, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train the prepared ``setup`` for the experiment's epochs and return the result."""
+    epochs = 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
+    for callback in callbacks:
+        callback.on_train_start(setup, epochs)
+    result = None
+    try:
+        result = _run(setup, epochs, callbacks)
+    finally:
+        for callback in callbacks:
+            callback.on_train_end(setup, result)
+    return result
+
+
+def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResult:
+    chunks: list[torch.Tensor] = []
+    stopped = None
+    synchronize(setup.device)
+    start = time.perf_counter()
+    try:
+        if isinstance(setup.optimizer, ClosedFormSolver):
+            setup.optimizer.solve(setup.model, setup.features, setup.targets)
+            chunks.append(setup.evaluate().reshape(1).cpu())
+            for callback in callbacks:
+                callback.on_sync(setup, 1, chunks[-1])
+        else:
+            step = eager_step(setup)
+            interval = sync_interval(setup.experiment)
+            done = 0
+            while done < epochs:
+                n = min(interval, epochs - done)
+                losses = torch.stack([step() for _ in range(n)]).cpu()  # the one host sync per interval
+                chunks.append(losses)
+                done += n
+                for callback in callbacks:
+                    callback.on_sync(setup, done, losses)
+    except StopTraining as stop:
+        stopped = str(stop) or "stopped by a callback"
+    synchronize(setup.device)
+    seconds = time.perf_counter() - start
+    if not chunks:
+        raise ValidationError(["training stopped before the first epoch finished"])
+    history = torch.cat(chunks).tolist()
+    return TrainResult(
+        experiment=setup.experiment,
+        history=history,
+        epochs=len(history),
+        device=str(setup.device),
+        seconds=seconds,
+        parameters={name: p.detach().cpu().clone() for name, p in setup.model.named_parameters()},
+        components=setup.components,
+        model=setup.model,
+        dataset=setup.dataset,
+        stopped=stopped,
+    )
+
+
+def train(
+    experiment: Experiment | None = None,
+    /,
+    *,
+    registry: Registry | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    **settings: Any,
+) -> TrainResult:
+    """Train an experiment and return its :class:`TrainResult`.
+
+    ``settings`` override fields of ``experiment`` (or of the default experiment, the lecture's MLP):
+    ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
+    :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``. ``progress=True`` shows a
+    progress bar on stderr.
+    """
+    experiment = experiment or Experiment()
+    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
+    if unknown:
+        raise ValidationError([f"train() got an unknown setting {key!r}" for key in unknown])
+    experiment = attrs.evolve(experiment, **settings)
+    if progress:
+        from mlbasics.progress import ProgressBar
+
+        callbacks = [ProgressBar(), *callbacks]
+    return fit(prepare(experiment, registry), callbacks)

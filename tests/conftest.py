@@ -1,0 +1,125 @@
+"""Shared fixtures: an isolated registry, fake installed plugin distributions, and a CLI runner."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlbasics.registry import Registry, reset_default_registry
+
+PLUGIN_ENV_VARS = ("MLBASICS_PLUGINS", "MLBASICS_DISABLE_PLUGINS", "MLBASICS_STRICT_PLUGINS")
+
+
+@pytest.fixture(autouse=True)
+def _clean_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from the installed plugins and no MLBASICS_* settings."""
+    for variable in PLUGIN_ENV_VARS:
+        monkeypatch.delenv(variable, raising=False)
+    reset_default_registry()
+    yield
+    reset_default_registry()
+
+
+@pytest.fixture
+def registry() -> Registry:
+    """The built-ins only: no installed plugins, failures raise."""
+    return Registry.isolated()
+
+
+class FakeSite:
+    """A folder on sys.path holding fake installed distributions, as pip would leave them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def install(
+        self,
+        distribution: str,
+        *,
+        version: str = "1.0",
+        entry_points: dict[str, str],
+        modules: dict[str, str],
+    ) -> None:
+        """Write ``modules`` (name -> source) and a dist-info declaring ``entry_points`` in the
+        ``mlbasics`` group (plugin name -> ``module`` or ``module:object``)."""
+        for name, source in modules.items():
+            (self.root / f"{name}.py").write_text(textwrap.dedent(source))
+        info = self.root / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[mlbasics]\n{lines}")
+        importlib.invalidate_caches()
+
+    def env(self) -> dict[str, str]:
+        """An environment for a subprocess that sees these distributions."""
+        env = dict(os.environ)
+        for variable in PLUGIN_ENV_VARS:
+            env.pop(variable, None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
+        return env
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    yield FakeSite(root)
+    for name in set(sys.modules) - before:  # fake plugin modules must not leak into other tests
+        if getattr(sys.modules[name], "__file__", "") and str(root) in (sys.modules[name].__file__ or ""):
+            del sys.modules[name]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mlbasics ARGS`` in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlbasics", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
+
+
+PLUGIN_SOURCE = """
+from mlbasics import ComponentSpec, Param, hookimpl
+
+@hookimpl
+def mlbasics_activations():
+    return [ComponentSpec(kind="activation", name="softsign", factory="{module}:softsign",
+                          summary="x / (1 + |x|)")]
+
+def softsign():
+    import torch
+    return torch.nn.Softsign()
+"""
+
+
+def plugin_source(module: str) -> str:
+    """A small valid plugin that adds the activation ``softsign``."""
+    return PLUGIN_SOURCE.format(module=module)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` are skipped, with the reason, on machines without a CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is available here")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
