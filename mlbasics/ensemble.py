@@ -152,6 +152,8 @@ def model_problem(models: Sequence[nn.Module], name: str) -> str | None:
     shapes = [(n, p.shape, p.dtype) for n, p in first.named_parameters()]
     if not shapes:
         return f"model {name!r} has no parameters to train"
+    if not all(p.requires_grad for p in first.parameters()):
+        return f"model {name!r} has frozen parameters (requires_grad=False), which the ensemble would train"
     for model in models[1:]:
         if (
             type(model) is not type(first)

@@ -267,14 +267,13 @@ class GraphStepper:
         with torch.no_grad():
             for buffer, value in buffers:
                 buffer.copy_(value)
+        # Drop the check's grads. With the grads None, the captured backward allocates them in
+        # the graph's pool, and each replay writes them afresh instead of adding to the last step's.
         self._optimizer.zero_grad(set_to_none=True)
         if sync is not None:
             self._give_up(f"the step waits for the host ({sync})")
             return
         self._history = torch.empty(self._capacity, dtype=dtype, device=device)
-        # With the grads None, the captured backward allocates them in the graph's pool, and
-        # each replay writes them afresh instead of adding to the last step's.
-        self._optimizer.zero_grad(set_to_none=True)
         try:
             self._backend.capture(self._body)
         except Exception as exc:

@@ -189,6 +189,11 @@ def ensemble_problem(setups: Sequence[Setup]) -> str | None:
     settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
     if isinstance(settings, str):
         return settings
+    for setup in setups:
+        assert isinstance(setup.optimizer, torch.optim.Optimizer)
+        trained = [id(p) for p in setup.optimizer.param_groups[0]["params"]]
+        if trained != [id(p) for p in setup.model.parameters()]:
+            return f"optimizer {name!r} does not train exactly the model's parameters, in order"
     for setup in setups[1:]:
         if setup.experiment.epochs != first.experiment.epochs:
             return "members differ in epochs"

@@ -116,12 +116,23 @@ class WithBuffer(nn.Module):
         return self.linear(x)
 
 
+def frozen_bias(in_features: int, out_features: int) -> nn.Linear:
+    model = nn.Linear(in_features, out_features)
+    assert model.bias is not None
+    model.bias.requires_grad_(False)
+    return model
+
+
 def _model(name: str, factory: Callable[..., Any]) -> ComponentSpec:
     return ComponentSpec(kind="model", name=name, factory=factory, summary=name)
 
 
 PLUGIN = _plugin(
-    mlbasics_models=lambda: [_model("reads-input", ReadsItsInput), _model("with-buffer", WithBuffer)],
+    mlbasics_models=lambda: [
+        _model("reads-input", ReadsItsInput),
+        _model("with-buffer", WithBuffer),
+        _model("frozen-bias", frozen_bias),
+    ],
     mlbasics_optimizers=lambda: [
         ComponentSpec(
             kind="optimizer",
@@ -136,6 +147,12 @@ PLUGIN = _plugin(
             factory=lambda params, lr: torch.optim.Adam(params, lr=lr),
             summary="Adam",
             params=(mlbasics.Param(name="lr", type=float, default=0.01),),
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="weights-only",
+            factory=lambda params: torch.optim.SGD(params[:1], lr=0.1),
+            summary="SGD on the first parameter only",
         ),
         ComponentSpec(
             kind="optimizer",
@@ -182,6 +199,16 @@ FALLBACKS = [
         {"optimizer": "nesterov"},
         {"grid": {"optimizer.maximize": [False, True]}},
         "members differ in the optimizer's maximize, which the stacked SGD shares between them",
+    ),
+    (
+        {"model": "frozen-bias"},
+        {"seeds": [0, 1]},
+        "model 'frozen-bias' has frozen parameters (requires_grad=False), which the ensemble would train",
+    ),
+    (
+        {"optimizer": "weights-only"},
+        {"seeds": [0, 1]},
+        "optimizer 'weights-only' does not train exactly the model's parameters, in order",
     ),
     (
         {"model": "with-buffer"},
