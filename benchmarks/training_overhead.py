@@ -58,8 +58,12 @@ def lecture_loop(epochs: int, device: torch.device) -> float:
     return timed(loop)
 
 
-def mlbasics_train(epochs: int, device: torch.device, registry: mlbasics.Registry) -> float:
-    experiment = mlbasics.Experiment(epochs=epochs, device=str(device))
+def mlbasics_train(
+    epochs: int, device: torch.device, registry: mlbasics.Registry, *, cuda_graph: bool = False
+) -> float:
+    """``mlbasics.train`` on the lecture's experiment, all of it (validation and building included).
+    Eager unless ``cuda_graph``: on a GPU the default would be the graph path, measured on its own."""
+    experiment = mlbasics.Experiment(epochs=epochs, device=str(device), cuda_graph=cuda_graph)
     return timed(lambda: mlbasics.train(experiment, registry=registry))
 
 
@@ -79,6 +83,7 @@ def main() -> None:
         units=args.epochs,
         repeats=args.repeats,
         goal="<= 1.00 (at most 1.05)",
+        goal_max=1.0,
     )
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mlbasics.analysis import NotCollapsibleError, collapse
     from mlbasics.data import Dataset, GroundTruth
     from mlbasics.solvers import ClosedFormSolver
+    from mlbasics.sweeps import SweepMember, SweepResult, sweep
     from mlbasics.training import Callback, Setup, StopTraining, TrainResult, fit, prepare, train
 
 __version__ = "0.1.0"
@@ -50,6 +51,9 @@ _LAZY = {
     "fit": "mlbasics.training",
     "prepare": "mlbasics.training",
     "train": "mlbasics.training",
+    "sweep": "mlbasics.sweeps",
+    "SweepMember": "mlbasics.sweeps",
+    "SweepResult": "mlbasics.sweeps",
 }
 
 
@@ -96,6 +100,8 @@ __all__ = [
     "Registry",
     "Setup",
     "StopTraining",
+    "SweepMember",
+    "SweepResult",
     "TrainResult",
     "TrainingError",
     "UnknownComponentError",
@@ -108,5 +114,6 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "prepare",
+    "sweep",
     "train",
 ]

@@ -106,6 +106,9 @@ class Experiment:
     seed: int = 1
     #: Epochs between the moments the loss is copied off the device (progress, checks); None: about 100 per run.
     log_every: int | None = None
+    #: On CUDA, capture the training step in a CUDA graph and replay it where that is safe (see
+    #: mlbasics/steppers.py); False trains eagerly everywhere. Elsewhere it changes nothing.
+    cuda_graph: bool = True
 
     def components(self) -> dict[Kind, Component]:
         return {kind: getattr(self, kind) for kind in COMPONENT_KINDS}
@@ -121,6 +124,9 @@ class Experiment:
                 found.append(f"{field} must be an integer, got {value!r}")
             elif value < minimum:
                 found.append(f"{field} must be >= {minimum}, got {value}")
+        cuda_graph: object = self.cuda_graph  # from TOML or --set, it may be anything
+        if not isinstance(cuda_graph, bool):
+            found.append(f"cuda_graph must be true or false, got {cuda_graph!r}")
         device_problem = check_device_name(self.device)
         if device_problem:
             found.append(device_problem)
@@ -135,8 +141,8 @@ class Experiment:
         return self if current.name == name else self._replace(kind, Component(name))
 
     def with_value(self, key: str, value: Any) -> Experiment:
-        """Set ``epochs``, ``device``, ``seed``, ``log_every``, a component (``model``), or a
-        component param (``optimizer.lr``)."""
+        """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, a component
+        (``model``), or a component param (``optimizer.lr``)."""
         head, dot, param = key.partition(".")
         if not dot:
             if head in COMPONENT_KINDS:
@@ -173,6 +179,8 @@ class Experiment:
         data: dict[str, Any] = {"epochs": self.epochs, "device": self.device, "seed": self.seed}
         if self.log_every is not None:
             data["log_every"] = self.log_every
+        if self.cuda_graph is not True:
+            data["cuda_graph"] = self.cuda_graph
         for kind, component in self.components().items():
             data[kind] = component.to_dict()
         return data
@@ -227,7 +235,7 @@ class Experiment:
         atomic_write_text(path, self.to_toml())
 
 
-_SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every")
+_SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph")
 _ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS)
 
 

@@ -15,6 +15,7 @@ from mlbasics._files import atomic_path
 from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
+    from mlbasics.sweeps import SweepResult
     from mlbasics.training import TrainResult
 
 
@@ -81,3 +82,42 @@ def save_figure(figure: Any, path: str | Path) -> None:
 
 def save_training_plot(result: TrainResult, path: str | Path) -> None:
     save_figure(training_figure(result), path)
+
+
+def sweep_figure(result: SweepResult) -> Any:
+    """Every member's loss curve in one picture, the best one drawn over the rest."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8, 5))
+    best = result.best
+    few = len(result.members) <= 10
+    positive = True
+    for member in result.members:
+        history = member.history.clone()
+        history[~torch.isfinite(history)] = float("nan")  # a diverged member's curve just ends
+        positive = positive and bool((history[~history.isnan()] > 0).all())
+        axes.plot(
+            range(1, len(history) + 1),
+            history,
+            linewidth=1.0,
+            alpha=0.8 if few else 0.25,
+            label=member.label if few and member is not best else None,
+        )
+    axes.plot(
+        range(1, len(best.history) + 1), best.history, color="black", linewidth=2, label=f"best: {best.label}"
+    )
+    if positive:
+        axes.set_yscale("log")
+    loss_name = result.experiment.loss.name
+    axes.set(
+        xlabel="epoch",
+        ylabel=f"loss ({loss_name})",
+        title=f"{len(result.members)} members ({result.mode}, {result.device})",
+    )
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def save_sweep_plot(result: SweepResult, path: str | Path) -> None:
+    save_figure(sweep_figure(result), path)

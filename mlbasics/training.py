@@ -3,7 +3,8 @@
 The loop is the lecture's own loop (zero the gradients, forward, loss, backward, step) and adds
 nothing per step that the lecture's loop does not do: no ``.item()``, no progress update. Each
 step's loss stays on the device; every ``log_every`` epochs the losses since the last time are
-copied out in one transfer, and only then do callbacks (progress bars, checks) run.
+copied out in one transfer, and only then do callbacks (progress bars, checks) run. On CUDA the
+steps of each interval are, where safe, replays of one captured CUDA graph (see mlbasics/steppers.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlbasics.experiment import Experiment
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
+from mlbasics.steppers import make_stepper
 
 
 class StopTraining(Exception):
@@ -104,6 +106,8 @@ class TrainResult:
     model: nn.Module
     dataset: Dataset
     stopped: str | None = None
+    #: How the steps were taken: "eager", "cuda-graph" (captured once, replayed) or "closed-form".
+    step_mode: str = "eager"
 
     @property
     def final_loss(self) -> float:
@@ -125,6 +129,7 @@ class TrainResult:
             "device": self.device,
             "seconds": self.seconds,
             "stopped": self.stopped,
+            "step_mode": self.step_mode,
             "parameters": {name: value.tolist() for name, value in self.parameters.items()},
             "components": {kind: attrs.asdict(info) for kind, info in self.components.items()},
             "experiment": self.experiment.to_dict(),
@@ -271,6 +276,7 @@ def fit(setup: Setup, callbacks: Sequence[Callback] = ()) -> TrainResult:
 def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResult:
     chunks: list[torch.Tensor] = []
     stopped = None
+    mode = "closed-form"
     synchronize(setup.device)
     start = time.perf_counter()
     try:
@@ -280,12 +286,14 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
             for callback in callbacks:
                 callback.on_sync(setup, 1, chunks[-1])
         else:
-            step = eager_step(setup)
             interval = sync_interval(setup.experiment)
+            stepper = make_stepper(setup, eager_step(setup), epochs=epochs, interval=interval)
+            mode = stepper.mode
             done = 0
             while done < epochs:
                 n = min(interval, epochs - done)
-                losses = torch.stack([step() for _ in range(n)]).cpu()  # the one host sync per interval
+                losses = stepper.run(n).cpu()  # the one host sync per interval
+                mode = stepper.mode
                 chunks.append(losses)
                 done += n
                 for callback in callbacks:
@@ -308,6 +316,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
         model=setup.model,
         dataset=setup.dataset,
         stopped=stopped,
+        step_mode=mode,
     )
 
 
@@ -324,8 +333,8 @@ def train(
 
     ``settings`` override fields of ``experiment`` (or of the default experiment, the lecture's MLP):
     ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
-    :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``. ``progress=True`` shows a
-    progress bar on stderr.
+    :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``.
+    ``progress=True`` shows a progress bar on stderr.
     """
     experiment = experiment or Experiment()
     unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))

@@ -1,4 +1,4 @@
-"""The ``mlbasics`` command: list components and plugins, train experiments.
+"""The ``mlbasics`` command: list components and plugins, train experiments, sweep them.
 
 Each command lives in its own module with an ``add_parser`` and a ``run``. User errors
 (:class:`mlbasics.MlbasicsError`) are printed as ``mlbasics: error: ...``, one line per problem, and
@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from mlbasics import __version__
 from mlbasics.cli import list as list_command
 from mlbasics.cli import plugins as plugins_command
+from mlbasics.cli import sweep as sweep_command
 from mlbasics.cli import train as train_command
 from mlbasics.errors import MlbasicsError
 
-COMMANDS = (list_command, plugins_command, train_command)
+COMMANDS = (list_command, plugins_command, train_command, sweep_command)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -17,6 +18,18 @@ def stdout() -> Console:
 
 def stderr() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+def show_notes() -> None:
+    """Print the notes mlbasics gives (why a faster path was not taken) as ``mlbasics: note: ...``
+    on stderr, instead of Python's bare default."""
+    logger = logging.getLogger("mlbasics")
+    if not any(getattr(handler, "_mlbasics_notes", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mlbasics: note: %(message)s"))
+        handler._mlbasics_notes = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def print_json(data: Any) -> None:

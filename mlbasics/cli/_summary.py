@@ -36,8 +36,9 @@ def _components_table(result: TrainResult) -> Table:
 def _result_line(result: TrainResult) -> Text:
     text = Text("final loss ")
     text.append(f"{result.final_loss:.6g}", style="bold cyan")
+    graph = " (CUDA graph)" if result.step_mode == "cuda-graph" else ""
     text.append(
-        f" after {result.epochs} epoch{'s' if result.epochs != 1 else ''} on {result.device} in {result.seconds:.3g} s"
+        f" after {result.epochs} epoch{'s' if result.epochs != 1 else ''} on {result.device}{graph} in {result.seconds:.3g} s"
     )
     if result.epochs > 1 and result.seconds > 0:
         text.append(f" ({result.epochs / result.seconds:,.0f} steps/s)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlbasics.cli._output import print_json, stderr, stdout
+from mlbasics.cli._output import print_json, show_notes, stderr, stdout
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 
 
@@ -17,6 +17,19 @@ def add_parser(commands: Any) -> None:
         "top. With no arguments: the lecture's 1-6-10-6-1 ReLU MLP on y = x² + 3, SGD lr 0.01, "
         "MSE, 10000 epochs.",
     )
+    add_experiment_arguments(parser)
+    parser.add_argument(
+        "--plot", metavar="PATH.png", help="write the loss curve (and, for 1-D data, the fit) as a PNG"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object, nothing else"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG.toml and the flags that change the experiment (shared with ``mlbasics sweep``)."""
     parser.add_argument("config", nargs="?", metavar="CONFIG.toml", help="experiment file (see examples/)")
     for kind in COMPONENT_KINDS:
         parser.add_argument(
@@ -34,24 +47,27 @@ def add_parser(commands: Any) -> None:
         help="set any value, e.g. model.hidden=[8,8], dataset.noise=0.1, epochs=500 (repeatable)",
     )
     parser.add_argument(
-        "--plot", metavar="PATH.png", help="write the loss curve (and, for 1-D data, the fit) as a PNG"
+        "--no-cuda-graph",
+        action="store_true",
+        help="on CUDA, take every step eagerly instead of replaying a captured CUDA graph",
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print the result as one JSON object, nothing else"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
 
 
 def experiment_from_args(args: argparse.Namespace) -> Experiment:
     """The config file (or the default experiment) with the command line's flags applied in order:
-    component names, then --lr/--epochs/--device/--seed, then every --set."""
+    component names, then --lr/--epochs/--device/--seed/--no-cuda-graph, then every --set."""
     experiment = Experiment.load(args.config) if args.config else Experiment()
     for kind in COMPONENT_KINDS:
         name = getattr(args, kind)
         if name is not None:
             experiment = experiment.with_component(kind, name)
-    flags = {"optimizer.lr": args.lr, "epochs": args.epochs, "device": args.device, "seed": args.seed}
+    flags = {
+        "optimizer.lr": args.lr,
+        "epochs": args.epochs,
+        "device": args.device,
+        "seed": args.seed,
+        "cuda_graph": False if args.no_cuda_graph else None,
+    }
     for key, value in flags.items():
         if value is not None:
             experiment = experiment.with_value(key, value)
@@ -66,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         check_can_plot(args.plot)
     from mlbasics.training import fit, prepare
 
+    show_notes()
     setup = prepare(experiment)
     callbacks = []
     if not (args.json or args.quiet):

@@ -1,0 +1,173 @@
+"""``mlbasics sweep``: one experiment over a grid of seeds, learning rates and other settings,
+trained as one vmapped ensemble where the components allow it; results best first."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mlbasics.cli._output import format_value, print_json, show_notes, stdout
+from mlbasics.cli.train import add_experiment_arguments, experiment_from_args
+from mlbasics.errors import MlbasicsError
+from mlbasics.experiment import parse_value
+
+if TYPE_CHECKING:
+    from mlbasics.sweeps import SweepResult
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "sweep",
+        help="train an experiment over seeds, learning rates, ... at once (a vmapped ensemble)",
+        description="Train the experiment (CONFIG.toml and flags, as for `mlbasics train`) once for "
+        "every combination of --seeds, --lrs and --grid values. Members that differ only in their "
+        "seed and SGD's lr, momentum or weight decay train together as one vmapped ensemble; "
+        "otherwise they train one after another and a note says why.",
+    )
+    add_experiment_arguments(parser)
+    parser.add_argument(
+        "--seeds", metavar="LIST", help="seeds of the model's initialisation: 0-9, 1,5,7 or 0-4,10"
+    )
+    parser.add_argument("--lrs", metavar="LIST", help="learning rates (optimizer.lr): 0.001,0.01,0.1")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="another setting to vary: optimizer.momentum=0,0.9 or a TOML list, "
+        "model.hidden=[[4],[8,8]] (repeatable)",
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="train the members one after another, not as an ensemble"
+    )
+    parser.add_argument(
+        "--top", type=int, default=10, metavar="N", help="rows in the results table (default 10, 0: all)"
+    )
+    parser.add_argument("--plot", metavar="PATH.png", help="write every member's loss curve as a PNG")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object (members best first)"
+    )
+    parser.add_argument("--history", action="store_true", help="with --json: add each member's loss history")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+# -- reading the grid from the command line ------------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9``, ``1,5,7`` or ``0-4,10``: ranges include both ends."""
+    seeds: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        first, dash, last = item.partition("-")
+        try:
+            if dash:
+                low, high = int(first), int(last)
+                if high < low:
+                    raise ValueError
+                seeds.extend(range(low, high + 1))
+            else:
+                seeds.append(int(item))
+        except ValueError:
+            raise MlbasicsError(f"--seeds: {item!r} is not a seed or a range like 0-9") from None
+    return seeds
+
+
+def parse_numbers(text: str, flag: str) -> list[float]:
+    """``0.001,0.01,0.1``"""
+    numbers = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            numbers.append(float(item))
+        except ValueError:
+            raise MlbasicsError(f"{flag}: {item!r} is not a number") from None
+    return numbers
+
+
+def parse_grid(assignments: Sequence[str]) -> dict[str, list[Any]]:
+    """``KEY=V1,V2`` (each value read as TOML, else as a string) or ``KEY=[V1, V2]`` (a TOML list)."""
+    grid: dict[str, list[Any]] = {}
+    for assignment in assignments:
+        key, eq, text = (part.strip() for part in assignment.partition("="))
+        if not eq or not key or not text:
+            raise MlbasicsError(f"--grid needs KEY=VALUES, got {assignment!r}")
+        value = parse_value(text) if text.startswith("[") else None
+        values = value if isinstance(value, list) else [parse_value(v.strip()) for v in text.split(",")]
+        if key in grid:
+            raise MlbasicsError(f"--grid: {key!r} is given twice")
+        grid[key] = values
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    experiment = experiment_from_args(args)
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    lrs = parse_numbers(args.lrs, "--lrs") if args.lrs else None
+    grid = parse_grid(args.grid)
+    if args.top < 0:
+        raise MlbasicsError(f"--top must be >= 0, got {args.top}")
+    if args.plot:
+        from mlbasics.plotting import check_can_plot
+
+        check_can_plot(args.plot)
+    from mlbasics.sweeps import sweep
+
+    show_notes()
+    result = sweep(
+        experiment,
+        seeds=seeds,
+        lrs=lrs,
+        grid=grid,
+        vmap=not args.sequential,
+        progress=not (args.json or args.quiet),
+    )
+    if args.plot:
+        from mlbasics.plotting import save_sweep_plot
+
+        save_sweep_plot(result, args.plot)
+    if args.json:
+        print_json(result.to_dict(history=args.history))
+    else:
+        stdout().print(render_sweep(result, top=args.top, plot=args.plot))
+    return 0
+
+
+# -- the results table ---------------------------------------------------------------------------
+
+
+def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None) -> RenderableType:
+    ranked = result.ranked()
+    shown = ranked if top == 0 else ranked[:top]
+    how = "as one vmapped ensemble" if result.mode == "vmap" else "one after another"
+    steps = result.model_steps
+    headline = Text(
+        f"{len(ranked)} member{'s' if len(ranked) != 1 else ''}, trained {how} on {result.device} in "
+        f"{result.seconds:.3g} s"
+    )
+    if steps and result.seconds > 0:
+        headline.append(f" ({result.seconds / steps * 1e6:,.1f} µs per model-step)")
+    table = Table(title="Sweep, best first", title_justify="left")
+    table.add_column("rank", justify="right")
+    for axis in result.axes:
+        table.add_column(axis, justify="right")
+    table.add_column("final loss", justify="right", style="cyan")
+    for rank, member in enumerate(shown, start=1):
+        loss = member.final_loss
+        cell = Text(f"{loss:.6g}") if math.isfinite(loss) else Text(f"{loss} (diverged)", style="red")
+        table.add_row(str(rank), *(Text(format_value(member.values[a])) for a in result.axes), cell)
+    if len(shown) < len(ranked):
+        table.caption = f"{len(ranked) - len(shown)} more not shown (--top 0 shows all)"
+    parts: list[RenderableType] = [table, headline]
+    best = result.best
+    parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> final loss {best.final_loss:.6g}"))
+    if result.reason:
+        parts.append(Text(f"one after another because {result.reason}", style="yellow"))
+    if plot:
+        parts.append(Text(f"plot written to {plot}"))
+    return Group(*parts)

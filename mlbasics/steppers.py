@@ -1,0 +1,317 @@
+"""How the training loop takes its steps: one by one from Python, or replaying a captured CUDA graph.
+
+The loop asks a :class:`Stepper` for ``n`` steps at a time and gets their losses back as one tensor
+that is still on the device; it copies that tensor to the host once per sync interval either way.
+
+Why a graph: a step of a model as small as the lecture's MLP is a few dozen tiny kernels. On a GPU,
+launching each of them from Python costs far more than running it, so the GPU mostly waits. A CUDA
+graph records the whole step once -- zero the gradients, forward, loss, backward, optimizer step,
+and writing the loss into a history buffer -- and replays all of it with a single launch.
+
+Capture follows PyTorch's recipe for whole-network capture (CUDA semantics notes, "Whole-network
+capture"): a few eager warm-up steps on a side stream; gradients set to ``None`` so that the
+captured backward allocates them from the graph's private memory pool; one capture of the step;
+then ``replay()``. The recipe's static inputs come free: training is full batch, so the data
+tensors never change. The warm-up steps are real training steps: their losses open the history,
+so a graph run takes exactly the steps an eager run takes.
+
+The graph path is used only on CUDA, only when the experiment allows it (``cuda_graph``, on by
+default), and only when the step can be captured (:func:`capture_problem`). Otherwise training is
+eager, and where the user could have expected a graph, a note says once why there is none.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Protocol
+
+import torch
+
+from mlbasics.notes import note_once
+from mlbasics.solvers import ClosedFormSolver
+
+if TYPE_CHECKING:
+    from mlbasics.training import Setup
+
+EAGER: Final = "eager"
+CUDA_GRAPH: Final = "cuda-graph"
+
+#: Eager steps before the capture (PyTorch's recipe uses 3): they create the optimizer's state
+#: (momentum buffers, step counters) and the libraries' lazy handles outside the capture.
+WARMUP_STEPS: Final = 3
+#: Shorter runs stay eager: the capture costs a device synchronisation and a recording up front,
+#: which a run of a few steps would not win back.
+MIN_GRAPH_EPOCHS: Final = 20
+#: A plugin may tag its optimizer spec with this to say its step is safe to capture.
+CAPTURABLE_TAG: Final = "capturable"
+
+Step = Callable[[], torch.Tensor]
+
+
+class Stepper(Protocol):
+    """Takes training steps for the loop."""
+
+    #: How the steps are taken: ``"eager"`` or ``"cuda-graph"``.
+    mode: str
+
+    def run(self, n: int) -> torch.Tensor:
+        """Take ``n`` (>= 1) steps; return their losses, shaped (n,), on the device."""
+        ...
+
+
+class EagerStepper:
+    """One step at a time from Python: the lecture's loop."""
+
+    mode: str = EAGER
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+
+    def run(self, n: int) -> torch.Tensor:
+        return torch.stack([self._step() for _ in range(n)])
+
+
+# -- when a graph can be used --------------------------------------------------------------------
+
+
+def capture_problem(setup: Setup) -> str | None:
+    """Why ``setup``'s training step cannot be captured in a CUDA graph, or ``None`` if it can.
+    Looks only at the components, so it can be asked (and tested) on any device."""
+    spec = setup.specs["optimizer"]
+    optimizer = setup.optimizer
+    if isinstance(optimizer, ClosedFormSolver):
+        return f"optimizer {spec.name!r} solves in closed form: there is no step to capture"
+    if setup.needs_closure:
+        return (
+            f"optimizer {spec.name!r} needs a closure (it evaluates the loss several times per step, "
+            "deciding on the host how often)"
+        )
+    if type(optimizer) is torch.optim.SGD:  # PyTorch's own example of a capturable step
+        return None
+    if CAPTURABLE_TAG in spec.tags:
+        return None
+    kind = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+    flags = [group.get("capturable") for group in optimizer.param_groups]
+    if flags and all(flag is True for flag in flags):
+        return None
+    if any(flag is not None for flag in flags):
+        return (
+            f"optimizer {spec.name!r} ({kind}) was built with capturable=False; "
+            "build it with capturable=True to allow capture"
+        )
+    return (
+        f"optimizer {spec.name!r} ({kind}) is not known to be safe to capture (captured are: "
+        f"torch.optim.SGD, optimizers built with capturable=True, specs tagged {CAPTURABLE_TAG!r})"
+    )
+
+
+def use_cuda_graph(setup: Setup, epochs: int) -> bool:
+    """Whether to train ``setup`` for ``epochs`` with a CUDA graph. Where the user could expect
+    one (CUDA, ``cuda_graph`` on, a run long enough) but capture is not possible, says why, once."""
+    if not setup.experiment.cuda_graph or setup.device.type != "cuda" or epochs < MIN_GRAPH_EPOCHS:
+        return False
+    problem = capture_problem(setup)
+    if problem is not None:
+        note_once(f"CUDA graph capture not possible because {problem}; training eagerly")
+        return False
+    return True
+
+
+def make_stepper(setup: Setup, step: Step, *, epochs: int, interval: int) -> Stepper:
+    """The stepper for training ``setup`` for ``epochs``, ``interval`` steps per sync at most;
+    ``step`` is the eager step (used as is, or for the warm-up before a capture)."""
+    if use_cuda_graph(setup, epochs):
+        return GraphStepper(setup, step, capacity=interval, backend=CudaGraphs(setup.device))
+    return EagerStepper(step)
+
+
+# -- the graph path ------------------------------------------------------------------------------
+
+
+class GraphBackend(Protocol):
+    """The device side of graph capture: :class:`CudaGraphs` on a GPU (tests substitute a stand-in
+    that runs the captured body eagerly, so the rest of :class:`GraphStepper` is tested anywhere)."""
+
+    def warm_up(self, steps: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Run ``steps`` (eager work returning a tensor) the way warm-up must run before a capture."""
+        ...
+
+    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+        """Run ``work``; say how it waits for the host (which a capture cannot hold), or ``None``."""
+        ...
+
+    def capture(self, body: Callable[[], None]) -> None:
+        """Record ``body`` for :meth:`replay`; raises if it cannot be captured."""
+        ...
+
+    def replay(self, times: int) -> None:
+        """Run the recorded body ``times`` times, in order."""
+        ...
+
+
+class CudaGraphs:
+    """PyTorch's whole-network capture recipe, for one device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._side_stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+        self._graph: torch.cuda.CUDAGraph | None = None
+
+    def warm_up(self, steps: Callable[[], torch.Tensor]) -> torch.Tensor:
+        with torch.cuda.device(self.device):
+            current = torch.cuda.current_stream()
+            self._side_stream.wait_stream(current)
+            with torch.cuda.stream(self._side_stream):
+                result = steps()
+            current.wait_stream(self._side_stream)
+            # Made on the side stream, used on this one: its memory must not be reused until
+            # this stream is done with it.
+            result.record_stream(current)
+        return result
+
+    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+        # PyTorch can turn synchronising calls (.item(), .cpu(), nonzero, ...) into errors.
+        previous = torch.cuda.get_sync_debug_mode()
+        with torch.cuda.device(self.device):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                work()
+            except RuntimeError as exc:
+                return _first_line(exc)
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+        return None
+
+    def capture(self, body: Callable[[], None]) -> None:
+        graph = torch.cuda.CUDAGraph()
+        # Entered left to right, so current_stream() is the device's. torch.cuda.graph sets its own
+        # capture stream; if a failed capture leaves that set, the stream context puts ours back.
+        with (
+            torch.cuda.device(self.device),
+            torch.cuda.stream(torch.cuda.current_stream()),
+            torch.cuda.graph(graph),
+        ):
+            body()
+        self._graph = graph
+
+    def replay(self, times: int) -> None:
+        assert self._graph is not None, "replay() before capture()"
+        graph = self._graph
+        with torch.cuda.device(self.device):  # replay() launches on the current device's stream
+            for _ in range(times):
+                graph.replay()
+
+
+class GraphStepper:
+    """Eager warm-up steps, then one capture of the whole step, then replays of it.
+
+    Each replay writes its loss into ``history[position]`` and advances ``position``, both on the
+    device, so no replay waits for the host.
+
+    Before capturing, one more forward and backward pass runs with synchronising CUDA calls turned
+    into errors, leaving no trace (grads dropped, buffers and random state restored): a model or
+    loss that reads values on the host is found there, not halfway through a capture. Some torch
+    versions do not fully clean up after a capture that fails (pytorch/pytorch#180395, #190308),
+    so it is better not to start one that would. If a capture fails all the same, it says why once
+    and carries on eagerly from where it was: no step is lost or repeated.
+    """
+
+    def __init__(self, setup: Setup, step: Step, *, capacity: int, backend: GraphBackend) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        assert isinstance(setup.optimizer, torch.optim.Optimizer)
+        self.mode: str = CUDA_GRAPH
+        self._setup = setup
+        self._optimizer: torch.optim.Optimizer = setup.optimizer
+        self._eager = step
+        self._capacity = capacity
+        self._backend = backend
+        self._warmed = 0
+        self._captured = False
+        self._position = torch.zeros(1, dtype=torch.long, device=setup.device)
+        self._history: torch.Tensor | None = None
+
+    def run(self, n: int) -> torch.Tensor:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        parts = []
+        if not self._captured and self.mode == CUDA_GRAPH:
+            count = min(n, WARMUP_STEPS - self._warmed)
+            parts.append(self._warm_up(count))
+            n -= count
+            if self._warmed == WARMUP_STEPS:
+                self._capture(parts[0].dtype)
+        if n > 0 and self.mode == EAGER:
+            parts.append(torch.stack([self._eager() for _ in range(n)]))
+        while n > 0 and self.mode == CUDA_GRAPH:
+            count = min(n, self._capacity)
+            parts.append(self._replay(count))
+            n -= count
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _warm_up(self, count: int) -> torch.Tensor:
+        with warnings.catch_warnings():
+            # torch warns that a capturable optimizer stepping outside a capture is slower than
+            # needed; these few steps are the warm-up that PyTorch's recipe asks for.
+            warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
+            losses = self._backend.warm_up(lambda: torch.stack([self._eager() for _ in range(count)]))
+        self._warmed += count
+        return losses
+
+    def _capture(self, dtype: torch.dtype) -> None:
+        model, device = self._setup.model, self._setup.device
+        buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            sync = self._backend.host_sync_in(self._forward_backward)
+        with torch.no_grad():
+            for buffer, value in buffers:
+                buffer.copy_(value)
+        # Drop the check's grads. With the grads None, the captured backward allocates them in
+        # the graph's pool, and each replay writes them afresh instead of adding to the last step's.
+        self._optimizer.zero_grad(set_to_none=True)
+        if sync is not None:
+            self._give_up(f"the step waits for the host ({sync})")
+            return
+        self._history = torch.empty(self._capacity, dtype=dtype, device=device)
+        try:
+            self._backend.capture(self._body)
+        except Exception as exc:
+            # Nothing captured has run: the model and optimizer are as the warm-up left them.
+            # The grads the capture allocated were never computed; drop them.
+            self._optimizer.zero_grad(set_to_none=True)
+            self._give_up(f"capturing the step failed ({type(exc).__name__}: {_first_line(exc)})")
+            return
+        self._captured = True
+
+    def _give_up(self, reason: str) -> None:
+        self.mode = EAGER
+        note_once(f"CUDA graph capture not possible because {reason}; training eagerly")
+
+    def _forward_backward(self) -> None:
+        setup = self._setup
+        self._optimizer.zero_grad(set_to_none=True)
+        setup.loss(setup.model(setup.features), setup.targets).backward()  # type: ignore[no-untyped-call]
+
+    def _body(self) -> None:
+        """The captured step: the eager step's work, plus writing the loss on the device."""
+        setup, history, position = self._setup, self._history, self._position
+        assert history is not None
+        self._optimizer.zero_grad(set_to_none=True)  # nothing to do at capture; see _capture
+        loss = setup.loss(setup.model(setup.features), setup.targets)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self._optimizer.step()
+        history.index_copy_(0, position, loss.detach().reshape(1).to(history.dtype))
+        position.add_(1)
+
+    def _replay(self, count: int) -> torch.Tensor:
+        assert self._history is not None
+        self._position.zero_()
+        self._backend.replay(count)
+        # A copy: the next replays overwrite the buffer.
+        return self._history[:count].clone()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"

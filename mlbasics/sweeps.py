@@ -1,0 +1,365 @@
+"""Sweeps: one experiment trained over a grid of seeds, learning rates and other settings.
+
+Each point of the grid is a *member*: the experiment with those values set, built exactly as
+:func:`mlbasics.train` builds it (same validation, same seeded initialisation). Where the members
+differ only in what a stacked model can hold -- the initial weights (``seed``) and SGD's learning
+rate, momentum and weight decay -- they are trained together as one vmapped ensemble on one device
+(:mod:`mlbasics.ensemble`). Otherwise they are trained one after another, and a note says why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import torch
+
+from mlbasics.ensemble import NotVmappable, model_problem, sgd_settings, train_stacked
+from mlbasics.errors import MlbasicsError, ValidationError
+from mlbasics.experiment import Experiment
+from mlbasics.notes import note
+from mlbasics.registry import Registry, default_registry
+from mlbasics.solvers import ClosedFormSolver
+from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
+
+VMAP: Final = "vmap"
+SEQUENTIAL: Final = "sequential"
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SweepMember:
+    """One point of the grid: its values, its experiment, and what training it gave."""
+
+    index: int
+    values: dict[str, Any]
+    experiment: Experiment
+    #: The loss per epoch (float32, on the CPU), as :attr:`TrainResult.history` holds it.
+    history: torch.Tensor
+    parameters: dict[str, torch.Tensor]
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.history[-1])
+
+    @property
+    def label(self) -> str:
+        """``seed=3, optimizer.lr=0.1``"""
+        return ", ".join(f"{key}={value!r}" for key, value in self.values.items())
+
+
+def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
+    loss = member.final_loss
+    finite = math.isfinite(loss)
+    return (not finite, loss if finite else 0.0, member.index)  # diverged members last
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SweepResult:
+    """Every member's history and parameters, in grid order, and how they were trained."""
+
+    experiment: Experiment
+    axes: tuple[str, ...]
+    members: tuple[SweepMember, ...]
+    #: "vmap" (one ensemble) or "sequential" (one member after another).
+    mode: str
+    #: Why the members were trained one after another, if they could not be stacked.
+    reason: str | None
+    device: str
+    #: Seconds spent training (setting the members up is in ``setup_seconds``).
+    seconds: float
+    setup_seconds: float
+
+    def ranked(self) -> list[SweepMember]:
+        """The members, lowest final loss first; members whose loss is not finite come last."""
+        return sorted(self.members, key=_rank_key)
+
+    @property
+    def best(self) -> SweepMember:
+        return self.ranked()[0]
+
+    @property
+    def model_steps(self) -> int:
+        return sum(len(member.history) for member in self.members)
+
+    def to_dict(self, *, history: bool = False) -> dict[str, Any]:
+        """A JSON-ready summary, members best first; ``history=True`` adds each loss history."""
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "device": self.device,
+            "seconds": self.seconds,
+            "setup_seconds": self.setup_seconds,
+            "axes": list(self.axes),
+            "experiment": self.experiment.to_dict(),
+            "members": [
+                {
+                    "index": member.index,
+                    "values": member.values,
+                    "final_loss": member.final_loss,
+                    "parameters": {name: value.tolist() for name, value in member.parameters.items()},
+                    **({"history": member.history.tolist()} if history else {}),
+                }
+                for member in self.ranked()
+            ],
+        }
+
+
+# -- the grid ------------------------------------------------------------------------------------
+
+
+def grid_axes(
+    seeds: Sequence[int] | None = None,
+    lrs: Sequence[float] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+) -> dict[str, list[Any]]:
+    """The sweep's axes by setting key (``seed``, ``optimizer.lr``, ...), checked for shape."""
+    axes: dict[str, list[Any]] = {}
+    problems: list[str] = []
+    named = [("seed", seeds), ("optimizer.lr", lrs)]
+    for key, values in [*named, *(grid or {}).items()]:
+        if values is None:
+            continue
+        if key in axes:
+            problems.append(f"sweep: {key!r} is given twice")
+            continue
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence | range):
+            problems.append(f"sweep: {key!r} needs a list of values, got {values!r}")
+            continue
+        if len(values) == 0:
+            problems.append(f"sweep: {key!r} has no values")
+            continue
+        axes[key] = list(values)
+    if not axes and not problems:
+        problems.append("sweep: nothing to vary; give seeds, lrs or a grid")
+    if problems:
+        raise ValidationError(problems)
+    return axes
+
+
+def grid_members(
+    experiment: Experiment, axes: Mapping[str, Sequence[Any]]
+) -> list[tuple[dict[str, Any], Experiment]]:
+    """Every combination of the axes' values (the last axis varies fastest), with its experiment."""
+    keys = list(axes)
+    members = []
+    for combination in itertools.product(*(axes[key] for key in keys)):
+        values = dict(zip(keys, combination, strict=True))
+        member = experiment
+        for key, value in values.items():
+            member = member.with_value(key, value)
+        members.append((values, member))
+    return members
+
+
+def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry: Registry) -> list[Setup]:
+    """Build every member; report all problems at once, naming members only where it matters."""
+    setups: list[Setup] = []
+    failures: list[tuple[str, list[str]]] = []
+    for values, experiment in members:
+        try:
+            setups.append(prepare(experiment, registry))
+        except MlbasicsError as exc:
+            lines = list(exc.problems) if isinstance(exc, ValidationError) else str(exc).splitlines()
+            failures.append((", ".join(f"{k}={v!r}" for k, v in values.items()), lines))
+    if not failures:
+        return setups
+    common = (
+        set.intersection(*(set(lines) for _, lines in failures)) if len(failures) == len(members) else set()
+    )
+    problems = [line for line in failures[0][1] if line in common]
+    problems += [
+        f"member {label}: {line}" for label, lines in failures for line in lines if line not in common
+    ]
+    raise ValidationError(problems)
+
+
+# -- training ------------------------------------------------------------------------------------
+
+
+def ensemble_problem(setups: Sequence[Setup]) -> str | None:
+    """Why these members cannot be trained as one vmapped ensemble, or ``None`` if they can."""
+    first = setups[0]
+    name = first.specs["optimizer"].name
+    if first.needs_closure:
+        return f"optimizer {name!r} needs a closure, which the ensemble cannot batch"
+    settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
+    if isinstance(settings, str):
+        return settings
+    for setup in setups:
+        assert isinstance(setup.optimizer, torch.optim.Optimizer)
+        trained = [id(p) for p in setup.optimizer.param_groups[0]["params"]]
+        if trained != [id(p) for p in setup.model.parameters()]:
+            return f"optimizer {name!r} does not train exactly the model's parameters, in order"
+    for setup in setups[1:]:
+        if setup.experiment.epochs != first.experiment.epochs:
+            return "members differ in epochs"
+        if setup.experiment.loss != first.experiment.loss:
+            return "members differ in their loss"
+        if setup.device != first.device:
+            return "members differ in their device"
+        if not (torch.equal(setup.features, first.features) and torch.equal(setup.targets, first.targets)):
+            return "members train on different data"
+    return model_problem([s.model for s in setups], first.specs["model"].name)
+
+
+def sweep(
+    experiment: Experiment | None = None,
+    /,
+    *,
+    seeds: Sequence[int] | None = None,
+    lrs: Sequence[float] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    registry: Registry | None = None,
+    vmap: bool = True,
+    progress: bool = False,
+    **settings: Any,
+) -> SweepResult:
+    """Train ``experiment`` (default: the lecture's MLP) for every combination of ``seeds``,
+    ``lrs`` (the optimizer's ``lr``) and ``grid`` (setting key -> values, e.g.
+    ``{"optimizer.momentum": [0.0, 0.9]}``), as one vmapped ensemble where possible.
+
+    ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
+    trains the members one after another. ``progress=True`` shows a progress bar on stderr.
+    """
+    experiment = experiment or Experiment()
+    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
+    if unknown:
+        raise ValidationError([f"sweep() got an unknown setting {key!r}" for key in unknown])
+    experiment = attrs.evolve(experiment, **settings)
+    axes = grid_axes(seeds, lrs, grid)
+    members = grid_members(experiment, axes)
+    start = time.perf_counter()
+    setups = _prepare_all(members, registry or default_registry())
+    setup_seconds = time.perf_counter() - start
+
+    bar = _ProgressBar(sum(_epochs(s) for s in setups)) if progress else None
+    try:
+        reason = ensemble_problem(setups) if vmap else None
+        if vmap and reason is None:
+            try:
+                return _vmapped(experiment, axes, members, setups, setup_seconds, bar)
+            except NotVmappable as exc:
+                reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+        if reason is not None:
+            note(f"training the {len(setups)} members one after another: {reason}")
+        return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _epochs(setup: Setup) -> int:
+    return 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
+
+
+def _vmapped(
+    experiment: Experiment,
+    axes: Mapping[str, Any],
+    members: Sequence[tuple[dict[str, Any], Experiment]],
+    setups: Sequence[Setup],
+    setup_seconds: float,
+    bar: _ProgressBar | None,
+) -> SweepResult:
+    first = setups[0]
+    settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
+    assert not isinstance(settings, str)
+    count = len(setups)
+    run = train_stacked(
+        [s.model for s in setups],
+        first.loss,
+        first.features,
+        first.targets,
+        settings,
+        epochs=first.experiment.epochs,
+        interval=sync_interval(first.experiment),
+        on_sync=None if bar is None else lambda done: bar.update(done * count),
+    )
+    result_members = tuple(
+        SweepMember(
+            index=i, values=values, experiment=member, history=run.histories[i], parameters=run.parameters[i]
+        )
+        for i, (values, member) in enumerate(members)
+    )
+    return SweepResult(
+        experiment=experiment,
+        axes=tuple(axes),
+        members=result_members,
+        mode=VMAP,
+        reason=None,
+        device=str(first.device),
+        seconds=run.seconds,
+        setup_seconds=setup_seconds,
+    )
+
+
+def _one_after_another(
+    experiment: Experiment,
+    axes: Mapping[str, Any],
+    members: Sequence[tuple[dict[str, Any], Experiment]],
+    setups: Sequence[Setup],
+    setup_seconds: float,
+    reason: str | None,
+    bar: _ProgressBar | None,
+) -> SweepResult:
+    result_members = []
+    seconds = 0.0
+    finished = 0
+    for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
+        callbacks = [] if bar is None else [_Advance(bar, finished)]
+        result = fit(setup, callbacks)
+        finished += result.epochs
+        seconds += result.seconds
+        history = torch.tensor(result.history, dtype=torch.float32)
+        result_members.append(
+            SweepMember(
+                index=i, values=values, experiment=member, history=history, parameters=result.parameters
+            )
+        )
+    return SweepResult(
+        experiment=experiment,
+        axes=tuple(axes),
+        members=tuple(result_members),
+        mode=SEQUENTIAL,
+        reason=reason,
+        device=str(setups[0].device),
+        seconds=seconds,
+        setup_seconds=setup_seconds,
+    )
+
+
+class _ProgressBar:
+    """A rich progress bar over model-epochs (members × epochs), fed at sync points only."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]model-epochs"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            refresh_per_second=10,
+        )
+        self._task = self._progress.add_task("sweep", total=total)
+        self._progress.start()
+
+    def update(self, completed: int) -> None:
+        self._progress.update(self._task, completed=completed)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+class _Advance(Callback):
+    def __init__(self, bar: _ProgressBar, before: int) -> None:
+        self._bar = bar
+        self._before = before
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        self._bar.update(self._before + epoch)

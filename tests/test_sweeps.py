@@ -1,0 +1,359 @@
+"""Sweeps: every member of a vmapped ensemble trains as it would alone; where the members cannot be
+stacked they train one after another, and the user is told why."""
+
+from __future__ import annotations
+
+import json
+import logging
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import mlbasics
+from mlbasics import ComponentSpec, Experiment, Registry, ValidationError, hookimpl
+from mlbasics.ensemble import SGDSettings, StackedSGD, sgd_settings
+from mlbasics.sweeps import SweepResult, grid_axes, sweep
+
+LECTURE = Experiment(epochs=150, device="cpu", log_every=40)
+LINEAR = Experiment(dataset="synthetic-linear", model="linear", epochs=200, device="cpu")
+
+
+def _assert_members_match_single_runs(result: SweepResult, registry: Registry) -> None:
+    for member in result.members:
+        alone = mlbasics.train(member.experiment, registry=registry)
+        # float32 tolerance: batched products round differently in the last bit (see ensemble.py)
+        torch.testing.assert_close(member.history, torch.tensor(alone.history), msg=member.label)
+        for name, value in alone.parameters.items():
+            torch.testing.assert_close(member.parameters[name], value, msg=f"{member.label}: {name}")
+
+
+def test_each_member_of_the_lecture_sweep_trains_as_it_would_alone(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mlbasics")
+    result = mlbasics.sweep(
+        LECTURE, seeds=[1, 2], lrs=[0.01, 0.05], grid={"optimizer.momentum": [0.0, 0.9]}, registry=registry
+    )
+    assert (result.mode, result.reason) == ("vmap", None)
+    assert caplog.records == []
+    assert result.axes == ("seed", "optimizer.lr", "optimizer.momentum")
+    assert [m.values for m in result.members[:3]] == [
+        {"seed": 1, "optimizer.lr": 0.01, "optimizer.momentum": 0.0},
+        {"seed": 1, "optimizer.lr": 0.01, "optimizer.momentum": 0.9},
+        {"seed": 1, "optimizer.lr": 0.05, "optimizer.momentum": 0.0},
+    ]
+    assert all(len(m.history) == LECTURE.epochs for m in result.members)
+    _assert_members_match_single_runs(result, registry)
+
+
+def test_weight_decay_momentum_and_lr_per_member_on_a_convex_problem(registry: Registry) -> None:
+    result = mlbasics.sweep(
+        LINEAR,
+        seeds=[0, 3],
+        lrs=[0.05, 0.2],
+        grid={"optimizer.weight_decay": [0.0, 0.01], "optimizer.momentum": [0.0, 0.5]},
+        registry=registry,
+    )
+    assert result.mode == "vmap"
+    assert len(result.members) == 16
+    _assert_members_match_single_runs(result, registry)
+
+
+def test_a_seed_only_sweep_uses_sgds_own_update(registry: Registry) -> None:
+    """With lr shared by all members the update is torch.optim.SGD's very operation."""
+    result = mlbasics.sweep(LINEAR, seeds=range(5), registry=registry)
+    assert [m.values["seed"] for m in result.members] == [0, 1, 2, 3, 4]
+    _assert_members_match_single_runs(result, registry)
+
+
+def test_results_rank_best_first_and_diverged_last(registry: Registry) -> None:
+    result = mlbasics.sweep(LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry)
+    ranked = result.ranked()
+    assert [m.values["optimizer.lr"] for m in ranked] == [0.1, 0.01, 10.0]
+    assert not torch.isfinite(torch.tensor(ranked[-1].final_loss))
+    assert result.best is ranked[0]
+    data = result.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=True))["mode"] == "vmap"
+    assert [m["values"]["optimizer.lr"] for m in data["members"]] == [0.1, 0.01, 10.0]
+    assert "history" not in data["members"][0]
+    assert len(result.to_dict(history=True)["members"][0]["history"]) == 60
+    assert result.model_steps == 3 * 60
+    assert result.seconds > 0
+
+
+# -- falling back: training one member after another -------------------------------------------------
+
+
+def _plugin(**hooks: object) -> types.SimpleNamespace:
+    plugin = types.SimpleNamespace(**{name: hookimpl(hook) for name, hook in hooks.items()})
+    plugin.__name__ = "test-sweep-plugin"
+    return plugin
+
+
+class ReadsItsInput(nn.Module):
+    """A model that reads one of its weights on the host: fine alone, impossible under vmap."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 if float(self.linear.weight.detach().abs().max()) < 1e6 else 0.5
+        return self.linear(x) * scale
+
+
+class WithBuffer(nn.Module):
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def frozen_bias(in_features: int, out_features: int) -> nn.Linear:
+    model = nn.Linear(in_features, out_features)
+    assert model.bias is not None
+    model.bias.requires_grad_(False)
+    return model
+
+
+def _model(name: str, factory: Callable[..., Any]) -> ComponentSpec:
+    return ComponentSpec(kind="model", name=name, factory=factory, summary=name)
+
+
+PLUGIN = _plugin(
+    mlbasics_models=lambda: [
+        _model("reads-input", ReadsItsInput),
+        _model("with-buffer", WithBuffer),
+        _model("frozen-bias", frozen_bias),
+    ],
+    mlbasics_optimizers=lambda: [
+        ComponentSpec(
+            kind="optimizer",
+            name="lbfgs",
+            factory=lambda params: torch.optim.LBFGS(params, lr=1),
+            summary="L-BFGS",
+            tags={"closure"},
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="adam",
+            factory=lambda params, lr: torch.optim.Adam(params, lr=lr),
+            summary="Adam",
+            params=(mlbasics.Param(name="lr", type=float, default=0.01),),
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="weights-only",
+            factory=lambda params: torch.optim.SGD(params[:1], lr=0.1),
+            summary="SGD on the first parameter only",
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="nesterov",
+            factory=lambda params, lr, maximize: torch.optim.SGD(
+                params, lr=lr, momentum=0.5, nesterov=True, maximize=maximize
+            ),
+            summary="SGD with Nesterov momentum",
+            params=(
+                mlbasics.Param(name="lr", type=float, default=0.01),
+                mlbasics.Param(name="maximize", type=bool, default=False),
+            ),
+        ),
+    ],
+)
+
+
+@pytest.fixture
+def plugged() -> Registry:
+    return Registry.isolated(PLUGIN)
+
+
+FALLBACKS = [
+    (
+        {"optimizer": "lstsq"},
+        {"seeds": [0, 1]},
+        "optimizer 'lstsq' solves in closed form: there are no steps to batch",
+    ),
+    (
+        {"optimizer": "lbfgs", "epochs": 3},
+        {"seeds": [0, 1]},
+        "optimizer 'lbfgs' needs a closure, which the ensemble cannot batch",
+    ),
+    (
+        {"optimizer": "adam"},
+        {"lrs": [0.01, 0.1]},
+        "optimizer 'adam' (torch.optim.adam.Adam) has no stacked form here (only torch.optim.SGD has)",
+    ),
+    ({}, {"grid": {"model": ["linear", "linear-stack"]}}, "members' models differ in their layers or shapes"),
+    ({}, {"grid": {"dataset.seed": [0, 1]}}, "members train on different data"),
+    ({}, {"grid": {"epochs": [5, 6]}}, "members differ in epochs"),
+    ({}, {"grid": {"loss": ["mse", "sse-half"]}}, "members differ in their loss"),
+    (
+        {"optimizer": "nesterov"},
+        {"grid": {"optimizer.maximize": [False, True]}},
+        "members differ in the optimizer's maximize, which the stacked SGD shares between them",
+    ),
+    (
+        {"model": "frozen-bias"},
+        {"seeds": [0, 1]},
+        "model 'frozen-bias' has frozen parameters (requires_grad=False), which the ensemble would train",
+    ),
+    (
+        {"optimizer": "weights-only"},
+        {"seeds": [0, 1]},
+        "optimizer 'weights-only' does not train exactly the model's parameters, in order",
+    ),
+    (
+        {"model": "with-buffer"},
+        {"seeds": [0, 1]},
+        "model 'with-buffer' has buffers (such as running statistics), which the ensemble does not carry",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "axes", "reason"), FALLBACKS, ids=[r[2][:40] for r in FALLBACKS])
+def test_members_that_cannot_be_stacked_train_one_after_another(
+    plugged: Registry,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict[str, Any],
+    axes: dict[str, Any],
+    reason: str,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mlbasics")
+    experiment = Experiment(
+        **{"dataset": "synthetic-linear", "model": "linear", "epochs": 20, "device": "cpu", **changes}
+    )
+    result = sweep(experiment, registry=plugged, **axes)
+    assert (result.mode, result.reason) == ("sequential", reason)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"training the {len(result.members)} members one after another: {reason}"
+    ]
+    for member in result.members:  # the same path as training alone: bitwise equal
+        alone = mlbasics.train(member.experiment, registry=plugged)
+        assert member.history.tolist() == alone.history
+
+
+def test_a_model_that_fails_under_vmap_trains_one_member_after_another(
+    plugged: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mlbasics")
+    result = sweep(LINEAR, model="reads-input", epochs=20, seeds=[0, 1], registry=plugged)
+    assert result.mode == "sequential"
+    assert result.reason is not None
+    # torch's own words follow; they change between versions
+    assert result.reason.startswith("model 'reads-input' fails under vmap (RuntimeError: vmap: ")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"training the 2 members one after another: {result.reason}"
+    ]
+    for member in result.members:
+        assert member.history.tolist() == mlbasics.train(member.experiment, registry=plugged).history
+
+
+def test_nesterov_and_maximize_shared_by_all_members_stack(plugged: Registry) -> None:
+    result = sweep(LINEAR, lrs=[0.01, 0.05], optimizer="nesterov", registry=plugged)
+    assert result.mode == "vmap"
+    _assert_members_match_single_runs(result, plugged)
+
+
+def test_asking_for_one_after_another_needs_no_reason(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mlbasics")
+    result = sweep(LINEAR, epochs=10, seeds=[0, 1], vmap=False, registry=registry)
+    assert (result.mode, result.reason) == ("sequential", None)
+    assert caplog.records == []
+
+
+# -- the stacked SGD against torch.optim.SGD, step by step -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [{"lr": 0.1}] * 3,
+        [{"lr": 0.1}, {"lr": 0.01}, {"lr": 0.5}],
+        [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.1, "momentum": 0.0}, {"lr": 0.05, "momentum": 0.5}],
+        [{"lr": 0.1, "weight_decay": 0.1}, {"lr": 0.1}, {"lr": 0.2, "weight_decay": 0.01, "momentum": 0.3}],
+        [{"lr": 0.1, "momentum": 0.9, "nesterov": True}, {"lr": 0.3, "momentum": 0.2, "nesterov": True}],
+        [{"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "maximize": True}] * 2,
+    ],
+)
+def test_stacked_sgd_follows_torch_optim_sgd(members: list[dict[str, Any]]) -> None:
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(len(members), 4, 3, generator=generator)
+    grads = [torch.randn(len(members), 4, 3, generator=generator) for _ in range(5)]
+    singles = [start[m].clone() for m in range(len(members))]
+    optimizers = [torch.optim.SGD([p], **settings) for p, settings in zip(singles, members, strict=True)]
+    settings = sgd_settings(optimizers, ["sgd"] * len(members))
+    assert isinstance(settings, SGDSettings)
+    stacked = {"w": start.clone()}
+    update = StackedSGD(settings, start.device, start.dtype)
+    for grad in grads:
+        for m, (p, optimizer) in enumerate(zip(singles, optimizers, strict=True)):
+            p.grad = grad[m].clone()
+            optimizer.step()
+        update.step(stacked, {"w": grad})
+        torch.testing.assert_close(stacked["w"], torch.stack(singles))
+    if len({tuple(sorted(s.items())) for s in map(dict, members)}) == 1:
+        assert torch.equal(stacked["w"], torch.stack(singles))  # shared settings: the same operations
+
+
+def test_sgd_settings_refuse_other_optimizers() -> None:
+    p = torch.zeros(2, requires_grad=True)
+    assert sgd_settings([torch.optim.Adam([p])], ["adam"]) == (
+        "optimizer 'adam' (torch.optim.adam.Adam) has no stacked form here (only torch.optim.SGD has)"
+    )
+    groups = torch.optim.SGD([{"params": [p]}, {"params": [torch.zeros(1, requires_grad=True)]}], lr=0.1)
+    assert (
+        sgd_settings([groups], ["sgd"]) == "optimizer 'sgd' has 2 parameter groups; the stacked SGD takes one"
+    )
+
+
+# -- the grid ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({}, "sweep: nothing to vary; give seeds, lrs or a grid"),
+        ({"seeds": []}, "sweep: 'seed' has no values"),
+        ({"seeds": [1], "grid": {"seed": [2]}}, "sweep: 'seed' is given twice"),
+        (
+            {"grid": {"optimizer.momentum": 0.9}},
+            "sweep: 'optimizer.momentum' needs a list of values, got 0.9",
+        ),
+        ({"grid": {"model": "mlp"}}, "sweep: 'model' needs a list of values, got 'mlp'"),
+    ],
+)
+def test_grid_shape_problems(kwargs: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        grid_axes(**kwargs)
+    assert error.value.problems == (problem,)
+
+
+def test_member_problems_name_the_member_unless_all_share_them(registry: Registry) -> None:
+    with pytest.raises(ValidationError) as error:
+        sweep(LINEAR, lrs=[0.1, -1.0, 0.0], registry=registry)
+    assert error.value.problems == (
+        "member optimizer.lr=-1.0: optimizer 'sgd': param 'lr' must be > 0, got -1.0",
+        "member optimizer.lr=0.0: optimizer 'sgd': param 'lr' must be > 0, got 0.0",
+    )
+    with pytest.raises(ValidationError) as error:
+        sweep(LINEAR, seeds=[0, 1], model="mpl", registry=registry)
+    assert error.value.problems == ("unknown model 'mpl'; did you mean 'mlp'?",)
+    with pytest.raises(ValidationError, match=r"unknown setting 'optimiser'"):
+        sweep(LINEAR, grid={"optimiser.lr": [0.1]}, registry=registry)
+    with pytest.raises(ValidationError, match=r"sweep\(\) got an unknown setting 'epoch'"):
+        sweep(LINEAR, seeds=[1], epoch=3, registry=registry)
+
+
+def test_sweep_is_public_and_lazy() -> None:
+    assert mlbasics.sweep is sweep
+    assert "sweep" in dir(mlbasics)
