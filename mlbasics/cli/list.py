@@ -46,6 +46,7 @@ def to_json(registry: Registry, spec: ComponentSpec) -> dict[str, Any]:
             "name": plugin.name if plugin else None,
             "distribution": plugin.distribution if plugin else None,
             "version": plugin.version if plugin else None,
+            "path": plugin.path if plugin else None,
         },
         "status": registry.status(spec),
     }
@@ -59,7 +60,9 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
         for spec in (s for s in specs if s.kind == kind):
             params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
             summary = spec.summary.replace("|", "\\|")
-            lines.append(f"| `{spec.name}` | {summary} | {params} | {plugin_label(spec)} |")
+            state = registry.status(spec)
+            name = f"`{spec.name}`" if state == "available" else f"`{spec.name}`<br>*{state}*"
+            lines.append(f"| {name} | {summary} | {params} | {plugin_label(spec)} |")
         lines.append("")
     return "\n".join(lines)
 
