@@ -2,10 +2,10 @@
 
 Plugins are found through the ``mlbasics`` entry-point group (the built-in components arrive the same
 way), loaded from plain ``.py`` files (:mod:`mlbasics.plugin_files`), or registered directly with
-:meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy
-and asked for its components on its own: whatever goes wrong is recorded against that plugin (shown
-by ``mlbasics plugins``) and the rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into
-errors, which is what a plugin author wants while developing one.
+:meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy and asked for its components on
+its own: whatever goes wrong is recorded against that plugin (shown by ``mlbasics plugins``) and the
+rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into errors, which is what a plugin
+author wants while developing one.
 
 Environment variables (read by :meth:`PluginSettings.from_env`):
 
@@ -163,7 +163,7 @@ class PluginSet:
         except (OSError, ValueError) as exc:
             # Named after the path as given, so `mlbasics plugins` shows which one is wrong.
             problem = plugin_files.path_problem(path) or _one_line(exc)
-            return [self._fail(PluginInfo(name=str(path)), exc, context="", error=problem)]
+            return [self._fail(PluginInfo(name=str(path)), exc, context="path", error=problem)]
         records = []
         for file in files:
             if file.resolve() in self._loaded_paths:
