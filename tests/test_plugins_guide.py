@@ -3,9 +3,9 @@
 The test does what a reader does, in an empty folder: it writes every file the guide shows (each
 file block starts with a comment naming its path) and runs every ``sh`` block up to "Publishing it",
 in order, in one shell, in a throwaway environment that sees this one's packages (mlbasics, torch,
-pytest). Two things differ from a reader's machine, both through pip's own settings rather than by
-editing the commands: pip installs without fetching anything (``--no-deps --no-index``, everything
-needed is already there) and builds without an isolated build environment (setuptools is there too).
+pytest). One thing differs from a reader's machine: the ``pip`` there adds ``--no-deps
+--no-build-isolation --no-index`` to ``pip install``, because everything needed (setuptools
+included) is already installed and the test must not download anything.
 """
 
 from __future__ import annotations
@@ -74,17 +74,17 @@ def test_following_the_guide_gives_a_working_plugin(tmp_path: Path) -> None:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(content, encoding="utf-8")
     bin_dir = env.python.parent
-    for command, module in (("mlbasics", "mlbasics"), ("pip", "pip")):  # the scripts pip would install
-        (bin_dir / command).write_text(f'#!/bin/sh\nexec "{env.python}" -m {module} "$@"\n')
+    # The commands a reader has: `mlbasics` (what its console script runs) and `pip` (see above).
+    (bin_dir / "mlbasics").write_text(f'#!/bin/sh\nexec "{env.python}" -m mlbasics "$@"\n')
+    (bin_dir / "pip").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = install ]; then shift; set -- install --no-deps --no-build-isolation --no-index "$@"; fi\n'
+        f'exec "{env.python}" -m pip --disable-pip-version-check "$@"\n'
+    )
+    for command in ("mlbasics", "pip"):
         (bin_dir / command).chmod(0o755)
     script = "set -euo pipefail\n" + guide_commands(text)
-    shell_env = env.env() | {
-        "PIP_NO_DEPS": "1",
-        "PIP_NO_INDEX": "1",
-        "PIP_NO_BUILD_ISOLATION": "0",  # pip reads this as --no-build-isolation
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "COLUMNS": "200",
-    }
+    shell_env = env.env() | {"COLUMNS": "200"}
     result = subprocess.run(
         ["bash", "-c", script],
         cwd=folder,
