@@ -1,10 +1,11 @@
 """Finding plugins, loading them, and keeping a broken one from taking the others down.
 
 Plugins are found through the ``mlbasics`` entry-point group (the built-in components arrive the same
-way) or registered directly with :meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy
-and asked for its components on its own: whatever goes wrong is recorded against that plugin (shown
-by ``mlbasics plugins``) and the rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into
-errors, which is what a plugin author wants while developing one.
+way), loaded from plain ``.py`` files (:mod:`mlbasics.plugin_files`), or registered directly with
+:meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy and asked for its components on
+its own: whatever goes wrong is recorded against that plugin (shown by ``mlbasics plugins``) and the
+rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into errors, which is what a plugin
+author wants while developing one.
 
 Environment variables (read by :meth:`PluginSettings.from_env`):
 
@@ -14,6 +15,9 @@ Environment variables (read by :meth:`PluginSettings.from_env`):
     load all plugins but these (the built-ins are called ``builtins``).
 ``MLBASICS_STRICT_PLUGINS=1``
     raise :class:`mlbasics.PluginError` instead of isolating a broken plugin.
+``MLBASICS_PLUGINS_DIR=path:path``
+    also load the ``.py`` files named (or found in the folders named), separated by ``os.pathsep``;
+    the command line's ``--plugins-dir`` adds to these.
 """
 
 from __future__ import annotations
@@ -22,16 +26,18 @@ import importlib.metadata
 import os
 import traceback
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import pluggy
 
-from mlbasics import hookspecs
+from mlbasics import hookspecs, plugin_files
 from mlbasics.errors import PluginError
 from mlbasics.specs import ComponentSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "mlbasics"
+PATHS_VARIABLE = "MLBASICS_PLUGINS_DIR"
 
 Status = Literal["active", "disabled", "failed"]
 
@@ -58,23 +64,38 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _to_paths(values: Iterable[str | os.PathLike[str]]) -> tuple[Path, ...]:
+    return tuple(Path(value) for value in values)
+
+
 @attrs.frozen(kw_only=True)
 class PluginSettings:
-    """Which plugins to load, and whether a broken one is an error."""
+    """Which plugins to load, and whether a broken one is an error.
+
+    ``paths`` are plugin files, or folders of them, loaded after the installed plugins.
+    """
 
     allow: frozenset[str] | None = None
     deny: frozenset[str] = frozenset()
     strict: bool = False
     entry_points: bool = True
+    paths: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> PluginSettings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        paths: Iterable[str | os.PathLike[str]] = (),
+    ) -> PluginSettings:
+        """Settings from the ``MLBASICS_*`` variables; ``paths`` come before ``MLBASICS_PLUGINS_DIR``'s."""
         env = os.environ if environ is None else environ
         allow = env.get("MLBASICS_PLUGINS")
         return cls(
             allow=None if allow is None else _names(allow),
             deny=_names(env.get("MLBASICS_DISABLE_PLUGINS", "")),
             strict=_truthy(env.get("MLBASICS_STRICT_PLUGINS")),
+            paths=[*paths, *plugin_files.split_paths(env.get(PATHS_VARIABLE, ""))],
         )
 
     def blocks(self, name: str) -> str | None:
@@ -99,8 +120,11 @@ class PluginSet:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._records: dict[str, PluginRecord] = {}
+        self._loaded_paths: set[Path] = set()
         if self.settings.entry_points:
             self.load_entry_points()
+        for path in self.settings.paths:
+            self.load_path(path)
 
     @property
     def records(self) -> list[PluginRecord]:
@@ -126,6 +150,38 @@ class PluginSet:
                 continue
             self._register(plugin, info)
 
+    def load_path(self, path: str | os.PathLike[str]) -> list[PluginRecord]:
+        """Load a plugin file, or every plugin file in a folder (see :mod:`mlbasics.plugin_files`).
+
+        Each file is a plugin named after it, isolated like any other: a file that fails to run is
+        recorded as failed. A path that does not exist is recorded as a failed plugin named after
+        the path. Returns the records of this call; a file already loaded is not loaded again.
+        """
+        path = Path(path)
+        try:
+            files = plugin_files.plugin_files(path)
+        except (OSError, ValueError) as exc:
+            # Named after the path as given, so `mlbasics plugins` shows which one is wrong.
+            problem = plugin_files.path_problem(path) or _one_line(exc)
+            return [self._fail(PluginInfo(name=str(path)), exc, context="path", error=problem)]
+        records = []
+        for file in files:
+            if file.resolve() in self._loaded_paths:
+                continue
+            self._loaded_paths.add(file.resolve())
+            info = PluginInfo(name=plugin_files.plugin_name(file), path=str(file))
+            # Checked before the file runs: a disabled or clashing file executes nothing.
+            record = self._blocked(info) or self._taken(info)
+            if record is None:
+                try:
+                    module = plugin_files.load_file(file)
+                except Exception as exc:
+                    record = self._fail(info, exc, context="import failed")
+                else:
+                    record = self._register(module, info)
+            records.append(record)
+        return records
+
     def add(self, plugin: object, name: str | None = None, *, info: PluginInfo | None = None) -> PluginRecord:
         """Register ``plugin`` (a module or object with hook implementations) directly.
 
@@ -134,40 +190,59 @@ class PluginSet:
         if info is None:
             name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
             info = PluginInfo(name=name, module=getattr(plugin, "__name__", None))
-        if not self._blocked(info):
-            self._register(plugin, info)
-        return self._records[info.name]
+        return self._blocked(info) or self._register(plugin, info)
 
-    def _blocked(self, info: PluginInfo) -> bool:
+    def _blocked(self, info: PluginInfo) -> PluginRecord | None:
+        """Record ``info`` as disabled if the settings keep it out, and return that record."""
         reason = self.settings.blocks(info.name)
-        if reason is not None:
-            self._records[info.name] = PluginRecord(info=info, status="disabled", error=reason)
-        return reason is not None
+        if reason is None:
+            return None
+        record = PluginRecord(info=info, status="disabled", error=reason)
+        self._records[info.name] = record
+        return record
 
-    def _register(self, plugin: object, info: PluginInfo) -> None:
-        if info.name in self._records:
-            previous = self._records[info.name].info
-            exc = ValueError(f"plugin name {info.name!r} is already taken by {previous}")
-            self._fail(info, exc, context="not registered", key=f"{info.name} [{info.distribution}]")
-            return
+    def _taken(self, info: PluginInfo) -> PluginRecord | None:
+        """Record ``info`` as failed if another plugin already has its name, and return that record."""
+        if info.name not in self._records:
+            return None
+        previous = self._records[info.name].info
+        exc = ValueError(f"plugin name {info.name!r} is already taken by {previous}")
+        key = f"{info.name} [{info.distribution or info.path}]"
+        return self._fail(info, exc, context="not registered", key=key)
+
+    def _register(self, plugin: object, info: PluginInfo) -> PluginRecord:
+        taken = self._taken(info)
+        if taken is not None:
+            return taken
         try:
             self._pm.register(plugin, name=info.name)
             self._pm.check_pending()  # catches misspelt hook names such as `mlbasics_model`
         except Exception as exc:
             if self._pm.is_registered(plugin):
                 self._pm.unregister(plugin)
-            self._fail(info, exc, context="invalid hooks")
-            return
-        self._records[info.name] = PluginRecord(info=info, status="active")
+            return self._fail(info, exc, context="invalid hooks")
+        record = PluginRecord(info=info, status="active")
+        self._records[info.name] = record
+        return record
 
-    def _fail(self, info: PluginInfo, exc: BaseException, *, context: str, key: str | None = None) -> None:
+    def _fail(
+        self,
+        info: PluginInfo,
+        exc: BaseException,
+        *,
+        context: str,
+        key: str | None = None,
+        error: str | None = None,
+    ) -> PluginRecord:
+        """Record ``info`` as failed because of ``exc`` (raise instead, if strict); ``error`` replaces
+        the default one-line reason ``"{context}: {exception}"``."""
+        error = error or f"{context}: {_one_line(exc)}"
         if self.settings.strict:
-            raise PluginError(f"plugin {info}: {context}: {_one_line(exc)}") from exc
+            raise PluginError(f"plugin {info}: {error}") from exc
         details = "".join(traceback.format_exception(exc))
-        record = PluginRecord(
-            info=info, status="failed", error=f"{context}: {_one_line(exc)}", details=details
-        )
+        record = PluginRecord(info=info, status="failed", error=error, details=details)
         self._records[key or info.name] = record
+        return record
 
     def collect(self) -> list[ComponentSpec]:
         """Ask every active plugin for its components, with provenance attached.

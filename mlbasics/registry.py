@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -46,9 +47,10 @@ _SINGULAR: Final = {"losses": "loss", **{f"{kind}s": kind for kind in KINDS if k
 class Registry:
     """Components collected from a set of plugins.
 
-    ``Registry()`` loads the installed plugins (entry points), honouring the ``MLBASICS_*``
-    environment variables; ``Registry.isolated(plugin, ...)`` loads only what it is given.
-    Specs are collected lazily, on first use.
+    ``Registry()`` loads the installed plugins (entry points) and the plugin files of
+    ``MLBASICS_PLUGINS_DIR``, honouring the ``MLBASICS_*`` environment variables;
+    ``Registry.isolated(plugin, ...)`` loads only what it is given. Specs are collected lazily, on
+    first use.
     """
 
     def __init__(self, plugins: PluginSet | None = None) -> None:
@@ -75,6 +77,13 @@ class Registry:
         record = self.plugins.add(plugin, name)
         self._index = None
         return record
+
+    def add_plugin_path(self, path: str | os.PathLike[str]) -> list[PluginRecord]:
+        """Load a plugin file, or the plugin files in a folder, as ``--plugins-dir`` does: e.g.
+        ``default_registry().add_plugin_path("my_model.py")`` in a notebook. Returns their records."""
+        records = self.plugins.load_path(path)
+        self._index = None
+        return records
 
     # -- looking things up ---------------------------------------------------------------------
 
@@ -275,3 +284,9 @@ def reset_default_registry() -> None:
     """Forget the process-wide registry, so the next use re-reads plugins and environment."""
     global _default
     _default = None
+
+
+def set_default_registry(registry: Registry) -> None:
+    """Make ``registry`` the process-wide one (what ``mlbasics --plugins-dir`` does)."""
+    global _default
+    _default = registry

@@ -196,17 +196,21 @@ def _fmt_number(value: float) -> str:
 
 @attrs.frozen(kw_only=True)
 class PluginInfo:
-    """Where a component came from: the plugin's name and the distribution that installed it."""
+    """Where a component came from: the plugin's name and the distribution that installed it, or
+    the file it was loaded from (``path``, for plugins given by ``--plugins-dir``)."""
 
     name: str
     distribution: str | None = None
     version: str | None = None
     module: str | None = None
+    path: str | None = None
 
     def __str__(self) -> str:
-        if self.distribution is None:
-            return self.name
-        return f"{self.name} ({self.distribution} {self.version})"
+        if self.distribution is not None:
+            return f"{self.name} ({self.distribution} {self.version})"
+        if self.path is not None:
+            return f"{self.name} ({self.path})"
+        return self.name
 
 
 def _check_name(_: Any, __: attrs.Attribute[Any], value: str) -> None:

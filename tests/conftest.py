@@ -14,7 +14,12 @@ import pytest
 
 from mlbasics.registry import Registry, reset_default_registry
 
-PLUGIN_ENV_VARS = ("MLBASICS_PLUGINS", "MLBASICS_DISABLE_PLUGINS", "MLBASICS_STRICT_PLUGINS")
+PLUGIN_ENV_VARS = (
+    "MLBASICS_PLUGINS",
+    "MLBASICS_DISABLE_PLUGINS",
+    "MLBASICS_STRICT_PLUGINS",
+    "MLBASICS_PLUGINS_DIR",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +82,13 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
     for name in set(sys.modules) - before:  # fake plugin modules must not leak into other tests
         if getattr(sys.modules[name], "__file__", "") and str(root) in (sys.modules[name].__file__ or ""):
             del sys.modules[name]
+
+
+def builtins_only_env(**extra: str) -> dict[str, str]:
+    """An environment for a subprocess that loads only the built-in plugin, whatever else is
+    installed (the plugin distributions under plugins/ are, in CI)."""
+    env = {key: value for key, value in os.environ.items() if key not in PLUGIN_ENV_VARS}
+    return env | {"MLBASICS_PLUGINS": "builtins"} | extra
 
 
 def run_cli(

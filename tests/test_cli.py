@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FakeSite, plugin_source, run_cli
+from tests.conftest import FakeSite, builtins_only_env, plugin_source, run_cli
 
 ROOT = Path(__file__).parent.parent
 BUILTIN_NAMES = [
@@ -47,7 +47,7 @@ def test_version() -> None:
 
 
 def test_list_shows_every_builtin_with_its_plugin() -> None:
-    result = run_cli("list", "--json")
+    result = run_cli("list", "--json", env=builtins_only_env())
     assert result.returncode == 0, result.stderr
     components = json.loads(result.stdout)
     assert sorted(c["name"] for c in components) == sorted(BUILTIN_NAMES)
@@ -90,18 +90,22 @@ def test_list_unknown_kind() -> None:
 
 
 def test_plugins_shows_the_builtins() -> None:
-    result = run_cli("plugins", "--json")
+    result = run_cli("plugins", "--json", env=builtins_only_env())
     assert result.returncode == 0
-    [builtins] = json.loads(result.stdout)
+    records = json.loads(result.stdout)
+    [builtins] = [r for r in records if r["name"] == "builtins"]
     assert builtins == {
         "name": "builtins",
         "distribution": "mlbasics",
         "version": "0.1.0",
         "module": "mlbasics.builtin",
+        "path": None,
         "status": "active",
         "error": None,
         "components": 17,
     }
+    # Whatever else is installed is listed, and kept out by MLBASICS_PLUGINS.
+    assert all(r["status"] == "disabled" for r in records if r["name"] != "builtins")
 
 
 def test_a_broken_plugin_is_reported_and_the_rest_works(site: FakeSite) -> None:

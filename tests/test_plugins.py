@@ -137,8 +137,11 @@ def test_disabling_plugins_including_builtins(site: FakeSite, monkeypatch: pytes
     )
     monkeypatch.setenv("MLBASICS_DISABLE_PLUGINS", "builtins")
     registry = Registry()
-    assert {r.name: r.status for r in registry.records} == {"builtins": "disabled", "softsign": "active"}
-    assert [s.name for s in registry.specs()] == ["softsign"]
+    statuses = {r.name: r.status for r in registry.records}
+    assert (statuses["builtins"], statuses["softsign"]) == ("disabled", "active")
+    # Other installed plugins (those under plugins/, in CI) may add their own components.
+    assert "softsign" in [s.name for s in registry.specs()]
+    assert not [s for s in registry.specs() if s.plugin and s.plugin.name == "builtins"]
     with pytest.raises(UnknownComponentError):
         registry.get("model", "mlp")
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from mlbasics import __version__
+from mlbasics.cli import _plugins_dir
 from mlbasics.cli import list as list_command
 from mlbasics.cli import plugins as plugins_command
 from mlbasics.cli import sweep as sweep_command
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlbasics {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    _plugins_dir.add_option(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
@@ -45,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        _plugins_dir.apply(args)
         status: int = args.run(args)
     except MlbasicsError as exc:
         if args.debug:

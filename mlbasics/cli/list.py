@@ -46,6 +46,7 @@ def to_json(registry: Registry, spec: ComponentSpec) -> dict[str, Any]:
             "name": plugin.name if plugin else None,
             "distribution": plugin.distribution if plugin else None,
             "version": plugin.version if plugin else None,
+            "path": plugin.path if plugin else None,
         },
         "status": registry.status(spec),
     }
@@ -59,7 +60,9 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
         for spec in (s for s in specs if s.kind == kind):
             params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
             summary = spec.summary.replace("|", "\\|")
-            lines.append(f"| `{spec.name}` | {summary} | {params} | {plugin_label(spec)} |")
+            state = registry.status(spec)
+            name = f"`{spec.name}`" if state == "available" else f"`{spec.name}`<br>*{state}*"
+            lines.append(f"| {name} | {summary} | {params} | {plugin_label(spec)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -80,16 +83,16 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title="mlbasics components", title_justify="left", show_lines=True)
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("kind", no_wrap=True)
-    table.add_column("summary", ratio=3)
+    table.add_column("summary", ratio=3, overflow="fold")
     table.add_column("params (type = default, constraint)", ratio=3)
     table.add_column("plugin", no_wrap=True)
     for spec in specs:
         # Text, not markup strings: plugin-provided text such as "list[int]" must print as written.
-        name = Text(spec.name)
+        summary = Text(spec.summary)
         state = registry.status(spec)
-        if state != "available":
-            name.append(f"\n{state}", style="yellow")
+        if state != "available":  # in the summary, which wraps: the name column never does
+            summary.append(f"\n{state}", style="yellow")
         params = Text("\n".join(format_param(p) for p in spec.params) or "-")
-        table.add_row(name, spec.kind, Text(spec.summary), params, Text(plugin_label(spec)))
+        table.add_row(Text(spec.name), spec.kind, summary, params, Text(plugin_label(spec)))
     console.print(table)
     return 0

@@ -1,4 +1,4 @@
-"""``mlbasics plugins``: every plugin found, with its distribution, version and status."""
+"""``mlbasics plugins``: every plugin found, with its distribution (or file), version and status."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "plugins",
         help="list plugins and their status (active, disabled, failed)",
-        description="List every plugin found, where it came from, and whether it is active, "
+        description="List every plugin found (installed distributions, and the plugin files of "
+        "--plugins-dir and MLBASICS_PLUGINS_DIR), where it came from, and whether it is active, "
         "disabled (MLBASICS_PLUGINS / MLBASICS_DISABLE_PLUGINS) or failed (and why).",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
                     "distribution": r.info.distribution,
                     "version": r.info.version,
                     "module": r.info.module,
+                    "path": r.info.path,
                     "status": r.status,
                     "error": r.error,
                     "components": counts.get(r.name, 0) if r.status == "active" else 0,
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     table = Table(title="mlbasics plugins", title_justify="left")
-    for column in ("plugin", "distribution", "version", "components", "status"):
+    for column in ("plugin", "from", "version", "components", "status"):
         table.add_column(column, overflow="fold")
     for r in records:
         state = Text(r.status, style=_STYLE[r.status])
@@ -57,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
             state.append(f": {r.error}")
         components = str(counts.get(r.name, 0)) if r.status == "active" else "-"
         table.add_row(
-            Text(r.name), Text(r.info.distribution or "-"), Text(r.info.version or "-"), components, state
+            Text(r.name),
+            Text(r.info.distribution or r.info.path or "-"),
+            Text(r.info.version or "-"),
+            components,
+            state,
         )
     console = stdout()
     if records:
