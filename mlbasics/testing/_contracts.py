@@ -16,11 +16,10 @@ import torch
 from torch import nn
 
 from mlbasics.data import Dataset
-from mlbasics.errors import MlbasicsError, ValidationError
+from mlbasics.errors import ValidationError
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec
-from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
 
 
 class Problem(Exception):
@@ -60,7 +59,7 @@ class Subject:
 CheckFunction = Callable[[Subject], None]
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     return type(value).__name__
 
 
@@ -83,7 +82,7 @@ def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _dataset(subject: Subject) -> Dataset:
     data = subject.build()
     if not isinstance(data, Dataset):
-        raise Problem(f"factory returned {_describe(data)}, expected a mlbasics.Dataset")
+        raise Problem(f"factory returned {describe(data)}, expected a mlbasics.Dataset")
     return data
 
 
@@ -128,7 +127,7 @@ def _model(subject: Subject, in_features: int, seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)  # as training does before calling the factory
         model = subject.build(in_features=in_features, out_features=1)
     if not isinstance(model, nn.Module):
-        raise Problem(f"factory returned {_describe(model)}, expected a torch.nn.Module")
+        raise Problem(f"factory returned {describe(model)}, expected a torch.nn.Module")
     return model.to(subject.device)
 
 
@@ -142,7 +141,7 @@ def model_shapes(subject: Subject) -> None:
             with torch.no_grad():
                 y = model(x)
             if not isinstance(y, torch.Tensor):
-                raise Problem(f"forward returned {_describe(y)}, expected a tensor")
+                raise Problem(f"forward returned {describe(y)}, expected a tensor")
             if tuple(y.shape) != (n, 1):
                 raise Problem(
                     f"maps input shaped ({n}, {in_features}) to {tuple(y.shape)}, expected ({n}, 1): "
@@ -190,7 +189,7 @@ def model_reproducible(subject: Subject) -> None:
 def _activation(subject: Subject) -> Callable[[torch.Tensor], torch.Tensor]:
     activation = subject.build()
     if not isinstance(activation, nn.Module):
-        raise Problem(f"factory returned {_describe(activation)}, expected a torch.nn.Module")
+        raise Problem(f"factory returned {describe(activation)}, expected a torch.nn.Module")
     return activation
 
 
@@ -205,7 +204,7 @@ def activation_elementwise(subject: Subject) -> None:
         with torch.no_grad():
             y = activation(x)
             if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-                got = tuple(y.shape) if isinstance(y, torch.Tensor) else _describe(y)
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else describe(y)
                 raise Problem(f"maps shape {shape} to {got}: an activation must keep the shape")
             if y.dtype != x.dtype or y.device != x.device:
                 raise Problem(f"maps {x.dtype} on {x.device} to {y.dtype} on {y.device}")
@@ -265,7 +264,7 @@ _LOSS_INPUTS: Final = ((1, 1.0), (5, 1.0), (5, 100.0), (16, 0.01), (16, 1.0))
 def _loss(subject: Subject, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     loss = subject.build()
     if not callable(loss):
-        raise Problem(f"factory returned {_describe(loss)}, expected a callable (prediction, target) -> loss")
+        raise Problem(f"factory returned {describe(loss)}, expected a callable (prediction, target) -> loss")
     if isinstance(loss, nn.Module):
         loss.to(device)
     return loss  # type: ignore[no-any-return]
@@ -282,7 +281,7 @@ def loss_contract(subject: Subject) -> None:
             prediction.requires_grad_()
             value = loss(prediction, target)
             if not isinstance(value, torch.Tensor) or value.ndim != 0:
-                got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _describe(value)
+                got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
                 raise Problem(f"returns {got} for inputs shaped ({n}, 1); a loss must be a 0-dim tensor")
             number = float(value.detach())
             if not math.isfinite(number) or number < 0:
@@ -369,7 +368,7 @@ def optimizer_minimises(subject: Subject) -> None:
         return
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise Problem(
-            f"factory returned {_describe(optimizer)}, expected a torch.optim.Optimizer or a ClosedFormSolver"
+            f"factory returned {describe(optimizer)}, expected a torch.optim.Optimizer or a ClosedFormSolver"
         )
     before = float(mse().detach())
     for _ in range(_STEPS):
@@ -394,80 +393,6 @@ def optimizer_minimises(subject: Subject) -> None:
         )
 
 
-# -- declared params -------------------------------------------------------------------------------
-
-
-def _build_kind(subject: Subject, values: dict[str, Any]) -> Any:
-    """Build with validated ``values`` as training would, and check the kind of object returned."""
-    spec, registry = subject.spec, subject.registry
-    if spec.kind == "optimizer":
-        built = registry.instantiate(spec, values, [nn.Parameter(torch.zeros(2, 1))])
-        expected: tuple[type, ...] = (torch.optim.Optimizer, ClosedFormSolver)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            built = registry.instantiate(spec, values)
-        expected = {"dataset": (Dataset,), "model": (nn.Module,), "activation": (nn.Module,)}.get(
-            spec.kind, ()
-        )
-    if expected and not isinstance(built, expected):
-        return f"returned {_describe(built)}, expected {' or '.join(t.__name__ for t in expected)}"
-    if spec.kind == "loss" and not callable(built):
-        return f"returned {_describe(built)}, which is not callable"
-    return None
-
-
-def params_accepted(subject: Subject) -> None:
-    """Every value a param's declaration allows builds (or fails with a clear mlbasics error);
-    probed one param at a time at the edges of its declared range. The defaults must build."""
-    base = subject.values()
-    wrong = _build_kind(subject, base)
-    if wrong:
-        raise Problem(f"built from its defaults, the factory {wrong}")
-    problems = []
-    for case in accepted_cases(subject.spec, base, subject.registry):
-        param = subject.spec.param(case.param)
-        assert param is not None
-        values = subject.values(**{case.param: case.value})
-        try:
-            wrong = _build_kind(subject, values)
-        except MlbasicsError:
-            continue  # refused with a message a user can act on: fine
-        except Exception as exc:
-            message = str(exc).strip().splitlines()
-            problems.append(
-                f"{case} is allowed by its declaration ({param.constraint() or 'no constraint'}), but the "
-                f"factory raised {type(exc).__name__}{': ' + message[0] if message else ''}"
-            )
-            continue
-        if wrong:
-            problems.append(f"built from {case}, the factory {wrong}")
-    if problems:
-        raise Problem(
-            "; ".join(problems) + "; declare the constraint (ge, gt, le, lt, min_length, choices) so "
-            "that the registry rejects such values with a clear message"
-        )
-
-
-def params_rejected(subject: Subject) -> None:
-    """Every value a param's declaration forbids is rejected by the registry, naming the param."""
-    base = subject.values()
-    given = dict(subject.params)
-    sizes = dict.fromkeys(MODEL_SIZE_PARAMS, 1) if subject.spec.kind == "model" else {}
-    problems = []
-    for case in rejected_cases(subject.spec, base):
-        params = {**sizes, **given, case.param: case.value}
-        if case.value is OMITTED:
-            del params[case.param]
-        found = subject.registry.check(subject.spec.kind, subject.spec.name, params)
-        if not found:
-            problems.append(f"{case} ({case.why}) was accepted")
-        elif not any(f"'{case.param}'" in line for line in found):
-            problems.append(f"{case} ({case.why}) was rejected without naming the param: {found[0]}")
-    if problems:
-        raise Problem("; ".join(problems))
-
-
 #: The checks of each kind, by name, in the order they run.
 KIND_CHECKS: Final[dict[str, dict[str, CheckFunction]]] = {
     "dataset": {"contract": dataset_contract, "reproducible": dataset_reproducible},
@@ -480,14 +405,3 @@ KIND_CHECKS: Final[dict[str, dict[str, CheckFunction]]] = {
     "loss": {"contract": loss_contract},
     "optimizer": {"minimises": optimizer_minimises},
 }
-
-
-def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
-    """The checks that apply to ``spec``: those of its kind, its tags', and its params'."""
-    checks = dict(KIND_CHECKS[spec.kind])
-    if spec.kind == "loss" and "least-squares" in spec.tags:
-        checks["least-squares"] = loss_least_squares
-    checks["params-accepted"] = params_accepted
-    if spec.params:
-        checks["params-rejected"] = params_rejected
-    return checks

@@ -55,7 +55,8 @@ import torch
 from mlbasics.errors import MlbasicsError
 from mlbasics.registry import Registry, default_registry
 from mlbasics.specs import ComponentSpec
-from mlbasics.testing._contracts import CheckFunction, Problem, Subject, checks_of
+from mlbasics.testing._contracts import KIND_CHECKS, CheckFunction, Problem, Subject, loss_least_squares
+from mlbasics.testing._param_checks import params_accepted, params_rejected
 
 if TYPE_CHECKING:
     import pytest
@@ -79,12 +80,18 @@ def _component(spec: ComponentSpec) -> str:
 
 @attrs.frozen
 class Failure:
-    """One failed check: which component (and plugin), which check, and what went wrong."""
+    """One failed check: which component (and plugin), which check, and what went wrong.
+    ``error`` is the exception the component raised, if it raised one."""
 
-    check: str
     spec: ComponentSpec = attrs.field(repr=False)
+    check_name: str
     problem: str
     error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def check(self) -> str:
+        """The check's id, e.g. ``activation:softsign-gradcheck``."""
+        return f"{self.spec.kind}:{self.spec.name}-{self.check_name}"
 
     @property
     def plugin(self) -> str:
@@ -92,12 +99,6 @@ class Failure:
 
     def __str__(self) -> str:
         return f"{_component(self.spec)} fails check {self.check_name!r}: {self.problem}"
-
-    @property
-    def check_name(self) -> str:
-        """The check's own name, e.g. ``gradcheck`` for ``activation:softsign-gradcheck``."""
-        prefix = f"{self.spec.kind}:{self.spec.name}-"
-        return self.check[len(prefix) :] if self.check.startswith(prefix) else self.check
 
 
 class ConformanceError(AssertionError):
@@ -141,16 +142,16 @@ class Check:
             raise CheckSkipped(message)
         if status != "available":
             problem = f"the registry does not build it under its name (status: {status})"
-            return Failure(check=self.id, spec=self.spec, problem=problem)
+            return Failure(self.spec, self.name, problem)
         subject = Subject(self.spec, self.registry, self.params, torch.device(device))
         try:
             self.function(subject)
         except Problem as exc:
-            return Failure(check=self.id, spec=self.spec, problem=str(exc))
+            return Failure(self.spec, self.name, str(exc))
         except Exception as exc:
             lines = str(exc).strip().splitlines()
             raised = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-            return Failure(check=self.id, spec=self.spec, problem=f"raised {raised}", error=exc)
+            return Failure(self.spec, self.name, f"raised {raised}", error=exc)
         return None
 
     def __call__(self, device: str | torch.device = "cpu") -> None:
@@ -160,6 +161,17 @@ class Check:
 
     def __str__(self) -> str:
         return self.id
+
+
+def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
+    """The checks that apply to ``spec``: those of its kind, its tags', and its params'."""
+    checks = dict(KIND_CHECKS[spec.kind])
+    if spec.kind == "loss" and "least-squares" in spec.tags:
+        checks["least-squares"] = loss_least_squares
+    checks["params-accepted"] = params_accepted
+    if spec.params:
+        checks["params-rejected"] = params_rejected
+    return checks
 
 
 def _resolve_components(components: Iterable[ComponentLike], registry: Registry) -> list[ComponentSpec]:
