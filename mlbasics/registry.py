@@ -93,16 +93,20 @@ class Registry:
         self._load()
         return self.plugins.records
 
-    def specs(self, kind: str | None = None, pattern: str = "*") -> list[ComponentSpec]:
+    def specs(
+        self, kind: str | None = None, pattern: str = "*", *, plugin: str | None = None
+    ) -> list[ComponentSpec]:
         """All specs (conflicting ones included), sorted by kind then name, optionally filtered by
-        kind and a glob ``pattern`` on the name."""
+        kind, a glob ``pattern`` on the name, and the name of the ``plugin`` that provides them."""
         self._load()
         wanted = normalize_kind(kind) if kind is not None else None
         return sorted(
             (
                 s
                 for s in self._all
-                if (wanted is None or s.kind == wanted) and fnmatch.fnmatchcase(s.name, pattern)
+                if (wanted is None or s.kind == wanted)
+                and fnmatch.fnmatchcase(s.name, pattern)
+                and (plugin is None or (s.plugin is not None and s.plugin.name == plugin))
             ),
             key=lambda s: (KINDS.index(s.kind), s.name, s.plugin.name if s.plugin else ""),
         )

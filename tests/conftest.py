@@ -1,4 +1,8 @@
-"""Shared fixtures: an isolated registry, fake installed plugin distributions, and a CLI runner."""
+"""Shared fixtures: fake installed plugin distributions and a CLI runner.
+
+The registry, device and plugin fixtures, the ``cuda`` marker and the Hypothesis profiles come from
+mlbasics' own pytest plugin, the one plugin authors use (docs/testing.md).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mlbasics.registry import Registry, reset_default_registry
+from mlbasics.registry import reset_default_registry
+
+pytest_plugins = ["mlbasics.testing.pytest_plugin"]
 
 PLUGIN_ENV_VARS = (
     "MLBASICS_PLUGINS",
@@ -30,12 +36,6 @@ def _clean_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     reset_default_registry()
     yield
     reset_default_registry()
-
-
-@pytest.fixture
-def registry() -> Registry:
-    """The built-ins only: no installed plugins, failures raise."""
-    return Registry.isolated()
 
 
 class FakeSite:
@@ -123,15 +123,3 @@ def softsign():
 def plugin_source(module: str) -> str:
     """A small valid plugin that adds the activation ``softsign``."""
     return PLUGIN_SOURCE.format(module=module)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``cuda`` are skipped, with the reason, on machines without a CUDA device."""
-    import torch
-
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device; none is available here")
-    for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)

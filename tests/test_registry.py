@@ -218,3 +218,15 @@ def test_isolated_registry_sees_no_installed_plugins() -> None:
     registry = Registry.isolated(builtins=False)
     assert registry.specs() == []
     assert registry.records == []
+
+
+def test_list_by_plugin() -> None:
+    registry = Registry.isolated(_plugin(_activation("softsign"), name="extra"))
+    assert [(s.kind, s.name) for s in registry.specs(plugin="extra")] == [("activation", "softsign")]
+    assert [s.name for s in registry.specs("activation", plugin="builtins")] == [
+        "identity",
+        "relu",
+        "sigmoid",
+        "tanh",
+    ]
+    assert registry.specs(plugin="nobody") == []

@@ -1,0 +1,407 @@
+"""The contract of each component kind, as check functions.
+
+Each check gets a :class:`Subject` (a spec, the registry that builds it, the params to build it
+with, and the device) and raises :class:`Problem` saying what is wrong. Inputs come from torch
+generators with fixed seeds, so a failure is the same on every run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+import torch
+from torch import nn
+
+from mlbasics.data import Dataset
+from mlbasics.errors import ValidationError
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
+from mlbasics.solvers import ClosedFormSolver
+from mlbasics.specs import ComponentSpec
+
+
+class Problem(Exception):
+    """A component broke its contract; the message says how."""
+
+
+@attrs.frozen
+class Subject:
+    """The component under check and everything needed to build it."""
+
+    spec: ComponentSpec
+    registry: Registry
+    params: Mapping[str, Any]
+    device: torch.device
+
+    def values(self, **extra: Any) -> dict[str, Any]:
+        """The complete, validated params: the given ones, then ``extra``, then the defaults."""
+        params = {**self.params, **extra}
+        if self.spec.kind == "model":
+            params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params
+        try:
+            return self.registry.resolve(self.spec.kind, self.spec.name, params)[1]
+        except ValidationError as exc:
+            given = f"params {dict(self.params)}" if self.params else "its defaults"
+            raise Problem(
+                f"cannot be built from {given}: {'; '.join(exc.problems)} "
+                f"(give params with params={{'{self.spec.kind}:{self.spec.name}': {{...}}}})"
+            ) from None
+
+    def build(self, *args: Any, **extra: Any) -> Any:
+        return self.registry.instantiate(self.spec, self.values(**extra), *args)
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(0)
+
+
+CheckFunction = Callable[[Subject], None]
+
+
+def describe(value: Any) -> str:
+    return type(value).__name__
+
+
+def _nonfinite(tensor: torch.Tensor) -> int:
+    return int((~torch.isfinite(tensor)).sum())
+
+
+def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape, dtype and values, NaN in the same places counting as equal."""
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
+    )
+
+
+# -- datasets --------------------------------------------------------------------------------------
+
+
+def _dataset(subject: Subject) -> Dataset:
+    data = subject.build()
+    if not isinstance(data, Dataset):
+        raise Problem(f"factory returned {describe(data)}, expected a mlbasics.Dataset")
+    return data
+
+
+def dataset_contract(subject: Subject) -> None:
+    """Finite float32 features (n, d) and targets (n, 1), with n >= 1 and d >= 1."""
+    data = _dataset(subject)
+    n, d = data.features.shape
+    if n < 1 or d < 1:
+        raise Problem(f"features have shape {(n, d)}; a dataset needs at least one sample and one feature")
+    for name, tensor in (("features", data.features), ("targets", data.targets)):
+        if tensor.dtype != torch.float32:
+            raise Problem(f"{name} are {tensor.dtype}, expected torch.float32")
+        bad = _nonfinite(tensor)
+        if bad:
+            raise Problem(f"{name} hold {bad} non-finite value(s) (NaN or infinity)")
+    if tuple(data.targets.shape) != (n, 1):
+        raise Problem(f"targets have shape {tuple(data.targets.shape)}, expected ({n}, 1)")
+    if data.ground_truth is not None and len(data.ground_truth.weights) != d:
+        raise Problem(f"ground truth has {len(data.ground_truth.weights)} weights for {d} features")
+
+
+def dataset_reproducible(subject: Subject) -> None:
+    """Built twice from the same params, a dataset is the same, to the bit."""
+    first, second = _dataset(subject), _dataset(subject)
+    for name in ("features", "targets"):
+        a, b = getattr(first, name), getattr(second, name)
+        if not _identical(a, b):
+            raise Problem(
+                f"two builds from the same params have different {name}: draw random numbers from a "
+                "torch.Generator seeded by a param (such as `seed`), not from the global RNG"
+            )
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+#: (in_features, batch sizes) the model is probed with; out_features is 1, as the targets are (n, 1).
+_MODEL_INPUTS: Final = ((1, (1, 4)), (3, (1, 5)))
+
+
+def _model(subject: Subject, in_features: int, seed: int = 0) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # as training does before calling the factory
+        model = subject.build(in_features=in_features, out_features=1)
+    if not isinstance(model, nn.Module):
+        raise Problem(f"factory returned {describe(model)}, expected a torch.nn.Module")
+    return model.to(subject.device)
+
+
+def model_shapes(subject: Subject) -> None:
+    """(n, d) float32 in, finite (n, 1) float32 out, on the same device, for several n and d."""
+    generator = subject.generator()
+    for in_features, batches in _MODEL_INPUTS:
+        model = _model(subject, in_features)
+        for n in batches:
+            x = torch.randn(n, in_features, generator=generator).to(subject.device)
+            with torch.no_grad():
+                y = model(x)
+            if not isinstance(y, torch.Tensor):
+                raise Problem(f"forward returned {describe(y)}, expected a tensor")
+            if tuple(y.shape) != (n, 1):
+                raise Problem(
+                    f"maps input shaped ({n}, {in_features}) to {tuple(y.shape)}, expected ({n}, 1): "
+                    "targets are (n, 1), and any other shape would broadcast against them"
+                )
+            if y.dtype != torch.float32 or y.device != x.device:
+                raise Problem(f"returns {y.dtype} on {y.device} for float32 input on {x.device}")
+            if _nonfinite(y):
+                raise Problem(f"returns non-finite values for finite input shaped ({n}, {in_features})")
+
+
+def model_differentiable(subject: Subject) -> None:
+    """The output depends differentiably on the parameters: finite gradients reach them."""
+    model = _model(subject, 3)
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise Problem("has no trainable parameters, so no optimizer can fit it")
+    y = model(torch.randn(5, 3, generator=subject.generator()).to(subject.device))
+    if not isinstance(y, torch.Tensor) or not y.requires_grad:
+        raise Problem("output does not require grad: it is cut off from the parameters")
+    y.square().sum().backward()  # type: ignore[no-untyped-call]
+    reached = [name for name, p in trainable if p.grad is not None]
+    if not reached:
+        raise Problem("backward() reached none of the parameters")
+    broken = [name for name, p in trainable if p.grad is not None and _nonfinite(p.grad)]
+    if broken:
+        raise Problem(f"gradients of {', '.join(broken)} are not finite")
+
+
+def model_reproducible(subject: Subject) -> None:
+    """Under the same ``torch.manual_seed`` (which training sets), two builds are identical."""
+    first, second = _model(subject, 3), _model(subject, 3)
+    a, b = first.state_dict(), second.state_dict()
+    differing = [name for name in a if name not in b or not _identical(a[name], b[name])]
+    if differing or set(a) != set(b):
+        raise Problem(
+            f"two builds under torch.manual_seed(0) differ in {', '.join(differing) or 'their state'}: "
+            "draw initial values from torch's global RNG, which mlbasics seeds before the factory runs"
+        )
+
+
+# -- activations -----------------------------------------------------------------------------------
+
+
+def _activation(subject: Subject) -> Callable[[torch.Tensor], torch.Tensor]:
+    activation = subject.build()
+    if not isinstance(activation, nn.Module):
+        raise Problem(f"factory returned {describe(activation)}, expected a torch.nn.Module")
+    return activation
+
+
+def activation_elementwise(subject: Subject) -> None:
+    """Same shape, dtype and device out as in; each output depends on its own input alone."""
+    activation = _activation(subject)
+    assert isinstance(activation, nn.Module)
+    activation.to(subject.device)
+    generator = subject.generator()
+    for shape in ((7,), (3, 5), (2, 3, 4)):
+        x = (3 * torch.randn(shape, generator=generator)).to(subject.device)
+        with torch.no_grad():
+            y = activation(x)
+            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else describe(y)
+                raise Problem(f"maps shape {shape} to {got}: an activation must keep the shape")
+            if y.dtype != x.dtype or y.device != x.device:
+                raise Problem(f"maps {x.dtype} on {x.device} to {y.dtype} on {y.device}")
+            flat = x.reshape(-1)
+            alone = torch.cat([activation(flat[i : i + 1]).reshape(-1) for i in range(flat.numel())])
+        mismatch = ~torch.isclose(alone, y.reshape(-1), rtol=1e-5, atol=1e-6, equal_nan=True)
+        if mismatch.any():
+            i = int(mismatch.nonzero()[0])
+            raise Problem(
+                f"is not elementwise: input {float(flat[i]):.6g} gives {float(alone[i]):.6g} on its own "
+                f"but {float(y.reshape(-1)[i]):.6g} among the {flat.numel()} inputs shaped {shape}"
+            )
+
+
+#: Probe points for gradcheck: a grid shifted off the integers and the quarter points, where kinks
+#: usually sit (relu at 0, hardtanh at ±1, relu6 at 6).
+_GRID: Final = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64) + 0.0371
+
+
+def activation_gradcheck(subject: Subject) -> None:
+    """In float64, autograd agrees with finite differences (``torch.autograd.gradcheck``) at every
+    probe point where the function has no kink; kinks are found from one-sided differences, which
+    use only the forward pass. Runs on the CPU, as not every device has float64."""
+    activation = _activation(subject)
+    assert isinstance(activation, nn.Module)
+    activation.to(torch.float64)
+    h = 1e-4
+    with torch.no_grad():
+        shape = activation(_GRID).shape
+        if shape != _GRID.shape:
+            raise Problem(f"cannot be gradchecked: maps shape {tuple(_GRID.shape)} to {tuple(shape)}")
+        left = (activation(_GRID) - activation(_GRID - h)) / h
+        right = (activation(_GRID + h) - activation(_GRID)) / h
+    scale = torch.maximum(left.abs(), right.abs()).clamp(min=1.0)
+    smooth = (left - right).abs() <= 1e-2 * scale
+    if int(smooth.sum()) < len(_GRID) // 2:
+        raise Problem(f"has a kink at {len(_GRID) - int(smooth.sum())} of {len(_GRID)} points in [-4, 4]")
+    points = _GRID[smooth].clone().requires_grad_()
+    if torch.autograd.gradcheck(activation, (points,), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=False):
+        return
+    (analytic,) = torch.autograd.grad(activation(points).sum(), points)
+    with torch.no_grad():
+        numeric = (activation(points + 1e-6) - activation(points - 1e-6)) / 2e-6
+    i = int((analytic - numeric).abs().argmax())
+    raise Problem(
+        f"autograd disagrees with finite differences in float64: at x = {float(points[i].detach()):.6g} the "
+        f"gradient is {float(analytic[i]):.6g}, finite differences give {float(numeric[i]):.6g}"
+    )
+
+
+# -- losses ----------------------------------------------------------------------------------------
+
+#: (n, scale) of the (prediction, target) pairs a loss is probed with.
+_LOSS_INPUTS: Final = ((1, 1.0), (5, 1.0), (5, 100.0), (16, 0.01), (16, 1.0))
+
+
+def _loss(subject: Subject, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    loss = subject.build()
+    if not callable(loss):
+        raise Problem(f"factory returned {describe(loss)}, expected a callable (prediction, target) -> loss")
+    if isinstance(loss, nn.Module):
+        loss.to(device)
+    return loss  # type: ignore[no-any-return]
+
+
+def loss_contract(subject: Subject) -> None:
+    """A finite, non-negative scalar (0-dim) tensor with a finite gradient; 0 on a perfect prediction."""
+    loss = _loss(subject, subject.device)
+    generator = subject.generator()
+    for n, scale in _LOSS_INPUTS:
+        for _ in range(2):
+            target = (scale * torch.randn(n, 1, generator=generator)).to(subject.device)
+            prediction = (scale * torch.randn(n, 1, generator=generator)).to(subject.device)
+            prediction.requires_grad_()
+            value = loss(prediction, target)
+            if not isinstance(value, torch.Tensor) or value.ndim != 0:
+                got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
+                raise Problem(f"returns {got} for inputs shaped ({n}, 1); a loss must be a 0-dim tensor")
+            number = float(value.detach())
+            if not math.isfinite(number) or number < 0:
+                raise Problem(
+                    f"is {number:.6g} for a prediction and target shaped ({n}, 1) (values of "
+                    f"size about {scale:g}); a loss must be finite and >= 0"
+                )
+            value.backward()  # type: ignore[no-untyped-call]
+            if prediction.grad is None or _nonfinite(prediction.grad):
+                raise Problem(f"has no finite gradient with respect to the prediction (n = {n})")
+            perfect = float(loss(target.clone(), target))
+            if abs(perfect) > 1e-6:
+                raise Problem(f"is {perfect:.6g}, not 0, when the prediction equals the target (n = {n})")
+
+
+def loss_least_squares(subject: Subject) -> None:
+    """Tagged ``least-squares``: the least-squares solution is a stationary point of the loss, so
+    ``lstsq`` minimises it. Checked in float64 on the CPU, with noisy data (a non-zero residual)."""
+    loss = _loss(subject, torch.device("cpu"))
+    if isinstance(loss, nn.Module):
+        loss.to(torch.float64)
+    generator = subject.generator()
+    design = torch.cat([torch.randn(12, 3, generator=generator), torch.ones(12, 1)], dim=1).double()
+    target = torch.randn(12, 1, generator=generator, dtype=torch.float64)
+    solution = torch.linalg.lstsq(design, target).solution
+
+    def gradient(theta: torch.Tensor) -> torch.Tensor:
+        theta = theta.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(loss(design @ theta, target), theta)
+        return grad
+
+    at_solution, nearby = gradient(solution), gradient(solution + 0.1)
+    if float(at_solution.norm()) > 1e-6 * max(float(nearby.norm()), 1e-12):
+        raise Problem(
+            f"is tagged 'least-squares', but its gradient at the least-squares solution has norm "
+            f"{float(at_solution.norm()):.3g} ({float(nearby.norm()):.3g} at a point 0.1 away), so "
+            "lstsq would not minimise it"
+        )
+
+
+# -- optimizers ------------------------------------------------------------------------------------
+
+_STEPS: Final = 20
+_LEAST_SQUARES = ComponentSpec(
+    kind="loss", name="mse", factory=nn.MSELoss, summary="mean squared error", tags={"least-squares"}
+)
+
+
+def _conditioned_problem(subject: Subject) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """y = X·w + b on 16 samples with centred, orthonormal-times-√n feature columns (a convex
+    quadratic with Hessian 2·I for the MSE), on the subject's device."""
+    generator = subject.generator()
+    raw = torch.cat([torch.ones(16, 1), torch.randn(16, 3, generator=generator)], dim=1).double()
+    features = (torch.linalg.qr(raw).Q[:, 1:] * 4.0).float()
+    weights, bias = torch.tensor([[1.0], [-2.0], [0.5]]), 0.3
+    targets = features @ weights + bias
+    return features.to(subject.device), targets.to(subject.device), weights, bias
+
+
+def optimizer_minimises(subject: Subject) -> None:
+    """A ``torch.optim.Optimizer`` lowers the MSE of a linear model (a convex quadratic) in
+    20 steps; a :class:`~mlbasics.ClosedFormSolver` solves that least-squares problem exactly."""
+    features, targets, weights, bias = _conditioned_problem(subject)
+    model = nn.Linear(3, 1).to(subject.device)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    optimizer = subject.build(list(model.parameters()))
+
+    def mse() -> torch.Tensor:
+        return nn.functional.mse_loss(model(features), targets)
+
+    if isinstance(optimizer, ClosedFormSolver):
+        refusal = optimizer.check(model, _LEAST_SQUARES)
+        if refusal:
+            raise Problem(f"refuses a linear model under a least-squares loss: {refusal}")
+        optimizer.solve(model, features, targets)
+        found = torch.cat([model.weight.detach().cpu().flatten(), model.bias.detach().cpu()])
+        expected = torch.cat([weights.flatten(), torch.tensor([bias])])
+        if not torch.allclose(found, expected, rtol=1e-4, atol=1e-4):
+            raise Problem(
+                f"solved least squares as {found.tolist()}, but the exact solution is {expected.tolist()}"
+            )
+        return
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise Problem(
+            f"factory returned {describe(optimizer)}, expected a torch.optim.Optimizer or a ClosedFormSolver"
+        )
+    before = float(mse().detach())
+    for _ in range(_STEPS):
+        if "closure" in subject.spec.tags:
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad()
+                value = mse()
+                value.backward()  # type: ignore[no-untyped-call]
+                return value
+
+            optimizer.step(closure)  # type: ignore[arg-type]  # torch.optim calls closures returning the loss tensor
+        else:
+            optimizer.zero_grad()
+            mse().backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+    after = float(mse().detach())
+    if not after < before:
+        raise Problem(
+            f"did not lower the loss of a convex quadratic: {_STEPS} steps from loss {before:.6g} "
+            f"ended at {after:.6g}"
+        )
+
+
+#: The checks of each kind, by name, in the order they run.
+KIND_CHECKS: Final[dict[str, dict[str, CheckFunction]]] = {
+    "dataset": {"contract": dataset_contract, "reproducible": dataset_reproducible},
+    "model": {
+        "shapes": model_shapes,
+        "differentiable": model_differentiable,
+        "reproducible": model_reproducible,
+    },
+    "activation": {"elementwise": activation_elementwise, "gradcheck": activation_gradcheck},
+    "loss": {"contract": loss_contract},
+    "optimizer": {"minimises": optimizer_minimises},
+}

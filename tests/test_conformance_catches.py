@@ -1,0 +1,173 @@
+"""Deliberately broken components: each one is caught by the check it breaks (and by no other),
+with a message naming the component, its plugin and the check."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from mlbasics import ClosedFormSolver, ComponentSpec, Dataset, Param, Registry, hookimpl
+from mlbasics.testing.conformance import check_components
+
+# -- the broken plugin -----------------------------------------------------------------------------
+
+
+def negative_loss() -> object:
+    return lambda prediction, target: (prediction - target).mean()  # can go below 0
+
+
+def halving() -> nn.Module:
+    return _Lambda(lambda x: x[..., ::2])  # drops every other element
+
+
+def running_total() -> nn.Module:
+    return _Lambda(lambda x: x.cumsum(-1))  # keeps the shape, but mixes the elements
+
+
+class _Lambda(nn.Module):
+    def __init__(self, function: object) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)  # type: ignore[operator,no-any-return]
+
+
+def flat_output(in_features: int, out_features: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(in_features, out_features), nn.Flatten(0))  # (n, 1) -> (n,)
+
+
+def frozen(in_features: int, out_features: int) -> nn.Module:
+    return nn.Linear(in_features, out_features).requires_grad_(False)
+
+
+_builds = itertools.count()
+
+
+def drifting(in_features: int, out_features: int) -> nn.Module:
+    model = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        model.bias.fill_(next(_builds))  # differs from build to build, whatever the seed
+    return model
+
+
+def with_nan() -> Dataset:
+    features = torch.tensor([[1.0], [float("nan")], [3.0]])
+    return Dataset(features=features, targets=torch.ones(3, 1))
+
+
+def unseeded() -> Dataset:
+    return Dataset(features=torch.randn(8, 2), targets=torch.randn(8, 1))  # the global RNG
+
+
+def sized(n: int) -> Dataset:
+    return Dataset(
+        features=torch.randn(n, 1, generator=torch.Generator().manual_seed(0)), targets=torch.ones(n, 1)
+    )
+
+
+class Idle(torch.optim.Optimizer):
+    def __init__(self, parameters: list[torch.Tensor]) -> None:
+        super().__init__(parameters, {})
+
+    def step(self, closure: object = None) -> None:  # type: ignore[override]
+        return None
+
+
+class Sloppy(ClosedFormSolver):
+    def check(self, model: nn.Module, loss: ComponentSpec) -> str | None:
+        return None
+
+    def solve(self, model: nn.Module, features: torch.Tensor, targets: torch.Tensor) -> None:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.zero_()  # not the least-squares solution
+
+
+def _spec(kind: str, name: str, factory: object, **fields: object) -> ComponentSpec:
+    return ComponentSpec(kind=kind, name=name, factory=factory, summary=f"broken: {name}", **fields)  # type: ignore[arg-type]
+
+
+SPECS = [
+    _spec("loss", "negative", negative_loss),
+    _spec("loss", "absolute", lambda: nn.L1Loss(), tags={"least-squares"}),  # tagged, but L1
+    _spec("activation", "halving", halving),
+    _spec("activation", "running-total", running_total),
+    _spec("model", "flat-output", flat_output),
+    _spec("model", "frozen", frozen),
+    _spec("model", "drifting", drifting),
+    _spec("dataset", "with-nan", with_nan),
+    _spec("dataset", "unseeded", unseeded),
+    # Declares n as any int; the factory cannot make a table of -1 rows. The registry should
+    # have rejected it: the spec needs ge=1.
+    _spec("dataset", "sized", sized, params=(Param(name="n", type=int, default=4),)),
+    _spec("optimizer", "idle", Idle),
+    _spec("optimizer", "sloppy", lambda parameters: Sloppy()),
+]
+
+broken = types.ModuleType("broken")
+for _kind, _hook in [
+    ("dataset", "mlbasics_datasets"),
+    ("model", "mlbasics_models"),
+    ("activation", "mlbasics_activations"),
+    ("loss", "mlbasics_losses"),
+    ("optimizer", "mlbasics_optimizers"),
+]:
+    setattr(broken, _hook, hookimpl(lambda kind=_kind: [s for s in SPECS if s.kind == kind]))
+
+REGISTRY = Registry.isolated(broken)
+
+
+@pytest.mark.parametrize(
+    ("component", "check", "problem"),
+    [
+        ("loss:negative", "contract", "a loss must be finite and >= 0"),
+        (
+            "loss:absolute",
+            "least-squares",
+            "is tagged 'least-squares', but its gradient at the least-squares",
+        ),
+        ("activation:halving", "elementwise", "maps shape (7,) to (4,): an activation must keep the shape"),
+        ("activation:halving", "gradcheck", "cannot be gradchecked: maps shape (33,) to (17,)"),
+        ("activation:running-total", "elementwise", "is not elementwise: input"),
+        ("model:flat-output", "shapes", "maps input shaped (1, 1) to (1,), expected (1, 1)"),
+        ("model:frozen", "differentiable", "has no trainable parameters"),
+        ("model:drifting", "reproducible", "two builds under torch.manual_seed(0) differ in bias"),
+        ("dataset:with-nan", "contract", "features hold 1 non-finite value(s)"),
+        ("dataset:unseeded", "reproducible", "two builds from the same params have different features"),
+        (
+            "dataset:sized",
+            "params-accepted",
+            "n=-1 is allowed by its declaration (no constraint), but the factory raised RuntimeError",
+        ),
+        ("optimizer:idle", "minimises", "did not lower the loss of a convex quadratic: 20 steps from loss"),
+        (
+            "optimizer:sloppy",
+            "minimises",
+            "solved least squares as [0.0, 0.0, 0.0, 0.0], but the exact solution is",
+        ),
+    ],
+)
+def test_a_broken_component_is_caught_by_name(component: str, check: str, problem: str) -> None:
+    failures = check_components([component], registry=REGISTRY)
+
+    # Caught by exactly the checks it breaks (a shape-changing activation breaks two).
+    expected = ["elementwise", "gradcheck"] if component == "activation:halving" else [check]
+    assert [f.check_name for f in failures] == expected
+    failure = failures[expected.index(check)]
+    kind, name = component.split(":")
+    assert str(failure).startswith(f"{kind} '{name}' from plugin broken fails check '{check}': ")
+    assert problem in str(failure)
+    assert failure.plugin == "broken"
+    assert failure.check == f"{component}-{check}"
+
+
+def test_every_broken_component_is_covered() -> None:
+    # The parametrisation above names each broken component once.
+    assert len(SPECS) == 12
+    assert sys.modules.get("broken") is None  # the plugin is registered directly, never installed
