@@ -214,8 +214,9 @@ def _fsync_directory(path: Path) -> None:
 
 
 class Checkpointer(Callback):
-    """Writes checkpoints into the run folder ``folder``: every ``every`` epochs (at the first sync
-    point at or after each multiple) and when training ends, also when a signal stopped it. Never
+    """Writes checkpoints into the run folder ``folder``: every ``every`` epochs (the loop then syncs
+    at least that often; with a shorter ``log_every`` that does not divide ``every``, at the first
+    sync point after each multiple) and when training ends, also when a signal stopped it. Never
     after an error or a divergence: then the last checkpoint written is the one kept.
 
     ``overwrite`` lets a new run replace a run already in ``folder``. ``written_epoch`` tells it
@@ -236,6 +237,7 @@ class Checkpointer(Callback):
         check_run_folder(folder, overwrite=overwrite or written_epoch is not None)
         self.folder = Path(folder)
         self.every = every
+        self.sync_every = every  # the loop must stop by at every interval for the state to be copied
         self.written_epoch = written_epoch
         self._next = 0
 
@@ -385,6 +387,8 @@ class Checkpoint:
             state = decode(self.optimizer_state, tensors, where)
         except ValueError as exc:
             raise DataError(str(exc)) from None
+        except RecursionError:
+            raise DataError(f"{where}: the optimizer state is nested too deeply") from None
         if not (isinstance(state, dict) and isinstance(state.get("param_groups"), list) and "state" in state):
             raise DataError(f"{where}: the optimizer state is malformed")
         if not hyperparameters:
@@ -408,6 +412,8 @@ class Checkpoint:
             return restore_rng(self.rng_state, self.state_tensors, str(self.folder / "state.json"))
         except ValueError as exc:
             raise DataError(str(exc)) from None
+        except RecursionError:
+            raise DataError(f"{self.folder / 'state.json'}: the random state is nested too deeply") from None
 
 
 def locate(run: str | Path) -> Path:

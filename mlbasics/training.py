@@ -93,6 +93,10 @@ class Callback:
     """Hooks into training at the moments the loss is copied off the device. Override any of them;
     raise :class:`StopTraining` to end training early."""
 
+    #: The most epochs this callback lets pass between two sync points (``None``: no limit); the
+    #: loop syncs at least that often. A checkpointer sets it to its interval.
+    sync_every: int | None = None
+
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         """Before the first step; ``epochs`` is the epoch training will end at. A resumed run
         starts at ``len(setup.history)``."""
@@ -269,9 +273,11 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     return step
 
 
-def sync_interval(experiment: Experiment) -> int:
-    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run."""
-    return experiment.log_every or max(1, experiment.epochs // 100)
+def sync_interval(experiment: Experiment, callbacks: Sequence[Callback] = ()) -> int:
+    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run, or
+    less if a callback asks for it (:attr:`Callback.sync_every`)."""
+    interval = experiment.log_every or max(1, experiment.epochs // 100)
+    return min([interval, *(c.sync_every for c in callbacks if c.sync_every)])
 
 
 def fit(
@@ -325,7 +331,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
                     callback.on_sync(setup, 1, losses)
         else:
             step = eager_step(setup)
-            interval = sync_interval(setup.experiment)
+            interval = sync_interval(setup.experiment, callbacks)
             interrupt = setup.interrupt
             while len(history) < epochs:
                 losses = _steps(step, min(interval, epochs - len(history)), interrupt)

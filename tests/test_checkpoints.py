@@ -126,6 +126,19 @@ def test_a_checkpoint_every_that_misses_the_sync_points_writes_at_the_next_one(
     assert seen == [12, 20, 30]  # the first sync points at or after 10, 20, and the end
 
 
+def test_a_short_checkpoint_interval_makes_the_loop_sync_as_often(registry: Registry, tmp_path: Path) -> None:
+    recorder = []
+
+    class Syncs(mlbasics.Callback):
+        def on_sync(self, setup: mlbasics.Setup, epoch: int, losses: torch.Tensor) -> None:
+            recorder.append(epoch)
+
+    setup = mlbasics.prepare(LINEAR.with_value("epochs", 1000).with_value("device", "cpu"), registry)
+    mlbasics.fit(setup, [Syncs(), mlbasics.Checkpointer(tmp_path, every=3)])  # log_every unset: 10
+    assert recorder[:4] == [3, 6, 9, 12]
+    assert Checkpoint.load(tmp_path).epoch == 1000
+
+
 def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(
     run: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
