@@ -395,6 +395,8 @@ def train(
     if unknown:
         raise ValidationError([f"train() got an unknown setting {key!r}" for key in unknown])
     experiment = attrs.evolve(experiment, **settings)
+    if checkpoint_every is not None and save is None:
+        raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
     if save is not None:
         from mlbasics.checkpoints import Checkpointer
 

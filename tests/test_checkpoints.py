@@ -289,6 +289,11 @@ def test_folders_that_are_not_runs(tmp_path: Path) -> None:
         Checkpoint.load(tmp_path / "file")
 
 
+def test_a_checkpoint_interval_needs_a_folder(registry: Registry) -> None:
+    with pytest.raises(mlbasics.ValidationError, match=r"checkpoint_every needs save"):
+        mlbasics.train(LINEAR, registry=registry, epochs=2, checkpoint_every=1)
+
+
 def test_saving_over_another_run_is_refused_before_training(run: Path, registry: Registry) -> None:
     before = (run / CHECKPOINT / MANIFEST).read_bytes()
     with pytest.raises(DataError, match=r"already holds a run \(epoch 7\); continue it with --resume"):

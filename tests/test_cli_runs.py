@@ -140,9 +140,13 @@ def test_resume_continues_in_the_same_folder(tmp_path: Path) -> None:
     )
     assert json.loads(more.stdout)["history"] == json.loads(straight.stdout)["history"]
     assert Checkpoint.load(tmp_path / "run").epoch == 30
-    again = run_cli("train", "--resume", "run", "--quiet", cwd=tmp_path, env={"COLUMNS": "120", "PATH": ""})
+    again = run_cli("train", "--resume", "run", "--quiet", cwd=tmp_path, env={"COLUMNS": "160", "PATH": ""})
     assert again.returncode == 0, again.stderr
-    assert "final loss" in again.stdout
+    assert "after 30 epochs on cpu in " in again.stdout
+    assert ", resumed at epoch 30" in again.stdout
+    further = run_cli("train", "--resume", "run", "--save", "./run", "--epochs", "32", "--json", cwd=tmp_path)
+    assert further.returncode == 0, further.stderr  # ./run is the same folder, not another run to protect
+    assert Checkpoint.load(tmp_path / "run").epoch == 32
 
 
 def test_divergence_on_the_command_line_points_at_the_last_finite_checkpoint(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The ``mlbasics`` command: list components and plugins, train experiments.
+"""The ``mlbasics`` command: list components and plugins, train experiments, predict with saved runs.
 
 Each command lives in its own module with an ``add_parser`` and a ``run``. User errors
 (:class:`mlbasics.MlbasicsError`) are printed as ``mlbasics: error: ...``, one line per problem, and

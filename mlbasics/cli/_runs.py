@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlbasics.experiment import Experiment
@@ -84,7 +85,9 @@ def prepare_run(
     folder = args.save or args.resume
     checkpointer = None
     if folder is not None:
-        same_folder = checkpoint is not None and args.save in (None, args.resume)
+        same_folder = checkpoint is not None and (
+            args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()
+        )
         checkpointer = Checkpointer(
             folder,
             every=args.checkpoint_every,

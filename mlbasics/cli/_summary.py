@@ -36,11 +36,14 @@ def _components_table(result: TrainResult) -> Table:
 def _result_line(result: TrainResult) -> Text:
     text = Text("final loss ")
     text.append(f"{result.final_loss:.6g}", style="bold cyan")
+    trained = result.epochs - result.resumed_from  # this session's epochs
     text.append(
         f" after {result.epochs} epoch{'s' if result.epochs != 1 else ''} on {result.device} in {result.seconds:.3g} s"
     )
-    if result.epochs > 1 and result.seconds > 0:
-        text.append(f" ({result.epochs / result.seconds:,.0f} steps/s)")
+    if result.resumed_from:
+        text.append(f", resumed at epoch {result.resumed_from}")
+    if trained > 1 and result.seconds > 0:
+        text.append(f" ({trained / result.seconds:,.0f} steps/s)")
     return text
 
 
