@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mlbasics.errors import (
     DataError,
     DeviceError,
+    DivergenceError,
     MlbasicsError,
     PluginError,
     TrainingError,
@@ -23,13 +24,17 @@ from mlbasics.errors import (
 )
 from mlbasics.experiment import Component, Experiment
 from mlbasics.hookspecs import hookimpl, hookspec
+from mlbasics.interrupts import stop_on_signals
 from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings
 from mlbasics.registry import Registry, default_registry
 from mlbasics.specs import KINDS, REQUIRED, ComponentSpec, Kind, Param, PluginInfo
 
 if TYPE_CHECKING:
     from mlbasics.analysis import NotCollapsibleError, collapse
+    from mlbasics.anomaly import detect_anomaly
+    from mlbasics.checkpoints import Checkpoint, Checkpointer
     from mlbasics.data import Dataset, GroundTruth
+    from mlbasics.resuming import resume
     from mlbasics.solvers import ClosedFormSolver
     from mlbasics.sweeps import SweepMember, SweepResult, sweep
     from mlbasics.training import Callback, Setup, StopTraining, TrainResult, fit, prepare, train
@@ -41,6 +46,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "collapse": "mlbasics.analysis",
     "NotCollapsibleError": "mlbasics.analysis",
+    "detect_anomaly": "mlbasics.anomaly",
+    "Checkpoint": "mlbasics.checkpoints",
+    "Checkpointer": "mlbasics.checkpoints",
+    "resume": "mlbasics.resuming",
     "Dataset": "mlbasics.data",
     "GroundTruth": "mlbasics.data",
     "ClosedFormSolver": "mlbasics.solvers",
@@ -80,12 +89,15 @@ __all__ = [
     "KINDS",
     "REQUIRED",
     "Callback",
+    "Checkpoint",
+    "Checkpointer",
     "ClosedFormSolver",
     "Component",
     "ComponentSpec",
     "DataError",
     "Dataset",
     "DeviceError",
+    "DivergenceError",
     "Experiment",
     "GroundTruth",
     "Kind",
@@ -110,10 +122,13 @@ __all__ = [
     "build",
     "collapse",
     "default_registry",
+    "detect_anomaly",
     "fit",
     "hookimpl",
     "hookspec",
     "prepare",
+    "resume",
+    "stop_on_signals",
     "sweep",
     "train",
 ]

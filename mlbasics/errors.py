@@ -45,3 +45,19 @@ class DataError(MlbasicsError):
 
 class TrainingError(MlbasicsError):
     """Training cannot go on (for example, the loss stopped being finite)."""
+
+
+class DivergenceError(TrainingError):
+    """The loss or a parameter stopped being finite, or the loss grew past the divergence threshold.
+
+    Keeps what a user needs to see what happened: the epoch, the last finite loss, and the whole
+    loss history up to the sync point where the divergence was found (non-finite values included).
+    """
+
+    def __init__(
+        self, message: str, *, epoch: int, last_finite_loss: float | None, history: list[float]
+    ) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.last_finite_loss = last_finite_loss
+        self.history = history

@@ -44,7 +44,9 @@ class ProgressBar(Callback):
             transient=self.transient,
             refresh_per_second=10,
         )
-        self._task = self._progress.add_task("train", total=epochs, loss="-")
+        done = len(setup.history)  # a resumed run starts where it stopped
+        last = f"{setup.history[-1]:.6g}" if done else "-"
+        self._task = self._progress.add_task("train", total=epochs, completed=done, loss=last)
         self._progress.start()
 
     def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:

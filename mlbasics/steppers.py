@@ -18,6 +18,8 @@ so a graph run takes exactly the steps an eager run takes.
 The graph path is used only on CUDA, only when the experiment allows it (``cuda_graph``, on by
 default), and only when the step can be captured (:func:`capture_problem`). Otherwise training is
 eager, and where the user could have expected a graph, a note says once why there is none.
+Eager steps honour a stop request (Ctrl-C, SIGTERM) after the step it arrives in; graph replays
+honour it at the end of the interval, which on a GPU is milliseconds later.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import torch
 
+from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
 from mlbasics.solvers import ClosedFormSolver
 
@@ -60,16 +63,28 @@ class Stepper(Protocol):
         ...
 
 
+def eager_steps(step: Step, n: int, interrupt: Interrupt) -> torch.Tensor:
+    """Up to ``n`` steps from Python, ending early after the step during which a stop was requested
+    (Ctrl-C, SIGTERM: see :mod:`mlbasics.interrupts`). The losses stay on the device."""
+    losses = []
+    for _ in range(n):
+        losses.append(step())
+        if interrupt.signal:
+            break
+    return torch.stack(losses)
+
+
 class EagerStepper:
     """One step at a time from Python: the lecture's loop."""
 
     mode: str = EAGER
 
-    def __init__(self, step: Step) -> None:
+    def __init__(self, step: Step, interrupt: Interrupt) -> None:
         self._step = step
+        self._interrupt = interrupt
 
     def run(self, n: int) -> torch.Tensor:
-        return torch.stack([self._step() for _ in range(n)])
+        return eager_steps(self._step, n, self._interrupt)
 
 
 # -- when a graph can be used --------------------------------------------------------------------
@@ -123,7 +138,7 @@ def make_stepper(setup: Setup, step: Step, *, epochs: int, interval: int) -> Ste
     ``step`` is the eager step (used as is, or for the warm-up before a capture)."""
     if use_cuda_graph(setup, epochs):
         return GraphStepper(setup, step, capacity=interval, backend=CudaGraphs(setup.device))
-    return EagerStepper(step)
+    return EagerStepper(step, setup.interrupt)
 
 
 # -- the graph path ------------------------------------------------------------------------------
@@ -243,7 +258,7 @@ class GraphStepper:
             if self._warmed == WARMUP_STEPS:
                 self._capture(parts[0].dtype)
         if n > 0 and self.mode == EAGER:
-            parts.append(torch.stack([self._eager() for _ in range(n)]))
+            parts.append(eager_steps(self._eager, n, self._setup.interrupt))
         while n > 0 and self.mode == CUDA_GRAPH:
             count = min(n, self._capacity)
             parts.append(self._replay(count))

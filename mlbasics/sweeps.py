@@ -19,7 +19,7 @@ import attrs
 import torch
 
 from mlbasics.ensemble import NotVmappable, model_problem, sgd_settings, train_stacked
-from mlbasics.errors import MlbasicsError, ValidationError
+from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
 from mlbasics.experiment import Experiment
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
@@ -310,14 +310,18 @@ def _one_after_another(
     finished = 0
     for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
         callbacks = [] if bar is None else [_Advance(bar, finished)]
-        result = fit(setup, callbacks)
-        finished += result.epochs
-        seconds += result.seconds
-        history = torch.tensor(result.history, dtype=torch.float32)
+        start = time.perf_counter()
+        try:
+            result = fit(setup, callbacks)
+            losses, parameters = result.history, result.parameters
+        except DivergenceError as diverged:  # one member's bad learning rate must not end the sweep
+            losses = diverged.history
+            parameters = {name: p.detach().cpu().clone() for name, p in setup.model.named_parameters()}
+        finished += len(losses)
+        seconds += time.perf_counter() - start
+        history = torch.tensor(losses, dtype=torch.float32)
         result_members.append(
-            SweepMember(
-                index=i, values=values, experiment=member, history=history, parameters=result.parameters
-            )
+            SweepMember(index=i, values=values, experiment=member, history=history, parameters=parameters)
         )
     return SweepResult(
         experiment=experiment,

@@ -3,14 +3,18 @@
 The loop is the lecture's own loop (zero the gradients, forward, loss, backward, step) and adds
 nothing per step that the lecture's loop does not do: no ``.item()``, no progress update. Each
 step's loss stays on the device; every ``log_every`` epochs the losses since the last time are
-copied out in one transfer, and only then do callbacks (progress bars, checks) run. On CUDA the
-steps of each interval are, where safe, replays of one captured CUDA graph (see mlbasics/steppers.py).
+copied out in one transfer, and only then do callbacks (progress bars, checks, checkpoints) run.
+On CUDA the steps of each interval are, where safe, replays of one captured CUDA graph (see
+:mod:`mlbasics.steppers`). After every eager step the loop reads one flag, :attr:`Setup.interrupt`,
+so that Ctrl-C or SIGTERM (see :mod:`mlbasics.interrupts`) stops it at a step boundary. At every
+sync point the loss and the parameters are checked for divergence (:mod:`mlbasics.divergence`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,6 +25,7 @@ from mlbasics.data import Dataset
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import PluginError, ValidationError
 from mlbasics.experiment import Experiment
+from mlbasics.interrupts import Interrupt, signal_name
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
@@ -55,7 +60,13 @@ class ComponentInfo:
 
 @attrs.define(kw_only=True, eq=False)
 class Setup:
-    """An experiment's components, built and on the device, ready to train."""
+    """An experiment's components, built and on the device, ready to train.
+
+    ``history`` holds the loss of every epoch done so far: empty for a fresh setup, the recorded
+    history for one restored from a checkpoint. :func:`fit` extends it at every sync point and trains
+    until it holds the experiment's ``epochs``. ``interrupt`` is the flag that stops the loop after
+    the current step (set by :func:`mlbasics.interrupts.stop_on_signals`).
+    """
 
     experiment: Experiment
     device: torch.device
@@ -67,6 +78,8 @@ class Setup:
     optimizer: torch.optim.Optimizer | ClosedFormSolver
     specs: dict[Kind, ComponentSpec]
     components: dict[Kind, ComponentInfo]
+    history: list[float] = attrs.field(factory=list)
+    interrupt: Interrupt = attrs.field(factory=Interrupt)
 
     @property
     def needs_closure(self) -> bool:
@@ -82,8 +95,13 @@ class Callback:
     """Hooks into training at the moments the loss is copied off the device. Override any of them;
     raise :class:`StopTraining` to end training early."""
 
+    #: The most epochs this callback lets pass between two sync points (``None``: no limit); the
+    #: loop syncs at least that often. A checkpointer sets it to its interval.
+    sync_every: int | None = None
+
     def on_train_start(self, setup: Setup, epochs: int) -> None:
-        """Before the first step; ``epochs`` is the number of epochs that will run."""
+        """Before the first step; ``epochs`` is the epoch training will end at. A resumed run
+        starts at ``len(setup.history)``."""
 
     def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
         """After ``epoch`` epochs in all; ``losses`` (on the CPU) are those since the last call."""
@@ -108,6 +126,10 @@ class TrainResult:
     stopped: str | None = None
     #: How the steps were taken: "eager", "cuda-graph" (captured once, replayed) or "closed-form".
     step_mode: str = "eager"
+    #: The signal that stopped training (SIGINT, SIGTERM), if one did.
+    interrupted_by: int | None = None
+    #: The epochs already done when this call began (non-zero for a resumed run).
+    resumed_from: int = 0
 
     @property
     def final_loss(self) -> float:
@@ -130,6 +152,8 @@ class TrainResult:
             "seconds": self.seconds,
             "stopped": self.stopped,
             "step_mode": self.step_mode,
+            "interrupted_by": signal_name(self.interrupted_by) if self.interrupted_by else None,
+            "resumed_from": self.resumed_from,
             "parameters": {name: value.tolist() for name, value in self.parameters.items()},
             "components": {kind: attrs.asdict(info) for kind, info in self.components.items()},
             "experiment": self.experiment.to_dict(),
@@ -254,13 +278,24 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     return step
 
 
-def sync_interval(experiment: Experiment) -> int:
-    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run."""
-    return experiment.log_every or max(1, experiment.epochs // 100)
+def sync_interval(experiment: Experiment, callbacks: Sequence[Callback] = ()) -> int:
+    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run, or
+    less if a callback asks for it (:attr:`Callback.sync_every`)."""
+    interval = experiment.log_every or max(1, experiment.epochs // 100)
+    return min([interval, *(c.sync_every for c in callbacks if c.sync_every)])
 
 
-def fit(setup: Setup, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train the prepared ``setup`` for the experiment's epochs and return the result."""
+def fit(
+    setup: Setup, callbacks: Sequence[Callback] = (), *, divergence_threshold: float | None = None
+) -> TrainResult:
+    """Train the prepared ``setup`` up to the experiment's epochs and return the result.
+
+    A non-finite loss or parameter, or (with ``divergence_threshold``) a loss that exceeds that many
+    times the first epoch's loss, raises :class:`mlbasics.DivergenceError` at the next sync point.
+    """
+    from mlbasics.divergence import DivergenceCheck  # it subclasses Callback, defined above
+
+    callbacks = [DivergenceCheck(divergence_threshold), *callbacks]  # first: nothing sees a bad state
     epochs = 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
     for callback in callbacks:
         callback.on_train_start(setup, epochs)
@@ -274,40 +309,48 @@ def fit(setup: Setup, callbacks: Sequence[Callback] = ()) -> TrainResult:
 
 
 def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResult:
-    chunks: list[torch.Tensor] = []
+    history = setup.history  # the epochs done before (a resumed run); extended at every sync
+    resumed_from = len(history)
     stopped = None
     mode = "closed-form"
+    interrupted = 0
     synchronize(setup.device)
     start = time.perf_counter()
     try:
         if isinstance(setup.optimizer, ClosedFormSolver):
-            setup.optimizer.solve(setup.model, setup.features, setup.targets)
-            chunks.append(setup.evaluate().reshape(1).cpu())
-            for callback in callbacks:
-                callback.on_sync(setup, 1, chunks[-1])
-        else:
-            interval = sync_interval(setup.experiment)
-            stepper = make_stepper(setup, eager_step(setup), epochs=epochs, interval=interval)
-            mode = stepper.mode
-            done = 0
-            while done < epochs:
-                n = min(interval, epochs - done)
-                losses = stepper.run(n).cpu()  # the one host sync per interval
-                mode = stepper.mode
-                chunks.append(losses)
-                done += n
+            if not history:
+                setup.optimizer.solve(setup.model, setup.features, setup.targets)
+                losses = setup.evaluate().reshape(1).cpu()
+                history.extend(losses.tolist())
                 for callback in callbacks:
-                    callback.on_sync(setup, done, losses)
+                    callback.on_sync(setup, 1, losses)
+        else:
+            interval = sync_interval(setup.experiment, callbacks)
+            interrupt = setup.interrupt
+            stepper = make_stepper(setup, eager_step(setup), epochs=epochs - len(history), interval=interval)
+            mode = stepper.mode
+            while len(history) < epochs:
+                losses = stepper.run(
+                    min(interval, epochs - len(history))
+                ).cpu()  # the one host sync per interval
+                mode = stepper.mode
+                history.extend(losses.tolist())
+                for callback in callbacks:
+                    callback.on_sync(setup, len(history), losses)
+                if interrupt.signal:
+                    interrupted = interrupt.signal
+                    raise StopTraining(
+                        f"interrupted by {signal_name(interrupted)} after epoch {len(history)}"
+                    )
     except StopTraining as stop:
         stopped = str(stop) or "stopped by a callback"
     synchronize(setup.device)
     seconds = time.perf_counter() - start
-    if not chunks:
+    if not history:
         raise ValidationError(["training stopped before the first epoch finished"])
-    history = torch.cat(chunks).tolist()
     return TrainResult(
         experiment=setup.experiment,
-        history=history,
+        history=list(history),
         epochs=len(history),
         device=str(setup.device),
         seconds=seconds,
@@ -317,6 +360,8 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
         dataset=setup.dataset,
         stopped=stopped,
         step_mode=mode,
+        interrupted_by=interrupted or None,
+        resumed_from=resumed_from,
     )
 
 
@@ -327,6 +372,10 @@ def train(
     registry: Registry | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
+    save: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    overwrite: bool = False,
+    divergence_threshold: float | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train an experiment and return its :class:`TrainResult`.
@@ -335,14 +384,24 @@ def train(
     ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
     :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``.
     ``progress=True`` shows a progress bar on stderr.
+
+    ``save`` names a run folder to checkpoint into (at the end, and every ``checkpoint_every``
+    epochs); a folder that already holds a run is refused unless ``overwrite``. Continue a saved
+    run with :func:`mlbasics.resume`. ``divergence_threshold``: see :func:`fit`.
     """
     experiment = experiment or Experiment()
     unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
     if unknown:
         raise ValidationError([f"train() got an unknown setting {key!r}" for key in unknown])
     experiment = attrs.evolve(experiment, **settings)
+    if checkpoint_every is not None and save is None:
+        raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
+    if save is not None:
+        from mlbasics.checkpoints import Checkpointer
+
+        callbacks = [*callbacks, Checkpointer(save, every=checkpoint_every, overwrite=overwrite)]
     if progress:
         from mlbasics.progress import ProgressBar
 
         callbacks = [ProgressBar(), *callbacks]
-    return fit(prepare(experiment, registry), callbacks)
+    return fit(prepare(experiment, registry), callbacks, divergence_threshold=divergence_threshold)

@@ -234,7 +234,7 @@ def test_graph_stepper_takes_exactly_the_eager_steps(
     registry: Registry, optimizer: Any, sizes: list[int]
 ) -> None:
     eager_setup = _setup(registry, optimizer=optimizer)
-    expected = _train_with(lambda s: EagerStepper(eager_step(s)), eager_setup, sizes)
+    expected = _train_with(lambda s: EagerStepper(eager_step(s), s.interrupt), eager_setup, sizes)
 
     graph_setup = _setup(registry, optimizer=optimizer)
     backend = ReplayEagerly(graph_setup)
@@ -254,7 +254,7 @@ def test_graph_stepper_takes_exactly_the_eager_steps(
 
 
 def test_replays_longer_than_the_buffer_come_in_pieces(registry: Registry) -> None:
-    eager = _train_with(lambda s: EagerStepper(eager_step(s)), _setup(registry), [40])
+    eager = _train_with(lambda s: EagerStepper(eager_step(s), s.interrupt), _setup(registry), [40])
     setup = _setup(registry)
     stepper = GraphStepper(setup, eager_step(setup), capacity=8, backend=ReplayEagerly(setup))
     assert torch.equal(stepper.run(40), eager)
@@ -264,7 +264,7 @@ def test_a_failed_capture_is_said_once_and_training_goes_on_eagerly(
     registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="mlbasics")
-    eager = _train_with(lambda s: EagerStepper(eager_step(s)), _setup(registry), [10, 10, 10])
+    eager = _train_with(lambda s: EagerStepper(eager_step(s), s.interrupt), _setup(registry), [10, 10, 10])
     setup = _setup(registry)
     failure = RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors ...")
     stepper = GraphStepper(setup, eager_step(setup), capacity=10, backend=ReplayEagerly(setup, fail=failure))
@@ -281,7 +281,7 @@ def test_a_step_that_waits_for_the_host_is_not_captured(
     registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="mlbasics")
-    eager = _train_with(lambda s: EagerStepper(eager_step(s)), _setup(registry), [10, 10])
+    eager = _train_with(lambda s: EagerStepper(eager_step(s), s.interrupt), _setup(registry), [10, 10])
     setup = _setup(registry)
     backend = ReplayEagerly(setup, sync="called a synchronizing CUDA operation")
     stepper = GraphStepper(setup, eager_step(setup), capacity=10, backend=backend)
@@ -316,7 +316,7 @@ def test_the_check_before_capture_leaves_no_trace() -> None:
     experiment = Experiment(model="counts", epochs=30, device="cpu")
     eager_setup = prepare(experiment, registry)
     torch.manual_seed(0)
-    expected = EagerStepper(eager_step(eager_setup)).run(30)
+    expected = EagerStepper(eager_step(eager_setup), eager_setup.interrupt).run(30)
     setup = prepare(experiment, registry)
     stepper = GraphStepper(setup, eager_step(setup), capacity=30, backend=ReplayEagerly(setup))
     torch.manual_seed(0)

@@ -85,6 +85,19 @@ def test_results_rank_best_first_and_diverged_last(registry: Registry) -> None:
     assert result.seconds > 0
 
 
+def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) -> None:
+    """One after another, each member trains through fit(), whose divergence check stops a run
+    whose loss is no longer finite: that member keeps its history up to there, the others train on."""
+    result = mlbasics.sweep(LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry, vmap=False)
+    assert result.mode == "sequential"
+    ranked = result.ranked()
+    assert [m.values["optimizer.lr"] for m in ranked] == [0.1, 0.01, 10.0]
+    diverged = ranked[-1]
+    assert not torch.isfinite(torch.tensor(diverged.final_loss))
+    assert 0 < len(diverged.history) <= 60
+    assert [len(m.history) for m in ranked[:2]] == [60, 60]
+
+
 # -- falling back: training one member after another -------------------------------------------------
 
 

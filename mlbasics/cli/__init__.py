@@ -1,4 +1,5 @@
-"""The ``mlbasics`` command: list components and plugins, train experiments, sweep them.
+"""The ``mlbasics`` command: list components and plugins, train experiments, sweep them, predict
+with saved runs.
 
 Each command lives in its own module with an ``add_parser`` and a ``run``. User errors
 (:class:`mlbasics.MlbasicsError`) are printed as ``mlbasics: error: ...``, one line per problem, and
@@ -11,22 +12,31 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mlbasics import __version__
 from mlbasics.cli import _plugins_dir
 from mlbasics.cli import list as list_command
 from mlbasics.cli import plugins as plugins_command
+from mlbasics.cli import predict as predict_command
 from mlbasics.cli import sweep as sweep_command
 from mlbasics.cli import train as train_command
 from mlbasics.errors import MlbasicsError
 
-COMMANDS = (list_command, plugins_command, train_command, sweep_command)
+COMMANDS = (list_command, plugins_command, train_command, sweep_command, predict_command)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes (a bad flag or value) are one line and exit 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"mlbasics: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlbasics",
         description="Learn and extend basic machine learning with PyTorch: compose an experiment "
         "from registry names, train it, look at the result.",

@@ -37,11 +37,14 @@ def _result_line(result: TrainResult) -> Text:
     text = Text("final loss ")
     text.append(f"{result.final_loss:.6g}", style="bold cyan")
     graph = " (CUDA graph)" if result.step_mode == "cuda-graph" else ""
+    trained = result.epochs - result.resumed_from  # this session's epochs
     text.append(
         f" after {result.epochs} epoch{'s' if result.epochs != 1 else ''} on {result.device}{graph} in {result.seconds:.3g} s"
     )
-    if result.epochs > 1 and result.seconds > 0:
-        text.append(f" ({result.epochs / result.seconds:,.0f} steps/s)")
+    if result.resumed_from:
+        text.append(f", resumed at epoch {result.resumed_from}")
+    if trained > 1 and result.seconds > 0:
+        text.append(f" ({trained / result.seconds:,.0f} steps/s)")
     return text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mlbasics.cli import _runs
 from mlbasics.cli._output import print_json, show_notes, stderr, stdout
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 
@@ -25,6 +26,7 @@ def add_parser(commands: Any) -> None:
         "--json", action="store_true", help="print the result as one JSON object, nothing else"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _runs.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -53,10 +55,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def experiment_from_args(args: argparse.Namespace) -> Experiment:
-    """The config file (or the default experiment) with the command line's flags applied in order:
-    component names, then --lr/--epochs/--device/--seed/--no-cuda-graph, then every --set."""
-    experiment = Experiment.load(args.config) if args.config else Experiment()
+def experiment_from_args(args: argparse.Namespace, base: Experiment | None = None) -> Experiment:
+    """The config file (or ``base``, or the default experiment) with the command line's flags
+    applied in order: component names, then --lr/--epochs/--device/--seed/--no-cuda-graph, then
+    every --set."""
+    experiment = Experiment.load(args.config) if args.config else base or Experiment()
     for kind in COMPONENT_KINDS:
         name = getattr(args, kind)
         if name is not None:
@@ -75,21 +78,24 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment = experiment_from_args(args)
+    checkpoint = _runs.load_resumed(args)
+    experiment = experiment_from_args(args, checkpoint.experiment if checkpoint else None)
     if args.plot:
         from mlbasics.plotting import check_can_plot
 
         check_can_plot(args.plot)
-    from mlbasics.training import fit, prepare
+    from mlbasics.training import Callback
 
     show_notes()
-    setup = prepare(experiment)
-    callbacks = []
+    setup, checkpointer = _runs.prepare_run(args, experiment, checkpoint)
+    callbacks: list[Callback] = []
     if not (args.json or args.quiet):
         from mlbasics.progress import ProgressBar
 
         callbacks.append(ProgressBar(stderr()))
-    result = fit(setup, callbacks)
+    if checkpointer is not None:
+        callbacks.append(checkpointer)
+    result = _runs.train_guarded(args, setup, callbacks, checkpointer)
     if args.plot:
         from mlbasics.plotting import save_training_plot
 
@@ -100,4 +106,6 @@ def run(args: argparse.Namespace) -> int:
         from mlbasics.cli._summary import render_summary
 
         stdout().print(render_summary(result, plot=args.plot))
+    if result.interrupted_by:
+        return _runs.report_interrupt(result, checkpointer)
     return 0

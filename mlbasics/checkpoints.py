@@ -1,0 +1,657 @@
+"""Run folders: checkpoints written atomically, checked when read, never unpickled.
+
+``mlbasics train --save DIR`` (or ``mlbasics.train(..., save=DIR)``) keeps its checkpoint in::
+
+    DIR/checkpoint/          the latest checkpoint; replaced as a whole, never edited in place
+        manifest.json        format version, epoch, and the SHA-256 of each file below
+        experiment.toml      the experiment: components by registry name, with their params
+        history.csv          epoch,loss for every epoch so far (exact: floats written as repr)
+        model.safetensors    the model's state_dict
+        state.safetensors    the optimizer's tensors and the random generators' states
+        state.json           the rest: epoch, the optimizer's non-tensor state, Python's random
+                             state, each component's params, plugin and version, the data's
+                             column names and a fingerprint of the data
+
+A new checkpoint is written into a temporary folder ``DIR/.checkpoint-*.tmp``, flushed to disk, and
+swapped in by two renames: ``checkpoint`` -> ``checkpoint.previous``, then the temporary folder ->
+``checkpoint``; the previous one is deleted last. A crash at any moment leaves the new or the
+previous checkpoint whole; a reader that finds no ``checkpoint`` (a crash between the renames) reads
+``checkpoint.previous``. The checksums catch truncated or edited files (they are not a signature:
+anyone can recompute them). Nothing in a run folder is executed: components are rebuilt from the
+installed plugins by name, and tensors are read with safetensors.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeGuard
+
+import attrs
+import safetensors.torch
+import torch
+from torch import nn
+
+from mlbasics import __version__
+from mlbasics._state import capture_rng, decode, encode, restore_rng
+from mlbasics.errors import DataError, PluginError, ValidationError
+from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.registry import Registry, default_registry
+from mlbasics.solvers import ClosedFormSolver
+from mlbasics.specs import Kind
+from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
+
+FORMAT: Final = "mlbasics-checkpoint"
+FORMAT_VERSION: Final = 1
+CHECKPOINT: Final = "checkpoint"
+PREVIOUS: Final = "checkpoint.previous"
+MANIFEST: Final = "manifest.json"
+FILES: Final = ("experiment.toml", "history.csv", "model.safetensors", "state.safetensors", "state.json")
+_STAGING_PREFIX: Final = ".checkpoint-"
+_HISTORY_HEADER: Final = ["epoch", "loss"]
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def has_checkpoint(run: str | Path) -> bool:
+    """Whether ``run`` holds a checkpoint (whole or not)."""
+    folder = Path(run)
+    return (folder / CHECKPOINT).exists() or (folder / PREVIOUS).exists()
+
+
+def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
+    """Fail before training, not after, if checkpoints could not be written to ``run``: it is a
+    file, it cannot be created, or it already holds another run (unless ``overwrite``)."""
+    folder = Path(run)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{run}: exists and is not a folder; --save needs a folder for the run")
+    if has_checkpoint(folder) and not overwrite:
+        epoch = _peek_epoch(folder)
+        held = f"a run (epoch {epoch})" if epoch is not None else "a checkpoint"
+        raise DataError(
+            f"{run} already holds {held}; continue it with --resume {run}, or pass --force to replace it"
+        )
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DataError(f"{run}: cannot write there ({ancestor} is not a writable folder)")
+
+
+def _peek_epoch(run: Path) -> int | None:
+    """The epoch a run folder's checkpoint is at, or ``None`` if its manifest cannot tell."""
+    try:
+        manifest = _read_manifest(locate(run))
+    except DataError:
+        return None
+    epoch: int = manifest["epoch"]
+    return epoch
+
+
+def write_checkpoint(run: str | Path, setup: Setup) -> Path:
+    """Write ``setup``'s state as the latest checkpoint of ``run`` (atomically, see the module's
+    docstring) and return the checkpoint's folder."""
+    folder = Path(run)
+    files = _checkpoint_files(setup)  # everything is computed before anything touches the disk
+    folder.mkdir(parents=True, exist_ok=True)
+    _recover(folder)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX, suffix=".tmp"))
+    try:
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "epoch": len(setup.history),
+            "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        }
+        for name, data in [*files.items(), (MANIFEST, _json_bytes(manifest))]:
+            _write_synced(staging / name, data)
+        _fsync_directory(staging)
+        current, previous = folder / CHECKPOINT, folder / PREVIOUS
+        if previous.exists():  # left by a swap whose clean-up did not finish; `current` is whole
+            shutil.rmtree(previous)
+        if current.exists():
+            os.replace(current, previous)
+        os.replace(staging, current)
+        _fsync_directory(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
+    for stale in folder.glob(f"{_STAGING_PREFIX}*.tmp"):  # left by a process killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    return current
+
+
+def _recover(folder: Path) -> None:
+    """A crash between the two renames leaves only ``checkpoint.previous``: make it current again."""
+    if not (folder / CHECKPOINT).exists() and (folder / PREVIOUS).exists():
+        os.replace(folder / PREVIOUS, folder / CHECKPOINT)
+
+
+def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
+    state_tensors: dict[str, torch.Tensor] = {}
+    optimizer = None
+    if not isinstance(setup.optimizer, ClosedFormSolver):
+        try:
+            optimizer = encode(setup.optimizer.state_dict(), "optimizer", state_tensors)
+        except TypeError as exc:
+            raise PluginError(
+                f"optimizer {setup.components['optimizer'].name!r} cannot be checkpointed: {exc}"
+            ) from None
+    model_tensors = {
+        name: tensor.detach().to("cpu", copy=True).contiguous()
+        for name, tensor in setup.model.state_dict().items()
+    }
+    state = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "epoch": len(setup.history),
+        "mlbasics_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(setup.device),
+        "components": {kind: attrs.asdict(info) for kind, info in setup.components.items()},
+        "data": {
+            "feature_names": list(setup.dataset.feature_names),
+            "target_name": setup.dataset.target_name,
+            "fingerprint": data_fingerprint(setup.dataset.features, setup.dataset.targets),
+        },
+        "optimizer": optimizer,
+        "rng": capture_rng(state_tensors),
+    }
+    metadata = {"format": FORMAT}
+    return {
+        "experiment.toml": setup.experiment.to_toml().encode(),
+        "history.csv": _history_csv(setup.history).encode(),
+        "model.safetensors": safetensors.torch.save(model_tensors, metadata=metadata),
+        "state.safetensors": safetensors.torch.save(state_tensors, metadata=metadata),
+        "state.json": _json_bytes(state),
+    }
+
+
+def data_fingerprint(features: torch.Tensor, targets: torch.Tensor) -> str:
+    """A SHA-256 of the data's values, so resuming on changed data is noticed."""
+    table = {"features": features.detach().cpu().contiguous(), "targets": targets.detach().cpu().contiguous()}
+    return hashlib.sha256(safetensors.torch.save(table)).hexdigest()
+
+
+def _history_csv(history: Sequence[float]) -> str:
+    # repr() writes the shortest text that reads back as the same float: the history stays exact.
+    return "epoch,loss\n" + "".join(f"{epoch},{loss!r}\n" for epoch, loss in enumerate(history, start=1))
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=1) + "\n").encode()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename inside ``path`` durable (POSIX; Windows cannot open folders, and needs not)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# -- the callback ---------------------------------------------------------------------------------
+
+
+class Checkpointer(Callback):
+    """Writes checkpoints into the run folder ``folder``: every ``every`` epochs (the loop then syncs
+    at least that often; with a shorter ``log_every`` that does not divide ``every``, at the first
+    sync point after each multiple) and when training ends, also when a signal stopped it. Never
+    after an error or a divergence: then the last checkpoint written is the one kept.
+
+    ``overwrite`` lets a new run replace a run already in ``folder``. ``written_epoch`` tells it
+    which epoch the folder's checkpoint already holds (a run resumed into its own folder), so an
+    unchanged state is not written again.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        every: int | None = None,
+        overwrite: bool = False,
+        written_epoch: int | None = None,
+    ) -> None:
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValidationError([f"checkpoint interval must be an integer >= 1, got {every!r}"])
+        check_run_folder(folder, overwrite=overwrite or written_epoch is not None)
+        self.folder = Path(folder)
+        self.every = every
+        self.sync_every = every  # the loop must stop by at every interval for the state to be copied
+        self.written_epoch = written_epoch
+        self._next = 0
+
+    def on_train_start(self, setup: Setup, epochs: int) -> None:
+        if self.every is not None:
+            self._next = (len(setup.history) // self.every + 1) * self.every
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        if self.every is not None and epoch >= self._next:
+            self._write(setup)
+            self._next = (epoch // self.every + 1) * self.every
+
+    def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
+        if result is not None and self.written_epoch != len(setup.history):
+            self._write(setup)
+
+    def _write(self, setup: Setup) -> None:
+        write_checkpoint(self.folder, setup)
+        self.written_epoch = len(setup.history)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Checkpoint:
+    """A checkpoint read back from a run folder, every file checked against the manifest.
+
+    ``Checkpoint.load(DIR)`` reads it; :meth:`model` rebuilds the trained model (through the
+    registry, by name) and :meth:`predict` uses it; :func:`mlbasics.resume` continues the run.
+    """
+
+    run: Path
+    folder: Path
+    epoch: int
+    experiment: Experiment
+    history: list[float]
+    components: dict[Kind, ComponentInfo]
+    feature_names: tuple[str, ...]
+    target_name: str
+    data_fingerprint: str
+    device: str
+    mlbasics_version: str
+    weights: dict[str, torch.Tensor] = attrs.field(repr=False)
+    optimizer_state: Any = attrs.field(repr=False)
+    rng_state: Any = attrs.field(repr=False)
+    state_tensors: dict[str, torch.Tensor] = attrs.field(repr=False)
+
+    @classmethod
+    def load(cls, run: str | Path) -> Checkpoint:
+        """Read and check the latest checkpoint of run folder ``run``. Every problem (missing,
+        truncated, edited or foreign files) is a :class:`mlbasics.DataError` naming the file."""
+        folder = locate(run)
+        manifest = _read_manifest(folder)
+        contents = {name: _verified(folder, name, manifest) for name in FILES}
+        state = _read_state(folder / "state.json", contents["state.json"])
+        epoch = manifest["epoch"]
+        if state["epoch"] != epoch:
+            raise DataError(f"{folder / 'state.json'}: epoch {state['epoch']}, but {MANIFEST} says {epoch}")
+        history = _read_history(folder / "history.csv", contents["history.csv"], epoch)
+        experiment = _read_experiment(folder / "experiment.toml", contents["experiment.toml"])
+        components = _read_components(folder / "state.json", state["components"], experiment)
+        data = state["data"]
+        return cls(
+            run=Path(run),
+            folder=folder,
+            epoch=epoch,
+            experiment=experiment,
+            history=history,
+            components=components,
+            feature_names=tuple(data["feature_names"]),
+            target_name=data["target_name"],
+            data_fingerprint=data["fingerprint"],
+            device=state["device"],
+            mlbasics_version=state["mlbasics_version"],
+            weights=_read_tensors(folder / "model.safetensors", contents["model.safetensors"]),
+            optimizer_state=state["optimizer"],
+            rng_state=state["rng"],
+            state_tensors=_read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
+        )
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def model(self, registry: Registry | None = None, *, force: bool = False) -> nn.Module:
+        """The trained model, rebuilt through the registry from its recorded name and params, with
+        the checkpoint's weights, on the CPU, in eval mode. Its plugin must be installed, and not
+        older than the one that trained it (unless ``force``)."""
+        registry = registry or default_registry()
+        problems = provenance_problems(self, registry, kinds=("model",))
+        if problems and not force:
+            raise ValidationError([f"{self.run}: {problem} (--force uses it anyway)" for problem in problems])
+        info = self.components["model"]
+        spec, values = registry.resolve("model", info.name, info.params)
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten; the global RNG stays put
+            model = registry.instantiate(spec, values)
+        if not isinstance(model, nn.Module):
+            raise PluginError(
+                f"model {info.name!r} from plugin {spec.plugin}: factory returned {type(model).__name__}"
+            )
+        self.load_weights(model)
+        return model.eval()
+
+    def predict(
+        self, features: torch.Tensor | Sequence[Sequence[float]], registry: Registry | None = None
+    ) -> torch.Tensor:
+        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+        x = torch.as_tensor(features, dtype=torch.float32)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ValidationError(
+                [
+                    f"predict needs rows of {len(self.feature_names)} feature value(s) "
+                    f"({', '.join(self.feature_names)}), got shape {tuple(x.shape)}"
+                ]
+            )
+        with torch.no_grad():
+            predictions: torch.Tensor = self.model(registry)(x)
+        return predictions
+
+    def load_weights(self, model: nn.Module) -> None:
+        """Copy the checkpoint's weights into ``model``, which must have exactly their names,
+        shapes and dtypes."""
+        expected = model.state_dict()
+        problems = [f"{name} is missing" for name in expected if name not in self.weights]
+        problems += [f"{name} is not part of the model" for name in self.weights if name not in expected]
+        for name, want in expected.items():  # in the model's order: its first layer first
+            tensor = self.weights.get(name)
+            if tensor is not None and (tensor.shape != want.shape or tensor.dtype != want.dtype):
+                problems.append(
+                    f"{name} is {_describe(tensor)} in the checkpoint but {_describe(want)} in the model"
+                )
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise DataError(
+                f"{self.folder / 'model.safetensors'}: the weights do not fit model "
+                f"{self.components['model'].name!r}: {'; '.join(problems[:3])}{more}"
+            )
+        model.load_state_dict(self.weights)
+
+    def load_optimizer(self, optimizer: torch.optim.Optimizer, *, hyperparameters: bool = True) -> None:
+        """Restore the optimizer's state. With ``hyperparameters=False`` the optimizer keeps its own
+        (new) settings such as ``lr`` and takes only the per-parameter state (momentum buffers)."""
+        where = str(self.folder / "state.json")
+        tensors = {
+            name: tensor.clone() for name, tensor in self.state_tensors.items()
+        }  # load_state_dict keeps them
+        try:
+            state = decode(self.optimizer_state, tensors, where)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        except RecursionError:
+            raise DataError(f"{where}: the optimizer state is nested too deeply") from None
+        if not (isinstance(state, dict) and isinstance(state.get("param_groups"), list) and "state" in state):
+            raise DataError(f"{where}: the optimizer state is malformed")
+        if not hyperparameters:
+            fresh = optimizer.state_dict()["param_groups"]
+            if len(fresh) == len(state["param_groups"]):
+                state["param_groups"] = [
+                    {**saved, **{k: v for k, v in new.items() if k != "params"}}
+                    for saved, new in zip(state["param_groups"], fresh, strict=True)
+                ]
+        try:
+            optimizer.load_state_dict(state)
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise DataError(
+                f"{where}: the optimizer state does not fit optimizer "
+                f"{self.components['optimizer'].name!r} ({exc})"
+            ) from None
+
+    def restore_rng(self) -> list[str]:
+        """Put the random generators back as they were; returns notes on what could not be."""
+        try:
+            return restore_rng(self.rng_state, self.state_tensors, str(self.folder / "state.json"))
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        except RecursionError:
+            raise DataError(f"{self.folder / 'state.json'}: the random state is nested too deeply") from None
+
+
+def locate(run: str | Path) -> Path:
+    """The checkpoint folder of run folder ``run``."""
+    folder = Path(run)
+    if not folder.exists():
+        raise DataError(f"{run}: no such run folder")
+    if not folder.is_dir():
+        raise DataError(f"{run}: not a folder; a run folder is written by `mlbasics train --save`")
+    for name in (CHECKPOINT, PREVIOUS):
+        if (folder / name).exists():
+            return folder / name
+    raise DataError(f"{run}: holds no checkpoint (no {CHECKPOINT}/ folder); write one with --save {run}")
+
+
+def provenance_problems(
+    checkpoint: Checkpoint, registry: Registry, *, kinds: Sequence[Kind] = COMPONENT_KINDS
+) -> list[str]:
+    """Why the installed plugins may not rebuild the checkpoint's components faithfully: a
+    component no longer provided, provided by another plugin, or by an older version of its plugin."""
+    problems = []
+    for kind in kinds:
+        recorded = checkpoint.components[kind]
+        origin = _origin(recorded)
+        try:
+            spec = registry.get(kind, recorded.name)
+        except (ValidationError, PluginError) as exc:
+            problems.append(
+                f"it was trained with {kind} {recorded.name!r} from {origin}, which is not available here "
+                f"({str(exc).splitlines()[0]})"
+            )
+            continue
+        current = ComponentInfo.of(spec, {})
+        if current.plugin != recorded.plugin:
+            problems.append(
+                f"it was trained with {kind} {recorded.name!r} from {origin}, "
+                f"but here {_origin(current)} provides it"
+            )
+        elif (
+            recorded.version is not None
+            and current.version is not None
+            and recorded.version != current.version
+        ):
+            older = _is_older(current.version, recorded.version)
+            if older is not False:
+                problems.append(
+                    f"it was trained with {kind} {recorded.name!r} from {origin}, but here "
+                    f"{recorded.plugin} is version {current.version}"
+                    + (", which is older" if older else ", which may behave differently")
+                )
+    return problems
+
+
+def _origin(info: ComponentInfo) -> str:
+    if info.distribution is None:
+        return f"plugin {info.plugin}"
+    return f"plugin {info.plugin} ({info.distribution} {info.version})"
+
+
+def _is_older(version: str, than: str) -> bool | None:
+    """Compare release numbers (1.10 > 1.9); ``None`` when they cannot be compared (same release,
+    different suffix, or not numbers)."""
+    mine, theirs = _release(version), _release(than)
+    if mine is None or theirs is None or mine == theirs:
+        return None
+    return mine < theirs
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """``"1.10.2rc1"`` -> ``(1, 10, 2)``."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else None
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+
+
+# -- reading the files ----------------------------------------------------------------------------
+
+
+def _read_json(path: Path, data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply") from None
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    manifest = _read_json(path, data)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: not an mlbasics checkpoint manifest")
+    version = manifest.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise DataError(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: written by a newer mlbasics (checkpoint format {version}; this one reads "
+            f"format {FORMAT_VERSION}): upgrade mlbasics to read it"
+        )
+    if not _is_int(manifest.get("epoch")) or manifest["epoch"] < 0:
+        raise DataError(f"{path}: epoch must be an integer >= 0, got {manifest.get('epoch')!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise DataError(f"{path}: 'files' must map file names to SHA-256 digests")
+    missing = [name for name in FILES if name not in files]
+    if missing:
+        raise DataError(f"{path}: does not list {', '.join(missing)}")
+    return manifest
+
+
+def _verified(folder: Path, name: str, manifest: dict[str, Any]) -> bytes:
+    path = folder / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+        raise DataError(
+            f"{path}: does not match its SHA-256 in {MANIFEST}; the file was changed or truncated "
+            "after the checkpoint was written"
+        )
+    return data
+
+
+def _read_state(path: Path, data: bytes) -> dict[str, Any]:
+    state = _read_json(path, data)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DataError(f"{path}: not an mlbasics checkpoint state")
+    checks: dict[str, Callable[[Any], bool]] = {
+        "epoch": lambda v: _is_int(v) and v >= 0,
+        "mlbasics_version": lambda v: isinstance(v, str),
+        "device": lambda v: isinstance(v, str),
+        "components": lambda v: isinstance(v, dict),
+        "data": lambda v: (
+            isinstance(v, dict)
+            and _is_strings(v.get("feature_names"))
+            and isinstance(v.get("target_name"), str)
+            and isinstance(v.get("fingerprint"), str)
+        ),
+        "rng": lambda v: isinstance(v, dict),
+    }
+    for key, check in checks.items():
+        if not check(state.get(key)):
+            raise DataError(f"{path}: {key!r} is missing or malformed")
+    if "optimizer" not in state:
+        raise DataError(f"{path}: 'optimizer' is missing")
+    return state
+
+
+def _read_components(path: Path, data: dict[str, Any], experiment: Experiment) -> dict[Kind, ComponentInfo]:
+    components: dict[Kind, ComponentInfo] = {}
+    for kind in COMPONENT_KINDS:
+        entry = data.get(kind)
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("params"), dict)
+            and isinstance(entry.get("plugin"), str)
+            and all(isinstance(entry.get(key), str | None) for key in ("distribution", "version"))
+        ):
+            raise DataError(f"{path}: the record of the {kind} is missing or malformed")
+        info = ComponentInfo(
+            name=entry["name"],
+            params=entry["params"],
+            plugin=entry["plugin"],
+            distribution=entry.get("distribution"),
+            version=entry.get("version"),
+        )
+        if info.name != getattr(experiment, kind).name:
+            raise DataError(
+                f"{path}: records {kind} {info.name!r}, but experiment.toml names "
+                f"{getattr(experiment, kind).name!r}"
+            )
+        components[kind] = info
+    return components
+
+
+def _read_history(path: Path, data: bytes, epoch: int) -> list[float]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or rows[0] != _HISTORY_HEADER:
+        raise DataError(f"{path}, line 1: expected the header 'epoch,loss'")
+    history = []
+    for line, row in enumerate(rows[1:], start=2):
+        expected = line - 1
+        try:
+            number, loss = int(row[0]), float(row[1])
+        except (ValueError, IndexError):
+            raise DataError(
+                f"{path}, line {line}: expected 'epoch,loss', got {','.join(row)!r:.60}"
+            ) from None
+        if number != expected or len(row) != 2:
+            raise DataError(f"{path}, line {line}: expected epoch {expected}, got {','.join(row)!r:.60}")
+        history.append(loss)
+    if len(history) != epoch:
+        raise DataError(f"{path}: {len(history)} epochs, but the checkpoint is at epoch {epoch}")
+    return history
+
+
+def _read_experiment(path: Path, data: bytes) -> Experiment:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    experiment = Experiment.from_toml(text, source=str(path))
+    problems = experiment.problems()
+    if problems:
+        raise DataError(f"{path}: {problems[0]}")
+    return experiment
+
+
+def _read_tensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    try:
+        return safetensors.torch.load(data)
+    except Exception as exc:  # safetensors raises its own error types for every kind of damage
+        raise DataError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0]})") from None
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -1,0 +1,168 @@
+"""The reliability side of ``mlbasics train``: run folders (--save, --resume), Ctrl-C and SIGTERM,
+divergence, and anomaly detection. Kept apart from ``train.py`` so that command stays readable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlbasics.experiment import Experiment
+
+if TYPE_CHECKING:
+    from mlbasics.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.training import Callback, Setup, TrainResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    runs = parser.add_argument_group("run folders, interruption and divergence")
+    runs.add_argument(
+        "--save",
+        metavar="DIR",
+        help="checkpoint the run into folder DIR: at the end, on Ctrl-C/SIGTERM, and every --checkpoint-every epochs",
+    )
+    runs.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run saved in DIR up to its epochs (or --epochs N); checkpoints go on into DIR",
+    )
+    runs.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also checkpoint every N epochs (needs --save or --resume)",
+    )
+    runs.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even if the experiment or a plugin differs from the saved run's; replace a run in --save DIR",
+    )
+    runs.add_argument(
+        "--divergence-threshold",
+        type=float,
+        metavar="X",
+        help="stop once the loss exceeds X times the first epoch's loss (X > 1); NaN/inf always stops",
+    )
+    runs.add_argument(
+        "--detect-anomaly",
+        action="store_true",
+        help="run under torch.autograd.detect_anomaly and name the operation that produced a NaN (slow)",
+    )
+
+
+def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
+    """The checkpoint to resume (read and checked before anything else happens), or ``None``."""
+    if args.resume is None:
+        if args.checkpoint_every is not None and args.save is None:
+            from mlbasics.errors import ValidationError
+
+            raise ValidationError(["--checkpoint-every needs --save DIR (or --resume DIR)"])
+        return None
+    from mlbasics.checkpoints import Checkpoint
+
+    return Checkpoint.load(args.resume)
+
+
+def base_experiment(args: argparse.Namespace, checkpoint: Checkpoint | None) -> Experiment:
+    """What the flags apply to: the config file if given, else the resumed run's experiment, else the default."""
+    if args.config:
+        return Experiment.load(args.config)
+    return checkpoint.experiment if checkpoint is not None else Experiment()
+
+
+def prepare_run(
+    args: argparse.Namespace, experiment: Experiment, checkpoint: Checkpoint | None
+) -> tuple[Setup, Checkpointer | None]:
+    """The setup to train (fresh, or restored from ``checkpoint``) and the checkpointer, if any.
+    Every check that can fail runs here, before training starts."""
+    from mlbasics.checkpoints import Checkpointer
+    from mlbasics.divergence import DivergenceCheck
+    from mlbasics.training import prepare
+
+    DivergenceCheck(args.divergence_threshold)  # validates the threshold
+    folder = args.save or args.resume
+    checkpointer = None
+    if folder is not None:
+        same_folder = checkpoint is not None and (
+            args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()
+        )
+        checkpointer = Checkpointer(
+            folder,
+            every=args.checkpoint_every,
+            overwrite=args.force,
+            written_epoch=checkpoint.epoch if checkpoint is not None and same_folder else None,
+        )
+    if checkpoint is None:
+        return prepare(experiment), checkpointer
+    from mlbasics.resuming import restore
+
+    setup, notes = restore(checkpoint, experiment, force=args.force)
+    for note in notes:
+        print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
+    return setup, checkpointer
+
+
+def train_guarded(
+    args: argparse.Namespace, setup: Setup, callbacks: Sequence[Callback], checkpointer: Checkpointer | None
+) -> TrainResult:
+    """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
+    divergence or an anomaly becomes one clear error."""
+    import contextlib
+
+    from mlbasics.anomaly import AnomalyError, detect_anomaly
+    from mlbasics.errors import DivergenceError
+    from mlbasics.interrupts import stop_on_signals
+    from mlbasics.training import fit
+
+    try:
+        with (
+            stop_on_signals(setup),
+            detect_anomaly(setup) if args.detect_anomaly else contextlib.nullcontext(),
+        ):
+            return fit(setup, callbacks, divergence_threshold=args.divergence_threshold)
+    except AnomalyError as exc:
+        if args.debug and exc.details:
+            print(exc.details, file=sys.stderr)
+        raise
+    except DivergenceError as exc:
+        if checkpointer is not None and checkpointer.written_epoch is not None:
+            folder, epoch = checkpointer.folder, checkpointer.written_epoch
+            lr = _smaller_lr(setup)
+            hint = f" --lr {lr:g}" if lr is not None else ""
+            raise DivergenceError(
+                f"{exc}\nthe last finite checkpoint, epoch {epoch}, is kept in {folder}; to go on from it "
+                f"with other settings: mlbasics train --resume {folder} --force{hint}",
+                epoch=exc.epoch,
+                last_finite_loss=exc.last_finite_loss,
+                history=exc.history,
+            ) from None
+        raise
+
+
+def _smaller_lr(setup: Setup) -> float | None:
+    from mlbasics.divergence import smaller_learning_rate
+
+    lr = setup.components["optimizer"].params.get("lr")
+    return smaller_learning_rate(lr) if isinstance(lr, float) else None
+
+
+def report_interrupt(result: TrainResult, checkpointer: Checkpointer | None) -> int:
+    """After a signal stopped training: say what was kept and how to go on; return 128 + signal."""
+    from mlbasics.interrupts import exit_status, signal_name
+
+    assert result.interrupted_by is not None
+    where = f"interrupted by {signal_name(result.interrupted_by)} after epoch {result.epochs} of {result.experiment.epochs}"
+    if checkpointer is not None and checkpointer.written_epoch == result.epochs:
+        folder = checkpointer.folder
+        print(
+            f"mlbasics: {where}; checkpoint written to {folder}; resume with: mlbasics train --resume {folder}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"mlbasics: {where}; nothing was saved (train with --save DIR to keep a run you can resume)",
+            file=sys.stderr,
+        )
+    return exit_status(result.interrupted_by)

@@ -1,0 +1,64 @@
+"""``mlbasics predict DIR``: the trained model of a run folder, applied to new inputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlbasics.errors import MlbasicsError
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="predict with the model of a saved run (mlbasics train --save DIR)",
+        description="Rebuild the model of run folder DIR from its recorded experiment (by registry "
+        "name; nothing in the folder is executed), load its weights, and print its predictions as "
+        "CSV: the feature columns, then the predicted target.",
+    )
+    parser.add_argument("run_folder", metavar="DIR", help="a run folder written by mlbasics train --save DIR")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--x",
+        nargs="+",
+        metavar="VALUES",
+        help="one sample per argument, its feature values separated by commas: --x 1 2 3, --x 1,2,3 4,5,6",
+    )
+    source.add_argument(
+        "--csv", metavar="IN.csv", help="a CSV file with a header naming the model's features"
+    )
+    parser.add_argument("--output", metavar="OUT.csv", help="write the CSV here (atomically), not to stdout")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="use the model even if its plugin is older than the one that trained it",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output and not Path(args.output).parent.is_dir():
+        raise MlbasicsError(
+            f"output file {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist"
+        )
+    from mlbasics.checkpoints import Checkpoint
+    from mlbasics.prediction import parse_samples, predictions_csv, read_samples
+
+    checkpoint = Checkpoint.load(args.run_folder)
+    names = checkpoint.feature_names
+    features = parse_samples(args.x, names) if args.x is not None else read_samples(args.csv, names)
+    model = checkpoint.model(force=args.force)
+    import torch
+
+    with torch.no_grad():
+        predictions = model(features)
+    text = predictions_csv(features, predictions, names, checkpoint.target_name)
+    if args.output:
+        from mlbasics._files import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,146 @@
+"""Continuing a saved run exactly where it stopped.
+
+:func:`resume` reads the run folder's checkpoint, rebuilds the experiment's components through the
+registry (by name, as :func:`mlbasics.prepare` does), checks that they are the ones the run was
+trained with, and puts back the model's weights, the optimizer's state, the loss history and the
+random generators' states. Training then continues up to the experiment's epochs; on the CPU the
+result is bitwise the same as a run that was never stopped.
+
+What must match, unless forced: every component's name and params (after defaults are filled in),
+the seed, the data (by fingerprint), and each component's plugin, which must be installed and not
+older than the one that trained the run. What may change: ``epochs`` (to train further),
+``log_every`` and ``device`` (which do not change what is computed, though another device computes
+in other rounding).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint, provenance_problems
+from mlbasics.errors import ValidationError
+from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.registry import Registry, default_registry
+from mlbasics.solvers import ClosedFormSolver
+from mlbasics.training import Callback, Setup, TrainResult, fit, prepare
+
+
+class ResumeWarning(UserWarning):
+    """A forced resume went ahead despite a difference, or part of the state could not be restored."""
+
+
+def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
+    """How ``setup`` differs from what ``checkpoint``'s run was trained with, one line each."""
+    found = []
+    for kind in COMPONENT_KINDS:
+        old, new = checkpoint.components[kind], setup.components[kind]
+        if old.name != new.name:
+            found.append(f"{kind} is {new.name!r} now but was {old.name!r}")
+            continue
+        for key in sorted(set(old.params) | set(new.params), key=str):
+            was, now = old.params.get(key, "(unset)"), new.params.get(key, "(unset)")
+            if was != now:
+                found.append(f"{kind} {new.name!r}: {key} is {now!r} now but was {was!r}")
+    if setup.experiment.seed != checkpoint.experiment.seed:
+        found.append(f"seed is {setup.experiment.seed} now but was {checkpoint.experiment.seed}")
+    old, new = checkpoint.components["dataset"], setup.components["dataset"]
+    same_dataset = (old.name, old.params) == (new.name, new.params)
+    if (
+        same_dataset
+        and data_fingerprint(setup.dataset.features, setup.dataset.targets) != checkpoint.data_fingerprint
+    ):
+        found.append(
+            f"dataset {setup.components['dataset'].name!r}: the data differ from the data the run was "
+            "trained on (was the file changed?)"
+        )
+    return found
+
+
+def restore(
+    checkpoint: Checkpoint, experiment: Experiment, registry: Registry | None = None, *, force: bool = False
+) -> tuple[Setup, list[str]]:
+    """Prepare ``experiment`` and put ``checkpoint``'s state into it. Returns the setup and notes on
+    what a forced resume let through. Raises :class:`mlbasics.ValidationError` listing every
+    difference (unless ``force``) and :class:`mlbasics.DataError` if the state does not fit."""
+    registry = registry or default_registry()
+    run = checkpoint.run
+    notes = provenance_problems(checkpoint, registry)
+    if notes and not force:
+        raise ValidationError([f"cannot resume {run}: {note} (--force resumes anyway)" for note in notes])
+    if experiment.epochs < checkpoint.epoch:
+        raise ValidationError(
+            [f"cannot resume {run} to {experiment.epochs} epochs: it has trained {checkpoint.epoch} already"]
+        )
+    setup = prepare(experiment, registry)
+    changed = differences(checkpoint, setup)
+    if changed and not force:
+        raise ValidationError(
+            [
+                f"cannot resume {run}: it was trained with another experiment: {line} (--force resumes anyway)"
+                for line in changed
+            ]
+        )
+    notes += changed
+    checkpoint.load_weights(setup.model)
+    old_optimizer, new_optimizer = checkpoint.components["optimizer"], setup.components["optimizer"]
+    if not isinstance(setup.optimizer, ClosedFormSolver):
+        if old_optimizer.name == new_optimizer.name:
+            checkpoint.load_optimizer(
+                setup.optimizer, hyperparameters=old_optimizer.params == new_optimizer.params
+            )
+        else:
+            notes.append(
+                f"the state of optimizer {old_optimizer.name!r} was not restored into {new_optimizer.name!r}"
+            )
+    notes += checkpoint.restore_rng()
+    setup.history.extend(checkpoint.history)
+    return setup, notes
+
+
+def resume(
+    run: str | Path,
+    /,
+    *,
+    registry: Registry | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = False,
+    save: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    force: bool = False,
+    divergence_threshold: float | None = None,
+    **settings: Any,
+) -> TrainResult:
+    """Continue the run saved in folder ``run`` up to its experiment's epochs, and return the
+    :class:`mlbasics.TrainResult` of the whole run (its history starts at epoch 1).
+
+    ``settings`` change the recorded experiment: ``epochs=N`` trains further; anything that changes
+    what is trained (a component, a param, the seed) is refused unless ``force``. Checkpoints go on
+    into ``run`` (or into ``save``), at the end and every ``checkpoint_every`` epochs.
+    """
+    checkpoint = Checkpoint.load(run)
+    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
+    if unknown:
+        raise ValidationError([f"resume() got an unknown setting {key!r}" for key in unknown])
+    experiment = attrs.evolve(checkpoint.experiment, **settings)
+    setup, notes = restore(checkpoint, experiment, registry, force=force)
+    for note in notes:
+        warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
+    target = Path(save) if save is not None else Path(run)
+    same_folder = target.resolve() == Path(run).resolve()
+    checkpointer = Checkpointer(
+        target,
+        every=checkpoint_every,
+        overwrite=force,
+        written_epoch=checkpoint.epoch if same_folder else None,
+    )
+    callbacks = [*callbacks, checkpointer]
+    if progress:
+        from mlbasics.progress import ProgressBar
+
+        callbacks = [ProgressBar(), *callbacks]
+    return fit(setup, callbacks, divergence_threshold=divergence_threshold)
