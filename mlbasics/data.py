@@ -91,3 +91,22 @@ class Dataset:
         if feature_names is None:
             return cls(features=features, targets=targets, target_name=target_name)
         return cls(features=features, targets=targets, feature_names=feature_names, target_name=target_name)
+
+    def format_table(self, max_rows: int | None = 10, digits: int = 6) -> str:
+        """The data as a plain-text table, one column per feature and the target last, as the
+        lecture writes its tables: numbers to ``digits`` significant digits, columns right-aligned.
+        Past ``max_rows`` rows (``None``: no limit) the table ends with how many rows there are."""
+        if max_rows is not None and max_rows < 0:
+            raise ValueError(f"max_rows must be >= 0 or None, got {max_rows}")
+        names = [*self.feature_names, self.target_name]
+        shown = self.n_samples if max_rows is None else min(max_rows, self.n_samples)
+        table = torch.cat([self.features[:shown], self.targets[:shown]], dim=1).tolist()
+        cells = [names, *([f"{value:.{digits}g}" for value in row] for row in table)]
+        widths = [max(len(row[column]) for row in cells) for column in range(len(names))]
+        lines = [
+            "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in cells
+        ]
+        if shown < self.n_samples:
+            hidden = self.n_samples - shown
+            lines.append(f"... {hidden} more row{'s' if hidden != 1 else ''} ({self.n_samples} in all)")
+        return "\n".join(lines)
