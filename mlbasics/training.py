@@ -248,16 +248,36 @@ def _contract_broken(spec: ComponentSpec, value: Any, expected: str) -> PluginEr
 # -- the loop ----------------------------------------------------------------------------------
 
 
+def gradient_reset(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """What ``optimizer.zero_grad()`` does, as cheaply as possible.
+
+    ``torch.optim.Optimizer.zero_grad`` sets every gradient to ``None``, inside a profiler range
+    and a TorchDynamo guard that cost more than the resetting itself (about 20 µs a step on a CPU,
+    some 4% of a step of the lecture's MLP). For an optimizer that keeps that method, the same
+    resetting is done directly; one that defines its own ``zero_grad`` gets it called.
+    """
+    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
+        return optimizer.zero_grad
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def set_to_none() -> None:
+        for parameter in parameters:
+            parameter.grad = None
+
+    return set_to_none
+
+
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     """One full-batch training step, returning its loss (detached, still on the device)."""
     model, loss_fn, optimizer = setup.model, setup.loss, setup.optimizer
     x, y = setup.features, setup.targets
     assert isinstance(optimizer, torch.optim.Optimizer)
+    zero_grad = gradient_reset(optimizer)
 
     if setup.needs_closure:
 
         def closure() -> Any:
-            optimizer.zero_grad()
+            zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()  # type: ignore[no-untyped-call]
             return loss
@@ -269,7 +289,7 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
         return step_with_closure
 
     def step() -> torch.Tensor:
-        optimizer.zero_grad()
+        zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()

@@ -277,3 +277,27 @@ def test_training_on_cuda_reaches_the_ground_truth(registry: Registry) -> None:
     result = mlbasics.train(LINEAR, registry=registry, device="cuda", epochs=500)
     assert result.device.startswith("cuda")
     assert torch.allclose(result.parameters["weight"], torch.tensor([[1.0, 2.0, 3.0]]), atol=1e-3)
+
+
+def test_gradients_are_reset_as_zero_grad_would() -> None:
+    """The loop resets gradients without Optimizer.zero_grad's profiler bookkeeping, but an
+    optimizer with a zero_grad of its own still gets it called."""
+    from mlbasics.training import gradient_reset
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    weight.grad = torch.ones(3)
+    plain = torch.optim.SGD([weight], lr=0.1)
+    gradient_reset(plain)()
+    assert weight.grad is None
+
+    class Counting(torch.optim.SGD):
+        calls = 0
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            Counting.calls += 1
+            super().zero_grad(set_to_none)
+
+    weight.grad = torch.ones(3)
+    gradient_reset(Counting([weight], lr=0.1))()
+    assert Counting.calls == 1
+    assert weight.grad is None
