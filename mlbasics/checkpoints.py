@@ -23,17 +23,14 @@ installed plugins by name, and tensors are read with safetensors.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 import attrs
 import safetensors.torch
@@ -41,22 +38,31 @@ import torch
 from torch import nn
 
 from mlbasics import __version__
+from mlbasics._checkpoint_files import (
+    FILES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    read_components,
+    read_experiment,
+    read_history,
+    read_manifest,
+    read_state,
+    read_tensors,
+    verified,
+)
+from mlbasics._provenance import provenance_problems
 from mlbasics._state import capture_rng, decode, encode, restore_rng
 from mlbasics.errors import DataError, PluginError, ValidationError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.experiment import Experiment
 from mlbasics.registry import Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import Kind
 from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
 
-FORMAT: Final = "mlbasics-checkpoint"
-FORMAT_VERSION: Final = 1
 CHECKPOINT: Final = "checkpoint"
 PREVIOUS: Final = "checkpoint.previous"
-MANIFEST: Final = "manifest.json"
-FILES: Final = ("experiment.toml", "history.csv", "model.safetensors", "state.safetensors", "state.json")
 _STAGING_PREFIX: Final = ".checkpoint-"
-_HISTORY_HEADER: Final = ["epoch", "loss"]
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
 def _peek_epoch(run: Path) -> int | None:
     """The epoch a run folder's checkpoint is at, or ``None`` if its manifest cannot tell."""
     try:
-        manifest = _read_manifest(locate(run))
+        manifest = read_manifest(locate(run))
     except DataError:
         return None
     epoch: int = manifest["epoch"]
@@ -291,15 +297,15 @@ class Checkpoint:
         """Read and check the latest checkpoint of run folder ``run``. Every problem (missing,
         truncated, edited or foreign files) is a :class:`mlbasics.DataError` naming the file."""
         folder = locate(run)
-        manifest = _read_manifest(folder)
-        contents = {name: _verified(folder, name, manifest) for name in FILES}
-        state = _read_state(folder / "state.json", contents["state.json"])
+        manifest = read_manifest(folder)
+        contents = {name: verified(folder, name, manifest) for name in FILES}
+        state = read_state(folder / "state.json", contents["state.json"])
         epoch = manifest["epoch"]
         if state["epoch"] != epoch:
             raise DataError(f"{folder / 'state.json'}: epoch {state['epoch']}, but {MANIFEST} says {epoch}")
-        history = _read_history(folder / "history.csv", contents["history.csv"], epoch)
-        experiment = _read_experiment(folder / "experiment.toml", contents["experiment.toml"])
-        components = _read_components(folder / "state.json", state["components"], experiment)
+        history = read_history(folder / "history.csv", contents["history.csv"], epoch)
+        experiment = read_experiment(folder / "experiment.toml", contents["experiment.toml"])
+        components = read_components(folder / "state.json", state["components"], experiment)
         data = state["data"]
         return cls(
             run=Path(run),
@@ -313,10 +319,10 @@ class Checkpoint:
             data_fingerprint=data["fingerprint"],
             device=state["device"],
             mlbasics_version=state["mlbasics_version"],
-            weights=_read_tensors(folder / "model.safetensors", contents["model.safetensors"]),
+            weights=read_tensors(folder / "model.safetensors", contents["model.safetensors"]),
             optimizer_state=state["optimizer"],
             rng_state=state["rng"],
-            state_tensors=_read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
+            state_tensors=read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
         )
 
     # -- the model ---------------------------------------------------------------------------
@@ -429,229 +435,5 @@ def locate(run: str | Path) -> Path:
     raise DataError(f"{run}: holds no checkpoint (no {CHECKPOINT}/ folder); write one with --save {run}")
 
 
-def provenance_problems(
-    checkpoint: Checkpoint, registry: Registry, *, kinds: Sequence[Kind] = COMPONENT_KINDS
-) -> list[str]:
-    """Why the installed plugins may not rebuild the checkpoint's components faithfully: a
-    component no longer provided, provided by another plugin, or by an older version of its plugin."""
-    problems = []
-    for kind in kinds:
-        recorded = checkpoint.components[kind]
-        origin = _origin(recorded)
-        try:
-            spec = registry.get(kind, recorded.name)
-        except (ValidationError, PluginError) as exc:
-            problems.append(
-                f"it was trained with {kind} {recorded.name!r} from {origin}, which is not available here "
-                f"({str(exc).splitlines()[0]})"
-            )
-            continue
-        current = ComponentInfo.of(spec, {})
-        if current.plugin != recorded.plugin:
-            problems.append(
-                f"it was trained with {kind} {recorded.name!r} from {origin}, "
-                f"but here {_origin(current)} provides it"
-            )
-        elif (
-            recorded.version is not None
-            and current.version is not None
-            and recorded.version != current.version
-        ):
-            older = _is_older(current.version, recorded.version)
-            if older is not False:
-                problems.append(
-                    f"it was trained with {kind} {recorded.name!r} from {origin}, but here "
-                    f"{recorded.plugin} is version {current.version}"
-                    + (", which is older" if older else ", which may behave differently")
-                )
-    return problems
-
-
-def _origin(info: ComponentInfo) -> str:
-    if info.distribution is None:
-        return f"plugin {info.plugin}"
-    return f"plugin {info.plugin} ({info.distribution} {info.version})"
-
-
-def _is_older(version: str, than: str) -> bool | None:
-    """Compare release numbers (1.10 > 1.9); ``None`` when they cannot be compared (same release,
-    different suffix, or not numbers)."""
-    mine, theirs = _release(version), _release(than)
-    if mine is None or theirs is None or mine == theirs:
-        return None
-    return mine < theirs
-
-
-def _release(version: str) -> tuple[int, ...] | None:
-    """``"1.10.2rc1"`` -> ``(1, 10, 2)``."""
-    match = re.match(r"\d+(?:\.\d+)*", version)
-    return tuple(int(part) for part in match.group().split(".")) if match else None
-
-
 def _describe(tensor: torch.Tensor) -> str:
     return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
-
-
-# -- reading the files ----------------------------------------------------------------------------
-
-
-def _read_json(path: Path, data: bytes) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise DataError(f"{path}: nested too deeply") from None
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
-    manifest = _read_json(path, data)
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DataError(f"{path}: not an mlbasics checkpoint manifest")
-    version = manifest.get("format_version")
-    if not _is_int(version) or version < 1:
-        raise DataError(f"{path}: format_version must be a positive integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise DataError(
-            f"{path}: written by a newer mlbasics (checkpoint format {version}; this one reads "
-            f"format {FORMAT_VERSION}): upgrade mlbasics to read it"
-        )
-    if not _is_int(manifest.get("epoch")) or manifest["epoch"] < 0:
-        raise DataError(f"{path}: epoch must be an integer >= 0, got {manifest.get('epoch')!r}")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise DataError(f"{path}: 'files' must map file names to SHA-256 digests")
-    missing = [name for name in FILES if name not in files]
-    if missing:
-        raise DataError(f"{path}: does not list {', '.join(missing)}")
-    return manifest
-
-
-def _verified(folder: Path, name: str, manifest: dict[str, Any]) -> bytes:
-    path = folder / name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
-        raise DataError(
-            f"{path}: does not match its SHA-256 in {MANIFEST}; the file was changed or truncated "
-            "after the checkpoint was written"
-        )
-    return data
-
-
-def _read_state(path: Path, data: bytes) -> dict[str, Any]:
-    state = _read_json(path, data)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise DataError(f"{path}: not an mlbasics checkpoint state")
-    checks: dict[str, Callable[[Any], bool]] = {
-        "epoch": lambda v: _is_int(v) and v >= 0,
-        "mlbasics_version": lambda v: isinstance(v, str),
-        "device": lambda v: isinstance(v, str),
-        "components": lambda v: isinstance(v, dict),
-        "data": lambda v: (
-            isinstance(v, dict)
-            and _is_strings(v.get("feature_names"))
-            and isinstance(v.get("target_name"), str)
-            and isinstance(v.get("fingerprint"), str)
-        ),
-        "rng": lambda v: isinstance(v, dict),
-    }
-    for key, check in checks.items():
-        if not check(state.get(key)):
-            raise DataError(f"{path}: {key!r} is missing or malformed")
-    if "optimizer" not in state:
-        raise DataError(f"{path}: 'optimizer' is missing")
-    return state
-
-
-def _read_components(path: Path, data: dict[str, Any], experiment: Experiment) -> dict[Kind, ComponentInfo]:
-    components: dict[Kind, ComponentInfo] = {}
-    for kind in COMPONENT_KINDS:
-        entry = data.get(kind)
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and isinstance(entry.get("params"), dict)
-            and isinstance(entry.get("plugin"), str)
-            and all(isinstance(entry.get(key), str | None) for key in ("distribution", "version"))
-        ):
-            raise DataError(f"{path}: the record of the {kind} is missing or malformed")
-        info = ComponentInfo(
-            name=entry["name"],
-            params=entry["params"],
-            plugin=entry["plugin"],
-            distribution=entry.get("distribution"),
-            version=entry.get("version"),
-        )
-        if info.name != getattr(experiment, kind).name:
-            raise DataError(
-                f"{path}: records {kind} {info.name!r}, but experiment.toml names "
-                f"{getattr(experiment, kind).name!r}"
-            )
-        components[kind] = info
-    return components
-
-
-def _read_history(path: Path, data: bytes, epoch: int) -> list[float]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or rows[0] != _HISTORY_HEADER:
-        raise DataError(f"{path}, line 1: expected the header 'epoch,loss'")
-    history = []
-    for line, row in enumerate(rows[1:], start=2):
-        expected = line - 1
-        try:
-            number, loss = int(row[0]), float(row[1])
-        except (ValueError, IndexError):
-            raise DataError(
-                f"{path}, line {line}: expected 'epoch,loss', got {','.join(row)!r:.60}"
-            ) from None
-        if number != expected or len(row) != 2:
-            raise DataError(f"{path}, line {line}: expected epoch {expected}, got {','.join(row)!r:.60}")
-        history.append(loss)
-    if len(history) != epoch:
-        raise DataError(f"{path}: {len(history)} epochs, but the checkpoint is at epoch {epoch}")
-    return history
-
-
-def _read_experiment(path: Path, data: bytes) -> Experiment:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    experiment = Experiment.from_toml(text, source=str(path))
-    problems = experiment.problems()
-    if problems:
-        raise DataError(f"{path}: {problems[0]}")
-    return experiment
-
-
-def _read_tensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
-    try:
-        return safetensors.torch.load(data)
-    except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise DataError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0]})") from None
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -22,7 +22,8 @@ from typing import Any
 
 import attrs
 
-from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint, provenance_problems
+from mlbasics._provenance import provenance_problems
+from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint
 from mlbasics.errors import ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 from mlbasics.registry import Registry, default_registry
