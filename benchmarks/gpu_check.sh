@@ -17,11 +17,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 WHEELS="${WHEELS:-wheelhouse}"
-DEPENDENCIES=(pluggy attrs rich markdown-it-py mdurl pygments tomli-w pytest iniconfig packaging
-              hypothesis sortedcontainers setuptools)
+# Some wheels are built per Python version and platform (hypothesis, safetensors): pass pip the
+# GPU machine's when it differs from this one, e.g.
+#   bash benchmarks/gpu_check.sh --wheelhouse --python-version 3.12 --platform manylinux2014_x86_64
+# NumPy is left out: a CUDA build of torch usually comes with it. sybil is in: the root
+# conftest.py collects the docs' code blocks, so pytest needs it to start at all.
+DEPENDENCIES=(pluggy attrs rich markdown-it-py mdurl pygments tomli-w safetensors pytest iniconfig
+              packaging hypothesis sortedcontainers sybil setuptools)
 
 if [ "${1:-}" = "--wheelhouse" ]; then
-    exec "$PYTHON" -m pip download --only-binary=:all: --no-deps -d "$WHEELS" "${DEPENDENCIES[@]}"
+    exec "$PYTHON" -m pip download --only-binary=:all: --no-deps -d "$WHEELS" "${@:2}" "${DEPENDENCIES[@]}"
 fi
 
 OUT="${OUT:-gpu-results}"
@@ -45,7 +50,7 @@ if ! "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation -e .; then
     echo "entry-point plugins will be missing, so list-cold and some tests will fail)"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
-"$PYTHON" -c 'import mlbasics, pluggy, attrs, rich, tomli_w, pytest' || status=1
+"$PYTHON" -c 'import mlbasics, pluggy, attrs, rich, tomli_w, safetensors, pytest, sybil' || status=1
 
 echo "== tests marked cuda"
 # (torch warns on import when NumPy is missing; the suite turns warnings into errors)
