@@ -38,14 +38,18 @@ def read_json(path: Path, data: bytes) -> Any:
         raise DataError(f"{path}: nested too deeply") from None
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    data = _read_bytes(path)
     manifest = read_json(path, data)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path}: not an mlbasics checkpoint manifest")
@@ -70,12 +74,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def verified(folder: Path, name: str, manifest: dict[str, Any]) -> bytes:
     path = folder / name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; the checkpoint is incomplete") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    data = _read_bytes(path)
     if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
         raise DataError(
             f"{path}: does not match its SHA-256 in {MANIFEST}; the file was changed or truncated "
