@@ -9,6 +9,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 import torch
 
@@ -83,11 +84,7 @@ def optimizers() -> Registry:
 
 
 def _setup(registry: Registry, experiment: Experiment = MLP, **changes: Any) -> Setup:
-    return prepare(mlbasics.Experiment(**{**_fields(experiment), **changes}), registry)
-
-
-def _fields(experiment: Experiment) -> dict[str, Any]:
-    return {name: getattr(experiment, name) for name in experiment.__attrs_attrs__.__dict__}
+    return prepare(attrs.evolve(experiment, **changes), registry)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +158,8 @@ def test_why_not_is_said_once(optimizers: Registry, caplog: pytest.LogCaptureFix
 
 def test_training_off_cuda_is_eager(registry: Registry) -> None:
     setup = _setup(registry)
+    assert setup.experiment == MLP  # the setups built here are the experiments named, not the default
+    assert setup.device == torch.device("cpu")
     stepper = make_stepper(setup, eager_step(setup), epochs=1000, interval=10)
     assert isinstance(stepper, EagerStepper)
     assert stepper.mode == EAGER
