@@ -26,7 +26,6 @@ from sybil import Sybil
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parent
-PLUGIN_ENV_VARS = ("MLBASICS_PLUGINS", "MLBASICS_DISABLE_PLUGINS", "MLBASICS_STRICT_PLUGINS")
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +33,14 @@ def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module scope: for Sybil that is one documentation file, whose blocks all share it."""
     import torch
 
+    from mlbasics.plugins import ENV_VARIABLES
     from mlbasics.registry import reset_default_registry
 
     workdir = tmp_path_factory.mktemp("docs")
     shutil.copytree(ROOT / "examples", workdir / "examples")
     with pytest.MonkeyPatch.context() as patch, torch.random.fork_rng(devices=[]):
         patch.chdir(workdir)
-        for variable in PLUGIN_ENV_VARS:
+        for variable in ENV_VARIABLES:
             patch.delenv(variable, raising=False)
         reset_default_registry()
         yield workdir

@@ -38,6 +38,8 @@ from mlbasics.specs import ComponentSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "mlbasics"
 PATHS_VARIABLE = "MLBASICS_PLUGINS_DIR"
+# Every environment variable that changes which plugins load (what a test clears to start clean).
+ENV_VARIABLES = ("MLBASICS_PLUGINS", "MLBASICS_DISABLE_PLUGINS", "MLBASICS_STRICT_PLUGINS", PATHS_VARIABLE)
 
 Status = Literal["active", "disabled", "failed"]
 

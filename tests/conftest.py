@@ -16,22 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from mlbasics.plugins import ENV_VARIABLES
 from mlbasics.registry import reset_default_registry
 
 pytest_plugins = ["mlbasics.testing.pytest_plugin"]
-
-PLUGIN_ENV_VARS = (
-    "MLBASICS_PLUGINS",
-    "MLBASICS_DISABLE_PLUGINS",
-    "MLBASICS_STRICT_PLUGINS",
-    "MLBASICS_PLUGINS_DIR",
-)
 
 
 @pytest.fixture(autouse=True)
 def _clean_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from the installed plugins and no MLBASICS_* settings."""
-    for variable in PLUGIN_ENV_VARS:
+    for variable in ENV_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     reset_default_registry()
     yield
@@ -66,7 +60,7 @@ class FakeSite:
     def env(self) -> dict[str, str]:
         """An environment for a subprocess that sees these distributions."""
         env = dict(os.environ)
-        for variable in PLUGIN_ENV_VARS:
+        for variable in ENV_VARIABLES:
             env.pop(variable, None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
         return env
@@ -87,7 +81,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
 def builtins_only_env(**extra: str) -> dict[str, str]:
     """An environment for a subprocess that loads only the built-in plugin, whatever else is
     installed (the plugin distributions under plugins/ are, in CI)."""
-    env = {key: value for key, value in os.environ.items() if key not in PLUGIN_ENV_VARS}
+    env = {key: value for key, value in os.environ.items() if key not in ENV_VARIABLES}
     return env | {"MLBASICS_PLUGINS": "builtins"} | extra
 
 
