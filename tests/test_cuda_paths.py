@@ -5,15 +5,14 @@ them with ``benchmarks/gpu_check.sh`` or ``python -m pytest -m cuda``."""
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import Iterator
 
 import pytest
 import torch
-from torch import nn
+from _stand_ins import ReadsOnTheHost, hook_plugin
 
 import mlbasics
-from mlbasics import ComponentSpec, Experiment, Param, Registry, hookimpl
+from mlbasics import ComponentSpec, Experiment, Param, Registry
 from mlbasics.notes import forget_notes
 from mlbasics.steppers import CudaGraphs, GraphStepper
 from mlbasics.training import eager_step, prepare
@@ -43,27 +42,10 @@ def _assert_same_training(graphed: mlbasics.TrainResult, eager: mlbasics.TrainRe
         torch.testing.assert_close(graphed.parameters[name], value, msg=name)
 
 
-def _plugin(**hooks: object) -> types.SimpleNamespace:
-    plugin = types.SimpleNamespace(**{name: hookimpl(hook) for name, hook in hooks.items()})
-    plugin.__name__ = "test-cuda-plugin"
-    return plugin
-
-
-class SyncsWithTheHost(nn.Module):
-    """Reads a value on the host in every forward pass: trains eagerly, cannot be captured."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_features, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 if float(self.linear.weight.detach().abs().max()) < 1e6 else 0.5
-        return self.linear(x) * scale
-
-
-PLUGIN = _plugin(
+PLUGIN = hook_plugin(
+    "test-cuda-plugin",
     mlbasics_models=lambda: [
-        ComponentSpec(kind="model", name="syncs", factory=SyncsWithTheHost, summary="reads on the host")
+        ComponentSpec(kind="model", name="syncs", factory=ReadsOnTheHost, summary="reads on the host")
     ],
     mlbasics_optimizers=lambda: [
         ComponentSpec(

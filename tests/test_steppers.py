@@ -5,16 +5,16 @@ that replays the captured body eagerly. The real capture is tested in test_cuda_
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import pytest
 import torch
+from _stand_ins import hook_plugin
 
 import mlbasics
-from mlbasics import ComponentSpec, Experiment, Registry, hookimpl
+from mlbasics import ComponentSpec, Experiment, Registry
 from mlbasics.notes import forget_notes
 from mlbasics.steppers import (
     CUDA_GRAPH,
@@ -39,12 +39,6 @@ def _fresh_notes() -> Iterator[None]:
     forget_notes()
 
 
-def _plugin(**hooks: object) -> types.SimpleNamespace:
-    plugin = types.SimpleNamespace(**{name: hookimpl(hook) for name, hook in hooks.items()})
-    plugin.__name__ = "test-optimizers"
-    return plugin
-
-
 def _optimizer(name: str, factory: Callable[..., Any], tags: set[str] | None = None) -> ComponentSpec:
     return ComponentSpec(kind="optimizer", name=name, factory=factory, summary=name, tags=tags or set())
 
@@ -66,7 +60,8 @@ class SGDSubclass(torch.optim.SGD):
     pass
 
 
-OPTIMIZERS = _plugin(
+OPTIMIZERS = hook_plugin(
+    "test-optimizers",
     mlbasics_optimizers=lambda: [
         _optimizer("lbfgs", lambda params: torch.optim.LBFGS(params), {"closure"}),
         _optimizer("adam", lambda params: torch.optim.Adam(params, lr=0.01)),
@@ -74,7 +69,7 @@ OPTIMIZERS = _plugin(
         _optimizer("plain", PlainStep),
         _optimizer("plain-tagged", PlainStep, {"capturable"}),
         _optimizer("sgd-subclass", lambda params: SGDSubclass(params, lr=0.01)),
-    ]
+    ],
 )
 
 
@@ -311,7 +306,7 @@ class CountsAndDrops(torch.nn.Module):
 def test_the_check_before_capture_leaves_no_trace() -> None:
     """The extra forward/backward that looks for host syncs must not change what training does."""
     model = ComponentSpec(kind="model", name="counts", factory=CountsAndDrops, summary="buffer and dropout")
-    registry = Registry.isolated(_plugin(mlbasics_models=lambda: [model]))
+    registry = Registry.isolated(hook_plugin("test-models", mlbasics_models=lambda: [model]))
     experiment = Experiment(model="counts", epochs=30, device="cpu")
     eager_setup = prepare(experiment, registry)
     torch.manual_seed(0)

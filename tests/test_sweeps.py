@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
-import types
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from _stand_ins import ReadsOnTheHost, hook_plugin
 from torch import nn
 
 import mlbasics
-from mlbasics import ComponentSpec, Experiment, Registry, ValidationError, hookimpl
+from mlbasics import ComponentSpec, Experiment, Registry, ValidationError
 from mlbasics.ensemble import SGDSettings, StackedSGD, sgd_settings
 from mlbasics.sweeps import SweepResult, grid_axes, sweep
 
@@ -101,24 +101,6 @@ def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) 
 # -- falling back: training one member after another -------------------------------------------------
 
 
-def _plugin(**hooks: object) -> types.SimpleNamespace:
-    plugin = types.SimpleNamespace(**{name: hookimpl(hook) for name, hook in hooks.items()})
-    plugin.__name__ = "test-sweep-plugin"
-    return plugin
-
-
-class ReadsItsInput(nn.Module):
-    """A model that reads one of its weights on the host: fine alone, impossible under vmap."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_features, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 if float(self.linear.weight.detach().abs().max()) < 1e6 else 0.5
-        return self.linear(x) * scale
-
-
 class WithBuffer(nn.Module):
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -140,9 +122,10 @@ def _model(name: str, factory: Callable[..., Any]) -> ComponentSpec:
     return ComponentSpec(kind="model", name=name, factory=factory, summary=name)
 
 
-PLUGIN = _plugin(
+PLUGIN = hook_plugin(
+    "test-sweep-plugin",
     mlbasics_models=lambda: [
-        _model("reads-input", ReadsItsInput),
+        _model("reads-input", ReadsOnTheHost),
         _model("with-buffer", WithBuffer),
         _model("frozen-bias", frozen_bias),
     ],

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
+from _stand_ins import hook_plugin
 
 import mlbasics
 from mlbasics import (
@@ -17,7 +16,6 @@ from mlbasics import (
     Registry,
     StopTraining,
     ValidationError,
-    hookimpl,
 )
 
 LINEAR = Experiment(
@@ -206,12 +204,6 @@ def test_callbacks_hear_about_a_failed_run(registry: Registry) -> None:
     assert recorder.events[-1] == ("end", None)
 
 
-def _plugin(**hooks: object) -> types.SimpleNamespace:
-    plugin = types.SimpleNamespace(**{name: hookimpl(hook) for name, hook in hooks.items()})
-    plugin.__name__ = "test-plugin"
-    return plugin
-
-
 def test_an_optimizer_tagged_closure_gets_one(registry: Registry) -> None:
     lbfgs = ComponentSpec(
         kind="optimizer",
@@ -220,21 +212,21 @@ def test_an_optimizer_tagged_closure_gets_one(registry: Registry) -> None:
         summary="L-BFGS",
         tags={"closure"},
     )
-    registry = Registry.isolated(_plugin(mlbasics_optimizers=lambda: [lbfgs]))
+    registry = Registry.isolated(hook_plugin("test-plugin", mlbasics_optimizers=lambda: [lbfgs]))
     result = mlbasics.train(LINEAR, registry=registry, optimizer="lbfgs", epochs=5)
     assert result.final_loss < 1e-6
 
 
 def test_a_loss_that_is_not_least_squares_is_refused_by_lstsq() -> None:
     l1 = ComponentSpec(kind="loss", name="l1", factory=torch.nn.L1Loss, summary="mean absolute error")
-    registry = Registry.isolated(_plugin(mlbasics_losses=lambda: [l1]))
+    registry = Registry.isolated(hook_plugin("test-plugin", mlbasics_losses=lambda: [l1]))
     with pytest.raises(ValidationError, match="loss 'l1' is not a least-squares loss"):
         mlbasics.train(LINEAR, registry=registry, loss="l1", optimizer="lstsq")
 
 
 def test_a_factory_breaking_its_contract_is_blamed_on_its_plugin() -> None:
     bad = ComponentSpec(kind="model", name="bad", factory=lambda **kw: "not a module", summary="broken")
-    registry = Registry.isolated(_plugin(mlbasics_models=lambda: [bad]))
+    registry = Registry.isolated(hook_plugin("test-plugin", mlbasics_models=lambda: [bad]))
     with pytest.raises(
         PluginError, match=r"model 'bad' from plugin test-plugin: factory returned str, expected a torch.nn"
     ):
