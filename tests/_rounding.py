@@ -3,11 +3,15 @@
 The standard model of floating-point arithmetic (Higham, *Accuracy and Stability of Numerical
 Algorithms*, ch. 3): a sum or product chain with m roundings is off by at most γ_m times the same
 computation done on absolute values, where γ_m = m·u / (1 - m·u) and u is the unit roundoff.
+
+On CUDA that is float32 arithmetic only with TF32 off: :func:`tf32_off`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -62,3 +66,15 @@ def weight_magnitude(layers: list[nn.Linear]) -> torch.Tensor:
     for layer in layers[1:]:
         product = layer.weight.detach().double().abs() @ product
     return product
+
+
+@contextmanager
+def tf32_off() -> Iterator[None]:
+    """float32 arithmetic on CUDA, as these bounds assume: TF32 (matmul inputs rounded to 10 mantissa
+    bits) is turned off for matmul and cuDNN, and the settings found are restored afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

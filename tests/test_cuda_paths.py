@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from _rounding import tf32_off
 from _stand_ins import ReadsOnTheHost, hook_plugin
 
 import mlbasics
@@ -25,11 +26,9 @@ LECTURE = Experiment(epochs=300, device="cuda", seed=1, log_every=50)
 @pytest.fixture(autouse=True)
 def _exact_float32() -> Iterator[None]:
     """Both runs must do float32 arithmetic; TF32 would make the comparison about TF32."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     forget_notes()
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    with tf32_off():
+        yield
     forget_notes()
 
 

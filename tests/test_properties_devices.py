@@ -10,12 +10,11 @@ between the devices' arithmetic worth reporting.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import attrs
 import pytest
 import torch
+from _rounding import tf32_off
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -30,17 +29,6 @@ STEPS = 5
 #: float32 with TF32 off: independent summation orders agree to a few ulp per operation; 1e-4
 #: relative to the tensor's largest entry leaves room for hundreds of them.
 RTOL = 1e-4
-
-
-@contextmanager
-def tf32_off() -> Iterator[None]:
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def assert_same(cuda: torch.Tensor, cpu: torch.Tensor, what: str) -> None:

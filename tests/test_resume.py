@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from _rounding import tf32_off
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -324,19 +325,17 @@ def test_training_state_reaches_the_setup(registry: Registry, tmp_path: Path) ->
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("model", ["dropout-linear", {"name": "mlp", "hidden": [8, 8]}])
-def test_resume_on_cuda_matches_the_straight_run_within_float_tolerance(
-    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_resume_on_cuda_matches_the_straight_run_within_float_tolerance(tmp_path: Path, model: Any) -> None:
     """On CUDA the kernels need not be bitwise reproducible, so the comparison allows float noise; the
     dropout model draws from the CUDA generator, whose state must be restored for the masks to agree."""
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     experiment = Experiment(model=model, optimizer=OPTIMIZERS[1], device="cuda", log_every=5)
-    torch.cuda.manual_seed_all(0)
-    straight = mlbasics.train(experiment, registry=REGISTRY, epochs=60)
-    torch.cuda.manual_seed_all(0)
-    mlbasics.train(experiment, registry=REGISTRY, epochs=25, save=tmp_path)
-    torch.rand(7, device="cuda")  # move the CUDA generator on, as a new process would differ
-    resumed = mlbasics.resume(tmp_path, registry=REGISTRY, epochs=60)
+    with tf32_off():
+        torch.cuda.manual_seed_all(0)
+        straight = mlbasics.train(experiment, registry=REGISTRY, epochs=60)
+        torch.cuda.manual_seed_all(0)
+        mlbasics.train(experiment, registry=REGISTRY, epochs=25, save=tmp_path)
+        torch.rand(7, device="cuda")  # move the CUDA generator on, as a new process would differ
+        resumed = mlbasics.resume(tmp_path, registry=REGISTRY, epochs=60)
     assert resumed.device.startswith("cuda")
     torch.testing.assert_close(
         torch.tensor(resumed.history), torch.tensor(straight.history), rtol=1e-4, atol=1e-6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _rounding import tf32_off
 from _stand_ins import hook_plugin
 
 import mlbasics
@@ -265,8 +266,8 @@ def test_a_linear_stack_cannot_fit_the_parabola(registry: Registry) -> None:
 
 @pytest.mark.cuda
 def test_training_on_cuda_reaches_the_ground_truth(registry: Registry) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = False
-    result = mlbasics.train(LINEAR, registry=registry, device="cuda", epochs=500)
+    with tf32_off():
+        result = mlbasics.train(LINEAR, registry=registry, device="cuda", epochs=500)
     assert result.device.startswith("cuda")
     assert torch.allclose(result.parameters["weight"], torch.tensor([[1.0, 2.0, 3.0]]), atol=1e-3)
 
