@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from _checkpoints import rewrite
 
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
@@ -201,15 +202,6 @@ def test_a_temporary_folder_left_by_a_killed_process_is_ignored_then_removed(
     assert not stale.exists()
 
 
-def _rewrite(run: Path, name: str, data: bytes, *, fix_checksum: bool) -> None:
-    folder = run / CHECKPOINT
-    (folder / name).write_bytes(data)
-    if fix_checksum:  # a careful forger: the manifest matches, so the content itself must be checked
-        manifest = json.loads((folder / MANIFEST).read_text())
-        manifest["files"][name] = hashlib.sha256(data).hexdigest()
-        (folder / MANIFEST).write_text(json.dumps(manifest))
-
-
 @pytest.mark.parametrize(
     ("name", "damage", "fix_checksum", "message"),
     [
@@ -255,7 +247,7 @@ def test_damaged_checkpoints_name_the_file(
     run: Path, name: str, damage: object, fix_checksum: bool, message: str
 ) -> None:
     original = (run / CHECKPOINT / name).read_bytes()
-    _rewrite(run, name, damage(original), fix_checksum=fix_checksum)  # type: ignore[operator]
+    rewrite(run, name, damage(original), fix_checksum=fix_checksum)  # type: ignore[operator]
     with pytest.raises(DataError, match=message):
         Checkpoint.load(run)
 
@@ -265,7 +257,7 @@ def test_tampered_optimizer_state_is_refused(run: Path, registry: Registry) -> N
     text = state_path.read_text().replace(
         '"$tensor": "optimizer.state.0.momentum_buffer"', '"$tensor": "nope"'
     )
-    _rewrite(run, "state.json", text.encode(), fix_checksum=True)
+    rewrite(run, "state.json", text.encode(), fix_checksum=True)
     with pytest.raises(
         DataError, match=r"state\.json: refers to tensor 'nope', which is not in the checkpoint"
     ):
