@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import Row, compare, markdown_table, timed
-from training_overhead import lecture_loop, mlbasics_train
+from training_overhead import lecture_loop, mlbasics_train, overhead_row
 
 import mlbasics
 from mlbasics.devices import resolve_device
@@ -76,16 +76,7 @@ class Measured:
 
 
 def train_row(device: torch.device, s: Settings, registry: mlbasics.Registry) -> Measured:
-    row = compare(
-        f"mlbasics.train, eager ({device.type})",
-        "lecture's loop",
-        lambda: lecture_loop(s.train_epochs, device),
-        lambda: mlbasics_train(s.train_epochs, device, registry),
-        units=s.train_epochs,
-        repeats=s.repeats,
-        goal="<= 1.00 (CPU)" if device.type == "cpu" else "",
-        goal_max=1.0 if device.type == "cpu" else None,
-    )
+    row = overhead_row(device, s.train_epochs, s.repeats, registry)
     return Measured("train", row, {"epochs": s.train_epochs})
 
 

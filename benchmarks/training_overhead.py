@@ -67,6 +67,23 @@ def mlbasics_train(
     return timed(lambda: mlbasics.train(experiment, registry=registry))
 
 
+def overhead_row(device: torch.device, epochs: int, repeats: int, registry: mlbasics.Registry) -> Row:
+    """``mlbasics.train`` (eager) against the lecture's loop, per step. The goal, on a CPU: a median
+    ratio of at most 1.00, parity (the issue's hard limit is 1.05). On a GPU the eager path has no
+    goal; the CUDA graph has its own row."""
+    on_cpu = device.type == "cpu"
+    return compare(
+        f"mlbasics.train, eager ({device.type})",
+        "lecture's loop",
+        lambda: lecture_loop(epochs, device),
+        lambda: mlbasics_train(epochs, device, registry),
+        units=epochs,
+        repeats=repeats,
+        goal="<= 1.00" if on_cpu else "",
+        goal_max=1.0 if on_cpu else None,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2000)
@@ -74,17 +91,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    registry = mlbasics.Registry.isolated()
-    row: Row = compare(
-        f"mlbasics.train, lecture MLP ({device})",
-        "lecture's loop",
-        lambda: lecture_loop(args.epochs, device),
-        lambda: mlbasics_train(args.epochs, device, registry),
-        units=args.epochs,
-        repeats=args.repeats,
-        goal="<= 1.00 (at most 1.05)",
-        goal_max=1.0,
-    )
+    row = overhead_row(device, args.epochs, args.repeats, mlbasics.Registry.isolated())
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"{args.epochs} epochs per run"
