@@ -93,7 +93,9 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
         assert row["error"] is None, key
         assert row["candidate_us"] > 0, key
         assert row["baseline_us"] > 0, key
-        assert row["met"] in {"yes", "no", "-"}, key
+        goal_max = row["goal_max"]
+        assert row["met"] == ("-" if goal_max is None else "yes" if row["ratio"] <= goal_max else "no"), key
+    assert [key for key, row in rows.items() if row["goal_max"] is None] == ["sweep-1000"]  # a GPU goal
     assert rows["lstsq"]["notes"]["exact"] is True
     assert rows["sweep-1000"]["notes"]["members"] == 1000
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # nothing else left behind
