@@ -136,12 +136,13 @@ def test_disabling_plugins_including_builtins(site: FakeSite, monkeypatch: pytes
         modules={"softsign_plugin2": plugin_source("softsign_plugin2")},
     )
     monkeypatch.setenv("MLBASICS_DISABLE_PLUGINS", "builtins")
+    # Only these two may load: other installed plugins (those under plugins/, in CI) would add theirs.
+    monkeypatch.setenv("MLBASICS_PLUGINS", "builtins,softsign")
     registry = Registry()
-    statuses = {r.name: r.status for r in registry.records}
-    assert (statuses["builtins"], statuses["softsign"]) == ("disabled", "active")
-    # Other installed plugins (those under plugins/, in CI) may add their own components.
-    assert "softsign" in [s.name for s in registry.specs()]
-    assert not [s for s in registry.specs() if s.plugin and s.plugin.name == "builtins"]
+    records = {r.name: r for r in registry.records}
+    assert (records["builtins"].status, records["softsign"].status) == ("disabled", "active")
+    assert records["builtins"].error == "disabled by MLBASICS_DISABLE_PLUGINS"
+    assert [s.name for s in registry.specs()] == ["softsign"]
     with pytest.raises(UnknownComponentError):
         registry.get("model", "mlp")
 
