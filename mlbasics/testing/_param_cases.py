@@ -111,8 +111,12 @@ def rejected_cases(spec: ComponentSpec, base: Mapping[str, Any]) -> list[Case]:
     lists, unknown choices and component names, and a required param left out."""
     cases: list[Case] = []
     for param in spec.params:
-        cases += [Case(param.name, value, why) for value, why in _outside(param, base.get(param.name))]
-    return [case for case in cases if not _allowed(spec.param(case.param), case.value)]  # type: ignore[arg-type]
+        for value, why in _outside(param, base.get(param.name)):
+            # Coercion checks types, bounds and choices, never whether a component name is
+            # registered: the registry checks that, so a component param keeps every case.
+            if param.component is not None or not _allowed(param, value):
+                cases.append(Case(param.name, value, why))
+    return cases
 
 
 def _outside(param: Param, base: Any) -> Iterator[tuple[Any, str]]:
