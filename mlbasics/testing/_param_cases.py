@@ -46,7 +46,8 @@ def _nudge(bound: float) -> float:
 
 
 def _inside_items(param: Param, registry: Registry) -> list[Any]:
-    """Scalar values (list items, for a list param) that the declaration allows."""
+    """Scalar values (list items, for a list param) at the edges of the declared range;
+    ``accepted_cases`` keeps only those the declaration allows."""
     item_type = param.item_type
     if item_type is bool:
         return [True, False]
@@ -73,12 +74,12 @@ def _inside_items(param: Param, registry: Registry) -> list[Any]:
             values += [0.0, -1.0]
         if span.low is None and span.high is None:
             values.append(1.0)
-    return [item_type(v) for v in values if _allowed(param, item_type(v), item=True)]
+    return [item_type(v) for v in values]
 
 
-def _allowed(param: Param, value: Any, *, item: bool = False) -> bool:
+def _allowed(param: Param, value: Any) -> bool:
     try:
-        param.coerce([value] * max(param.min_length or 0, 1) if item and param.is_list else value)
+        param.coerce(value)
     except ValueError:
         return False
     return True
