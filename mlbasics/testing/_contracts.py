@@ -35,13 +35,17 @@ class Subject:
     params: Mapping[str, Any]
     device: torch.device
 
-    def values(self, **extra: Any) -> dict[str, Any]:
-        """The complete, validated params: the given ones, then ``extra``, then the defaults."""
+    def given(self, /, **extra: Any) -> dict[str, Any]:
+        """The given params, then ``extra``, unvalidated; a model's sizes are 1 unless given."""
         params = {**self.params, **extra}
         if self.spec.kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params
+        return params
+
+    def values(self, **extra: Any) -> dict[str, Any]:
+        """The complete, validated params: the given ones, then ``extra``, then the defaults."""
         try:
-            return self.registry.resolve(self.spec.kind, self.spec.name, params)[1]
+            return self.registry.resolve(self.spec.kind, self.spec.name, self.given(**extra))[1]
         except ValidationError as exc:
             given = f"params {dict(self.params)}" if self.params else "its defaults"
             raise Problem(
