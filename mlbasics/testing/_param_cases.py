@@ -16,7 +16,7 @@ import attrs
 
 from mlbasics.registry import Registry
 from mlbasics.specs import ComponentSpec, Param
-from mlbasics.testing._ranges import declared_range
+from mlbasics.testing._ranges import available_names, declared_range
 
 
 class _Omitted:
@@ -55,7 +55,7 @@ def _inside_items(param: Param, registry: Registry) -> list[Any]:
         if param.choices is not None:
             return list(param.choices)
         if param.component is not None:
-            return [s.name for s in registry.specs(param.component) if registry.status(s) == "available"]
+            return available_names(registry, param.component)
         return []  # a free string (a path, a column name) has no value that is valid everywhere
     span = declared_range(param)
     values: list[Any] = []
