@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import sys
 import types
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 import torch
@@ -171,3 +173,18 @@ def test_every_broken_component_is_covered() -> None:
     # The parametrisation above names each broken component once.
     assert len(SPECS) == 12
     assert sys.modules.get("broken") is None  # the plugin is registered directly, never installed
+
+
+class _AnyActivation(Registry):
+    """A registry that lets a model name any activation, registered or not."""
+
+    def check(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> list[str]:
+        return [line for line in super().check(kind, name, params) if "unknown activation" not in line]
+
+
+def test_params_rejected_probes_unknown_component_names() -> None:
+    # Coercion accepts any string, so only the registry can reject an unregistered name.
+    failures = check_components(["model:mlp"], registry=_AnyActivation.isolated())
+
+    assert [f.check_name for f in failures] == ["params-rejected"]
+    assert "activation='no-such-activation' (not a registered activation) was accepted" in str(failures[0])

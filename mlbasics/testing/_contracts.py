@@ -35,13 +35,17 @@ class Subject:
     params: Mapping[str, Any]
     device: torch.device
 
-    def values(self, **extra: Any) -> dict[str, Any]:
-        """The complete, validated params: the given ones, then ``extra``, then the defaults."""
+    def given(self, /, **extra: Any) -> dict[str, Any]:
+        """The given params, then ``extra``, unvalidated; a model's sizes are 1 unless given."""
         params = {**self.params, **extra}
         if self.spec.kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params
+        return params
+
+    def values(self, **extra: Any) -> dict[str, Any]:
+        """The complete, validated params: the given ones, then ``extra``, then the defaults."""
         try:
-            return self.registry.resolve(self.spec.kind, self.spec.name, params)[1]
+            return self.registry.resolve(self.spec.kind, self.spec.name, self.given(**extra))[1]
         except ValidationError as exc:
             given = f"params {dict(self.params)}" if self.params else "its defaults"
             raise Problem(
@@ -122,9 +126,9 @@ def dataset_reproducible(subject: Subject) -> None:
 _MODEL_INPUTS: Final = ((1, (1, 4)), (3, (1, 5)))
 
 
-def _model(subject: Subject, in_features: int, seed: int = 0) -> nn.Module:
+def _model(subject: Subject, in_features: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # as training does before calling the factory
+        torch.manual_seed(0)  # as training does before calling the factory
         model = subject.build(in_features=in_features, out_features=1)
     if not isinstance(model, nn.Module):
         raise Problem(f"factory returned {describe(model)}, expected a torch.nn.Module")
@@ -186,7 +190,7 @@ def model_reproducible(subject: Subject) -> None:
 # -- activations -----------------------------------------------------------------------------------
 
 
-def _activation(subject: Subject) -> Callable[[torch.Tensor], torch.Tensor]:
+def _activation(subject: Subject) -> nn.Module:
     activation = subject.build()
     if not isinstance(activation, nn.Module):
         raise Problem(f"factory returned {describe(activation)}, expected a torch.nn.Module")
@@ -196,7 +200,6 @@ def _activation(subject: Subject) -> Callable[[torch.Tensor], torch.Tensor]:
 def activation_elementwise(subject: Subject) -> None:
     """Same shape, dtype and device out as in; each output depends on its own input alone."""
     activation = _activation(subject)
-    assert isinstance(activation, nn.Module)
     activation.to(subject.device)
     generator = subject.generator()
     for shape in ((7,), (3, 5), (2, 3, 4)):
@@ -229,7 +232,6 @@ def activation_gradcheck(subject: Subject) -> None:
     probe point where the function has no kink; kinks are found from one-sided differences, which
     use only the forward pass. Runs on the CPU, as not every device has float64."""
     activation = _activation(subject)
-    assert isinstance(activation, nn.Module)
     activation.to(torch.float64)
     h = 1e-4
     with torch.no_grad():

@@ -16,7 +16,7 @@ import attrs
 
 from mlbasics.registry import Registry
 from mlbasics.specs import ComponentSpec, Param
-from mlbasics.testing._ranges import declared_range
+from mlbasics.testing._ranges import available_names, declared_range
 
 
 class _Omitted:
@@ -46,7 +46,8 @@ def _nudge(bound: float) -> float:
 
 
 def _inside_items(param: Param, registry: Registry) -> list[Any]:
-    """Scalar values (list items, for a list param) that the declaration allows."""
+    """Scalar values (list items, for a list param) at the edges of the declared range;
+    ``accepted_cases`` keeps only those the declaration allows."""
     item_type = param.item_type
     if item_type is bool:
         return [True, False]
@@ -54,7 +55,7 @@ def _inside_items(param: Param, registry: Registry) -> list[Any]:
         if param.choices is not None:
             return list(param.choices)
         if param.component is not None:
-            return [s.name for s in registry.specs(param.component) if registry.status(s) == "available"]
+            return available_names(registry, param.component)
         return []  # a free string (a path, a column name) has no value that is valid everywhere
     span = declared_range(param)
     values: list[Any] = []
@@ -73,12 +74,12 @@ def _inside_items(param: Param, registry: Registry) -> list[Any]:
             values += [0.0, -1.0]
         if span.low is None and span.high is None:
             values.append(1.0)
-    return [item_type(v) for v in values if _allowed(param, item_type(v), item=True)]
+    return [item_type(v) for v in values]
 
 
-def _allowed(param: Param, value: Any, *, item: bool = False) -> bool:
+def _allowed(param: Param, value: Any) -> bool:
     try:
-        param.coerce([value] * max(param.min_length or 0, 1) if item and param.is_list else value)
+        param.coerce(value)
     except ValueError:
         return False
     return True
@@ -111,8 +112,12 @@ def rejected_cases(spec: ComponentSpec, base: Mapping[str, Any]) -> list[Case]:
     lists, unknown choices and component names, and a required param left out."""
     cases: list[Case] = []
     for param in spec.params:
-        cases += [Case(param.name, value, why) for value, why in _outside(param, base.get(param.name))]
-    return [case for case in cases if not _allowed(spec.param(case.param), case.value)]  # type: ignore[arg-type]
+        for value, why in _outside(param, base.get(param.name)):
+            # Coercion checks types, bounds and choices, never whether a component name is
+            # registered: the registry checks that, so a component param keeps every case.
+            if param.component is not None or not _allowed(param, value):
+                cases.append(Case(param.name, value, why))
+    return cases
 
 
 def _outside(param: Param, base: Any) -> Iterator[tuple[Any, str]]:

@@ -10,7 +10,6 @@ from torch import nn
 
 from mlbasics.data import Dataset
 from mlbasics.errors import MlbasicsError
-from mlbasics.registry import MODEL_SIZE_PARAMS
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.testing._contracts import Problem, Subject, describe
 from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
@@ -71,11 +70,9 @@ def params_accepted(subject: Subject) -> None:
 def params_rejected(subject: Subject) -> None:
     """Every value a param's declaration forbids is rejected by the registry, naming the param."""
     base = subject.values()
-    given = dict(subject.params)
-    sizes = dict.fromkeys(MODEL_SIZE_PARAMS, 1) if subject.spec.kind == "model" else {}
     problems = []
     for case in rejected_cases(subject.spec, base):
-        params = {**sizes, **given, case.param: case.value}
+        params = subject.given(**{case.param: case.value})
         if case.value is OMITTED:
             del params[case.param]
         found = subject.registry.check(subject.spec.kind, subject.spec.name, params)

@@ -1,5 +1,6 @@
-"""The range of values a numeric :class:`~mlbasics.Param` declares, shared by the strategies that
-draw params and the conformance checks that probe them. No torch, no Hypothesis."""
+"""The values a :class:`~mlbasics.Param` declares (the range of a numeric one, the names a
+component one may take), shared by the strategies that draw params and the conformance checks that
+probe them. No torch, no Hypothesis."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 
 import attrs
 
+from mlbasics.registry import Registry
 from mlbasics.specs import Param
 
 
@@ -57,3 +59,8 @@ def closed(span: Range, width: float) -> tuple[float, float]:
     if span.high is None:
         return span.low, span.low + width
     return span.low, span.high
+
+
+def available_names(registry: Registry, kind: str) -> list[str]:
+    """The names of the components of ``kind`` that ``registry`` can build, sorted."""
+    return [s.name for s in registry.specs(kind) if registry.status(s) == "available"]

@@ -42,7 +42,7 @@ from mlbasics.data import Dataset, GroundTruth
 from mlbasics.errors import DeviceError
 from mlbasics.registry import Registry, default_registry, suggest
 from mlbasics.specs import ComponentSpec, Param
-from mlbasics.testing._ranges import closed, declared_range
+from mlbasics.testing._ranges import available_names, closed, declared_range
 
 T = TypeVar("T")
 #: An argument that is either a value or a strategy drawing one.
@@ -530,8 +530,7 @@ def _item_strategy(param: Param, registry: Registry | None, where: str) -> st.Se
         if param.choices is not None:
             return st.sampled_from(param.choices)
         if param.component is not None:
-            source = registry if registry is not None else default_registry()
-            names = [s.name for s in source.specs(param.component) if source.status(s) == "available"]
+            names = available_names(registry if registry is not None else default_registry(), param.component)
             if not names:
                 raise InvalidArgument(
                     f"{where}: param {param.name!r} names a {param.component}, but none is registered"

@@ -17,4 +17,4 @@ def registry() -> Registry:
 @pytest.fixture
 def plugin_specs(registry: Registry) -> list[ComponentSpec]:
     """Every component this plugin provides: what a conformance check runs over."""
-    return [s for s in registry.specs() if s.plugin is not None and s.plugin.name == "mlbasics_extras"]
+    return registry.specs(plugin="mlbasics_extras")

@@ -19,7 +19,7 @@ _WEIGHT_DECAY = Param(name="weight_decay", type=float, default=0.0, ge=0, help="
 _EPS = Param(name="eps", type=float, default=1e-8, gt=0, help="added to the denominator for stability")
 
 
-def _adam_params(*, weight_decay: float, decoupled: bool) -> tuple[Param, ...]:
+def _adam_params(weight_decay: Param) -> tuple[Param, ...]:
     return (
         _lr(0.001),
         Param(name="beta1", type=float, default=0.9, ge=0, lt=1, help="decay of the gradient average"),
@@ -27,13 +27,7 @@ def _adam_params(*, weight_decay: float, decoupled: bool) -> tuple[Param, ...]:
             name="beta2", type=float, default=0.999, ge=0, lt=1, help="decay of the squared-gradient average"
         ),
         _EPS,
-        Param(
-            name="weight_decay",
-            type=float,
-            default=weight_decay,
-            ge=0,
-            help="decoupled weight decay" if decoupled else "L2 penalty",
-        ),
+        weight_decay,
         Param(name="amsgrad", type=bool, default=False, help="use the AMSGrad variant"),
     )
 
@@ -46,14 +40,16 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             name="adam",
             factory=f"{_HERE}.optimizers:adam",
             summary="Adam: gradient descent with per-parameter step sizes (torch.optim.Adam)",
-            params=_adam_params(weight_decay=0.0, decoupled=False),
+            params=_adam_params(_WEIGHT_DECAY),
         ),
         ComponentSpec(
             kind="optimizer",
             name="adamw",
             factory=f"{_HERE}.optimizers:adamw",
             summary="Adam with decoupled weight decay (torch.optim.AdamW)",
-            params=_adam_params(weight_decay=0.01, decoupled=True),
+            params=_adam_params(
+                Param(name="weight_decay", type=float, default=0.01, ge=0, help="decoupled weight decay")
+            ),
         ),
         ComponentSpec(
             kind="optimizer",

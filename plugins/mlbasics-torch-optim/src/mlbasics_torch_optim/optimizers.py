@@ -3,36 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import torch
 
+#: Adam and AdamW take the same arguments; AdamW decouples the weight decay from the gradient.
+_Adam = TypeVar("_Adam", torch.optim.Adam, torch.optim.AdamW)
 
-def adam(
+
+def _adam_like(
+    cls: type[_Adam],
     parameters: Iterable[torch.Tensor],
+    *,
     lr: float,
     beta1: float,
     beta2: float,
     eps: float,
     weight_decay: float,
     amsgrad: bool,
-) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        parameters, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
-    )
+) -> _Adam:
+    return cls(parameters, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-def adamw(
-    parameters: Iterable[torch.Tensor],
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    amsgrad: bool,
-) -> torch.optim.AdamW:
-    return torch.optim.AdamW(
-        parameters, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
-    )
+def adam(parameters: Iterable[torch.Tensor], **params: Any) -> torch.optim.Adam:
+    return _adam_like(torch.optim.Adam, parameters, **params)
+
+
+def adamw(parameters: Iterable[torch.Tensor], **params: Any) -> torch.optim.AdamW:
+    return _adam_like(torch.optim.AdamW, parameters, **params)
 
 
 def rmsprop(
