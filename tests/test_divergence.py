@@ -5,6 +5,8 @@ the operation."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,22 @@ def test_anomaly_detection_names_the_operation() -> None:
 def test_anomaly_detection_lets_other_errors_through() -> None:
     with pytest.raises(RuntimeError, match="unrelated"), mlbasics.detect_anomaly():
         raise RuntimeError("unrelated")
+
+
+def test_anomaly_detection_re_emits_other_warnings_once_through_the_filters() -> None:
+    # In a subprocess with a timeout: the bug this guards against was an endless loop.
+    probe = (
+        "import warnings, mlbasics\n"
+        "with mlbasics.detect_anomaly():\n"
+        "    warnings.warn('a plain warning')\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    with mlbasics.detect_anomaly():\n"
+        "        warnings.warn('an ignored warning')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stderr.count("UserWarning: a plain warning") == 1
+    assert "an ignored warning" not in result.stderr
+    assert "Anomaly Detection has been enabled" not in result.stderr
