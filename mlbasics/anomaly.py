@@ -75,5 +75,6 @@ def _failing_epochs(setup: Setup) -> str:
     from mlbasics.training import sync_interval
 
     done = len(setup.history)
-    end = min(setup.experiment.epochs, done + sync_interval(setup.experiment))
+    interval = setup.interval or sync_interval(setup.experiment)  # the loop's, if it has begun
+    end = min(setup.experiment.epochs, done + interval)
     return f"{done + 1} to {end}" if end > done + 1 else str(done + 1)

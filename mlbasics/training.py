@@ -80,6 +80,8 @@ class Setup:
     components: dict[Kind, ComponentInfo]
     history: list[float] = attrs.field(factory=list)
     interrupt: Interrupt = attrs.field(factory=Interrupt)
+    #: The epochs between sync points of the training loop, once :func:`fit` has chosen them.
+    interval: int | None = attrs.field(default=None, init=False)
 
     @property
     def needs_closure(self) -> bool:
@@ -345,7 +347,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
                 for callback in callbacks:
                     callback.on_sync(setup, 1, losses)
         else:
-            interval = sync_interval(setup.experiment, callbacks)
+            interval = setup.interval = sync_interval(setup.experiment, callbacks)
             interrupt = setup.interrupt
             stepper = make_stepper(setup, eager_step(setup), epochs=epochs - len(history), interval=interval)
             mode = stepper.mode

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import mlbasics
-from mlbasics import Checkpoint, DivergenceError, Experiment, ValidationError
+from mlbasics import Callback, Checkpoint, DivergenceError, Experiment, ValidationError
 from mlbasics.anomaly import AnomalyError
 from mlbasics.divergence import smaller_learning_rate
 from tests import reliability_plugin
@@ -118,6 +118,17 @@ def test_anomaly_detection_names_the_operation() -> None:
     assert f"in one of epochs {done + 1} to 300" in str(exc)
     assert exc.details is not None
     assert "Traceback of forward call that caused the error" in exc.details
+
+
+def test_anomaly_detection_names_the_epochs_of_the_interval_the_loop_used() -> None:
+    class SyncEvery100(Callback):  # as a checkpointer with a shorter interval does
+        sync_every = 100
+
+    setup = mlbasics.prepare(TOO_FAST.with_value("log_every", 300), REGISTRY)
+    with pytest.raises(AnomalyError) as error, mlbasics.detect_anomaly(setup):
+        mlbasics.fit(setup, [SyncEvery100()])
+    done = len(setup.history)
+    assert f"in one of epochs {done + 1} to {done + 100};" in str(error.value)
 
 
 def test_anomaly_detection_lets_other_errors_through() -> None:
