@@ -18,7 +18,7 @@ from typing import Any, Final
 import attrs
 import torch
 
-from mlbasics.ensemble import NotVmappable, model_problem, sgd_settings, train_stacked
+from mlbasics.ensemble import NotVmappable, SGDSettings, model_problem, sgd_settings, train_stacked
 from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
 from mlbasics.experiment import Experiment
 from mlbasics.notes import note
@@ -180,8 +180,9 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
 # -- training ------------------------------------------------------------------------------------
 
 
-def ensemble_problem(setups: Sequence[Setup]) -> str | None:
-    """Why these members cannot be trained as one vmapped ensemble, or ``None`` if they can."""
+def ensemble_plan(setups: Sequence[Setup]) -> SGDSettings | str:
+    """The stacked SGD's settings that train these members as one vmapped ensemble, or why they
+    cannot be trained so."""
     first = setups[0]
     name = first.specs["optimizer"].name
     if first.needs_closure:
@@ -203,7 +204,8 @@ def ensemble_problem(setups: Sequence[Setup]) -> str | None:
             return "members differ in their device"
         if not (torch.equal(setup.features, first.features) and torch.equal(setup.targets, first.targets)):
             return "members train on different data"
-    return model_problem([s.model for s in setups], first.specs["model"].name)
+    problem = model_problem([s.model for s in setups], first.specs["model"].name)
+    return settings if problem is None else problem
 
 
 def sweep(
@@ -238,10 +240,11 @@ def sweep(
 
     bar = _ProgressBar(sum(_epochs(s) for s in setups)) if progress else None
     try:
-        reason = ensemble_problem(setups) if vmap else None
-        if vmap and reason is None:
+        plan = ensemble_plan(setups) if vmap else None
+        reason = plan if isinstance(plan, str) else None
+        if isinstance(plan, SGDSettings):
             try:
-                return _vmapped(experiment, axes, members, setups, setup_seconds, bar)
+                return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
             except NotVmappable as exc:
                 reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
         if reason is not None:
@@ -261,12 +264,11 @@ def _vmapped(
     axes: Mapping[str, Any],
     members: Sequence[tuple[dict[str, Any], Experiment]],
     setups: Sequence[Setup],
+    settings: SGDSettings,
     setup_seconds: float,
     bar: _ProgressBar | None,
 ) -> SweepResult:
     first = setups[0]
-    settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
-    assert not isinstance(settings, str)
     count = len(setups)
     run = train_stacked(
         [s.model for s in setups],
