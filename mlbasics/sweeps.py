@@ -48,7 +48,11 @@ class SweepMember:
     @property
     def label(self) -> str:
         """``seed=3, optimizer.lr=0.1``"""
-        return ", ".join(f"{key}={value!r}" for key, value in self.values.items())
+        return _label(self.values)
+
+
+def _label(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
 def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
@@ -164,7 +168,7 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
             setups.append(prepare(experiment, registry))
         except MlbasicsError as exc:
             lines = list(exc.problems) if isinstance(exc, ValidationError) else str(exc).splitlines()
-            failures.append((", ".join(f"{k}={v!r}" for k, v in values.items()), lines))
+            failures.append((_label(values), lines))
     if not failures:
         return setups
     common = (
