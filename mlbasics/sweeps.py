@@ -23,7 +23,6 @@ from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
 from mlbasics.experiment import Experiment
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
-from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
@@ -242,7 +241,7 @@ def sweep(
     setups = _prepare_all(members, registry or default_registry())
     setup_seconds = time.perf_counter() - start
 
-    bar = _ProgressBar(sum(_epochs(s) for s in setups)) if progress else None
+    bar = _ProgressBar(sum(s.end_epoch for s in setups)) if progress else None
     try:
         plan = ensemble_plan(setups) if vmap else None
         reason = plan if isinstance(plan, str) else None
@@ -257,10 +256,6 @@ def sweep(
     finally:
         if bar is not None:
             bar.stop()
-
-
-def _epochs(setup: Setup) -> int:
-    return 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
 
 
 def _vmapped(

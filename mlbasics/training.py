@@ -84,6 +84,11 @@ class Setup:
     interval: int | None = attrs.field(default=None, init=False)
 
     @property
+    def end_epoch(self) -> int:
+        """The epoch training ends at: the experiment's epochs, or 1 for a closed-form solver."""
+        return 1 if isinstance(self.optimizer, ClosedFormSolver) else self.experiment.epochs
+
+    @property
     def needs_closure(self) -> bool:
         return "closure" in self.specs["optimizer"].tags
 
@@ -318,7 +323,7 @@ def fit(
     from mlbasics.divergence import DivergenceCheck  # it subclasses Callback, defined above
 
     callbacks = [DivergenceCheck(divergence_threshold), *callbacks]  # first: nothing sees a bad state
-    epochs = 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
+    epochs = setup.end_epoch
     for callback in callbacks:
         callback.on_train_start(setup, epochs)
     result = None
