@@ -20,7 +20,7 @@ import torch
 
 from mlbasics.ensemble import NotVmappable, SGDSettings, model_problem, sgd_settings, train_stacked
 from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
-from mlbasics.experiment import Experiment
+from mlbasics.experiment import Experiment, with_settings
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
 from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
@@ -230,11 +230,7 @@ def sweep(
     ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
     trains the members one after another. ``progress=True`` shows a progress bar on stderr.
     """
-    experiment = experiment or Experiment()
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
-    if unknown:
-        raise ValidationError([f"sweep() got an unknown setting {key!r}" for key in unknown])
-    experiment = attrs.evolve(experiment, **settings)
+    experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
     start = time.perf_counter()

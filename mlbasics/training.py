@@ -24,7 +24,7 @@ from torch import nn
 from mlbasics.data import Dataset
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import PluginError, ValidationError
-from mlbasics.experiment import Experiment
+from mlbasics.experiment import Experiment, with_settings
 from mlbasics.interrupts import Interrupt, signal_name
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
@@ -416,11 +416,7 @@ def train(
     epochs); a folder that already holds a run is refused unless ``overwrite``. Continue a saved
     run with :func:`mlbasics.resume`. ``divergence_threshold``: see :func:`fit`.
     """
-    experiment = experiment or Experiment()
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
-    if unknown:
-        raise ValidationError([f"train() got an unknown setting {key!r}" for key in unknown])
-    experiment = attrs.evolve(experiment, **settings)
+    experiment = with_settings(experiment or Experiment(), settings, caller="train()")
     if checkpoint_every is not None and save is None:
         raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
     if save is not None:
