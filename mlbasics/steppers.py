@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import torch
 
+from mlbasics.errors import first_line, one_line
 from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
 from mlbasics.solvers import ClosedFormSolver
@@ -193,7 +194,7 @@ class CudaGraphs:
             try:
                 work()
             except RuntimeError as exc:
-                return _first_line(exc)
+                return first_line(exc) or "no message"
             finally:
                 torch.cuda.set_sync_debug_mode(previous)
         return None
@@ -295,7 +296,7 @@ class GraphStepper:
             # Nothing captured has run: the model and optimizer are as the warm-up left them.
             # The grads the capture allocated were never computed; drop them.
             self._optimizer.zero_grad(set_to_none=True)
-            self._give_up(f"capturing the step failed ({type(exc).__name__}: {_first_line(exc)})")
+            self._give_up(f"capturing the step failed ({one_line(exc)})")
             return
         self._captured = True
 
@@ -325,8 +326,3 @@ class GraphStepper:
         self._backend.replay(count)
         # A copy: the next replays overwrite the buffer.
         return self._history[:count].clone()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"
