@@ -153,7 +153,7 @@ class GraphBackend(Protocol):
         """Run ``steps`` (eager work returning a tensor) the way warm-up must run before a capture."""
         ...
 
-    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+    def host_sync_in(self, work: Callable[[], object]) -> str | None:
         """Run ``work``; say how it waits for the host (which a capture cannot hold), or ``None``."""
         ...
 
@@ -186,7 +186,7 @@ class CudaGraphs:
             result.record_stream(current)
         return result
 
-    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+    def host_sync_in(self, work: Callable[[], object]) -> str | None:
         # PyTorch can turn synchronising calls (.item(), .cpu(), nonzero, ...) into errors.
         previous = torch.cuda.get_sync_debug_mode()
         with torch.cuda.device(self.device):
@@ -304,18 +304,18 @@ class GraphStepper:
         self.mode = EAGER
         note_once(f"CUDA graph capture not possible because {reason}; training eagerly")
 
-    def _forward_backward(self) -> None:
+    def _forward_backward(self) -> torch.Tensor:
         setup = self._setup
         self._optimizer.zero_grad(set_to_none=True)
-        setup.loss(setup.model(setup.features), setup.targets).backward()  # type: ignore[no-untyped-call]
+        loss = setup.loss(setup.model(setup.features), setup.targets)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
 
     def _body(self) -> None:
         """The captured step: the eager step's work, plus writing the loss on the device."""
-        setup, history, position = self._setup, self._history, self._position
+        history, position = self._history, self._position
         assert history is not None
-        self._optimizer.zero_grad(set_to_none=True)  # nothing to do at capture; see _capture
-        loss = setup.loss(setup.model(setup.features), setup.targets)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss = self._forward_backward()  # its zero_grad has nothing to do at capture; see _capture
         self._optimizer.step()
         history.index_copy_(0, position, loss.detach().reshape(1).to(history.dtype))
         position.add_(1)
