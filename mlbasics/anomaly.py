@@ -38,40 +38,36 @@ class AnomalyError(TrainingError):
 def detect_anomaly(setup: Setup | None = None) -> Iterator[None]:
     """Run the block under anomaly detection; the first NaN in a backward pass raises
     :class:`AnomalyError`. With ``setup``, the message says which epochs the failing step lies in."""
-    with warnings.catch_warnings(record=True) as caught:
-        # Torch announces the mode and reports the forward traceback as warnings; both are kept
-        # off the screen (the traceback goes into the error's details).
-        warnings.simplefilter("always")
-        try:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # Torch announces the mode and reports the forward traceback as warnings; both are kept
+            # off the screen (the traceback goes into the error's details).
+            warnings.simplefilter("always")
             with torch.autograd.detect_anomaly(check_nan=True):
                 yield
-        except RuntimeError as exc:
-            match = _ANOMALY.search(str(exc))
-            if match is None:
-                raise
-            function = match["function"]
-            operation = re.sub(r"Backward\d*$", "", function) or function
-            where = f" in one of epochs {_failing_epochs(setup)}" if setup is not None else ""
-            details = next((str(w.message) for w in caught if _FORWARD_TRACE in str(w.message)), None)
-            message = (
-                f"anomaly detection: the backward pass of {operation} ({function}) returned NaN in its "
-                f"output {match['output']}{where}; the forward call that made it is in the details "
-                "(--debug shows them)"
-            )
-            raise AnomalyError(message, function=function, details=details) from exc
-        finally:
-            for warning in caught:
-                text = str(warning.message)
-                if _FORWARD_TRACE in text or "Anomaly Detection has been enabled" in text:
-                    continue
-                warnings.showwarning(
-                    warning.message,
-                    warning.category,
-                    warning.filename,
-                    warning.lineno,
-                    warning.file,
-                    warning.line,
-                )
+    except RuntimeError as exc:
+        match = _ANOMALY.search(str(exc))
+        if match is None:
+            raise
+        function = match["function"]
+        operation = re.sub(r"Backward\d*$", "", function) or function
+        where = f" in one of epochs {_failing_epochs(setup)}" if setup is not None else ""
+        details = next((str(w.message) for w in caught if _FORWARD_TRACE in str(w.message)), None)
+        message = (
+            f"anomaly detection: the backward pass of {operation} ({function}) returned NaN in its "
+            f"output {match['output']}{where}; the forward call that made it is in the details "
+            "(--debug shows them)"
+        )
+        raise AnomalyError(message, function=function, details=details) from exc
+    finally:
+        # Re-emitted only now that the recording has ended (inside it, each would be recorded into
+        # the list being read), and through the user's filters, which the recording bypassed.
+        for warning in caught:
+            text = str(warning.message)
+            if _FORWARD_TRACE in text or "Anomaly Detection has been enabled" in text:
+                continue
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _failing_epochs(setup: Setup) -> str:
@@ -79,5 +75,6 @@ def _failing_epochs(setup: Setup) -> str:
     from mlbasics.training import sync_interval
 
     done = len(setup.history)
-    end = min(setup.experiment.epochs, done + sync_interval(setup.experiment))
+    interval = setup.interval or sync_interval(setup.experiment)  # the loop's, if it has begun
+    end = min(setup.experiment.epochs, done + interval)
     return f"{done + 1} to {end}" if end > done + 1 else str(done + 1)

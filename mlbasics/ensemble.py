@@ -25,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from mlbasics.devices import synchronize
+from mlbasics.errors import one_line
 from mlbasics.solvers import ClosedFormSolver
 
 #: torch.optim.SGD's param-group settings, and which of them may differ between members.
@@ -209,7 +210,7 @@ def train_stacked(
             params, features, targets
         )
     except Exception as exc:
-        raise NotVmappable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        raise NotVmappable(one_line(exc)) from exc
     chunks: list[torch.Tensor] = []
     done = 0
     while done < epochs:
@@ -229,8 +230,3 @@ def train_stacked(
     members = first_param.shape[0]
     parameters = [{name: value[m].cpu().clone() for name, value in params.items()} for m in range(members)]
     return EnsembleRun(histories=torch.cat(chunks).T.contiguous(), parameters=parameters, seconds=seconds)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"

@@ -61,3 +61,16 @@ class DivergenceError(TrainingError):
         self.epoch = epoch
         self.last_finite_loss = last_finite_loss
         self.history = history
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message ("" if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` in one line for a message that reports it: ``TypeName: first line of its message``
+    (the type name alone if it has no message)."""
+    line = first_line(exc)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__

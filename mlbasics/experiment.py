@@ -239,6 +239,15 @@ _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph")
 _ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS)
 
 
+def with_settings(experiment: Experiment, settings: Mapping[str, Any], *, caller: str) -> Experiment:
+    """``experiment`` with the keyword ``settings`` of ``caller`` (``"train()"``) set; a key that is
+    not a field of :class:`Experiment` is refused, naming the caller."""
+    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
+    if unknown:
+        raise ValidationError([f"{caller} got an unknown setting {key!r}" for key in unknown])
+    return attrs.evolve(experiment, **settings)
+
+
 def _component_kind(kind: str) -> Kind:
     if kind not in COMPONENT_KINDS:
         raise ValidationError([f"unknown setting {kind!r}{suggest(kind, _ALL_KEYS)}"])

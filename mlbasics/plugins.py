@@ -33,7 +33,7 @@ import attrs
 import pluggy
 
 from mlbasics import hookspecs, plugin_files
-from mlbasics.errors import PluginError
+from mlbasics.errors import PluginError, one_line
 from mlbasics.specs import ComponentSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "mlbasics"
@@ -109,11 +109,6 @@ class PluginSettings:
         return None
 
 
-def _one_line(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
-
-
 class PluginSet:
     """The plugins of one registry: a pluggy manager plus a record of every plugin seen."""
 
@@ -164,7 +159,7 @@ class PluginSet:
             files = plugin_files.plugin_files(path)
         except (OSError, ValueError) as exc:
             # Named after the path as given, so `mlbasics plugins` shows which one is wrong.
-            problem = plugin_files.path_problem(path) or _one_line(exc)
+            problem = plugin_files.path_problem(path) or one_line(exc)
             return [self._fail(PluginInfo(name=str(path)), exc, context="path", error=problem)]
         records = []
         for file in files:
@@ -238,7 +233,7 @@ class PluginSet:
     ) -> PluginRecord:
         """Record ``info`` as failed because of ``exc`` (raise instead, if strict); ``error`` replaces
         the default one-line reason ``"{context}: {exception}"``."""
-        error = error or f"{context}: {_one_line(exc)}"
+        error = error or f"{context}: {one_line(exc)}"
         if self.settings.strict:
             raise PluginError(f"plugin {info}: {error}") from exc
         details = "".join(traceback.format_exception(exc))

@@ -20,12 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from mlbasics._provenance import provenance_problems
 from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint
 from mlbasics.errors import ValidationError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.experiment import COMPONENT_KINDS, Experiment, with_settings
 from mlbasics.registry import Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, TrainResult, fit, prepare
@@ -124,10 +122,7 @@ def resume(
     into ``run`` (or into ``save``), at the end and every ``checkpoint_every`` epochs.
     """
     checkpoint = Checkpoint.load(run)
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
-    if unknown:
-        raise ValidationError([f"resume() got an unknown setting {key!r}" for key in unknown])
-    experiment = attrs.evolve(checkpoint.experiment, **settings)
+    experiment = with_settings(checkpoint.experiment, settings, caller="resume()")
     setup, notes = restore(checkpoint, experiment, registry, force=force)
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import torch
 
+from mlbasics.errors import first_line, one_line
 from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
 from mlbasics.solvers import ClosedFormSolver
@@ -152,7 +153,7 @@ class GraphBackend(Protocol):
         """Run ``steps`` (eager work returning a tensor) the way warm-up must run before a capture."""
         ...
 
-    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+    def host_sync_in(self, work: Callable[[], object]) -> str | None:
         """Run ``work``; say how it waits for the host (which a capture cannot hold), or ``None``."""
         ...
 
@@ -185,7 +186,7 @@ class CudaGraphs:
             result.record_stream(current)
         return result
 
-    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+    def host_sync_in(self, work: Callable[[], object]) -> str | None:
         # PyTorch can turn synchronising calls (.item(), .cpu(), nonzero, ...) into errors.
         previous = torch.cuda.get_sync_debug_mode()
         with torch.cuda.device(self.device):
@@ -193,7 +194,7 @@ class CudaGraphs:
             try:
                 work()
             except RuntimeError as exc:
-                return _first_line(exc)
+                return first_line(exc) or "no message"
             finally:
                 torch.cuda.set_sync_debug_mode(previous)
         return None
@@ -295,7 +296,7 @@ class GraphStepper:
             # Nothing captured has run: the model and optimizer are as the warm-up left them.
             # The grads the capture allocated were never computed; drop them.
             self._optimizer.zero_grad(set_to_none=True)
-            self._give_up(f"capturing the step failed ({type(exc).__name__}: {_first_line(exc)})")
+            self._give_up(f"capturing the step failed ({one_line(exc)})")
             return
         self._captured = True
 
@@ -303,18 +304,18 @@ class GraphStepper:
         self.mode = EAGER
         note_once(f"CUDA graph capture not possible because {reason}; training eagerly")
 
-    def _forward_backward(self) -> None:
+    def _forward_backward(self) -> torch.Tensor:
         setup = self._setup
         self._optimizer.zero_grad(set_to_none=True)
-        setup.loss(setup.model(setup.features), setup.targets).backward()  # type: ignore[no-untyped-call]
+        loss = setup.loss(setup.model(setup.features), setup.targets)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
 
     def _body(self) -> None:
         """The captured step: the eager step's work, plus writing the loss on the device."""
-        setup, history, position = self._setup, self._history, self._position
+        history, position = self._history, self._position
         assert history is not None
-        self._optimizer.zero_grad(set_to_none=True)  # nothing to do at capture; see _capture
-        loss = setup.loss(setup.model(setup.features), setup.targets)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss = self._forward_backward()  # its zero_grad has nothing to do at capture; see _capture
         self._optimizer.step()
         history.index_copy_(0, position, loss.detach().reshape(1).to(history.dtype))
         position.add_(1)
@@ -325,8 +326,3 @@ class GraphStepper:
         self._backend.replay(count)
         # A copy: the next replays overwrite the buffer.
         return self._history[:count].clone()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"

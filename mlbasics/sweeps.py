@@ -18,12 +18,11 @@ from typing import Any, Final
 import attrs
 import torch
 
-from mlbasics.ensemble import NotVmappable, model_problem, sgd_settings, train_stacked
+from mlbasics.ensemble import NotVmappable, SGDSettings, model_problem, sgd_settings, train_stacked
 from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
-from mlbasics.experiment import Experiment
+from mlbasics.experiment import Experiment, with_settings
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
-from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
@@ -48,7 +47,11 @@ class SweepMember:
     @property
     def label(self) -> str:
         """``seed=3, optimizer.lr=0.1``"""
-        return ", ".join(f"{key}={value!r}" for key, value in self.values.items())
+        return _label(self.values)
+
+
+def _label(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
 def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
@@ -164,7 +167,7 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
             setups.append(prepare(experiment, registry))
         except MlbasicsError as exc:
             lines = list(exc.problems) if isinstance(exc, ValidationError) else str(exc).splitlines()
-            failures.append((", ".join(f"{k}={v!r}" for k, v in values.items()), lines))
+            failures.append((_label(values), lines))
     if not failures:
         return setups
     common = (
@@ -180,8 +183,9 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
 # -- training ------------------------------------------------------------------------------------
 
 
-def ensemble_problem(setups: Sequence[Setup]) -> str | None:
-    """Why these members cannot be trained as one vmapped ensemble, or ``None`` if they can."""
+def ensemble_plan(setups: Sequence[Setup]) -> SGDSettings | str:
+    """The stacked SGD's settings that train these members as one vmapped ensemble, or why they
+    cannot be trained so."""
     first = setups[0]
     name = first.specs["optimizer"].name
     if first.needs_closure:
@@ -203,7 +207,8 @@ def ensemble_problem(setups: Sequence[Setup]) -> str | None:
             return "members differ in their device"
         if not (torch.equal(setup.features, first.features) and torch.equal(setup.targets, first.targets)):
             return "members train on different data"
-    return model_problem([s.model for s in setups], first.specs["model"].name)
+    problem = model_problem([s.model for s in setups], first.specs["model"].name)
+    return settings if problem is None else problem
 
 
 def sweep(
@@ -225,23 +230,20 @@ def sweep(
     ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
     trains the members one after another. ``progress=True`` shows a progress bar on stderr.
     """
-    experiment = experiment or Experiment()
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
-    if unknown:
-        raise ValidationError([f"sweep() got an unknown setting {key!r}" for key in unknown])
-    experiment = attrs.evolve(experiment, **settings)
+    experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
     start = time.perf_counter()
     setups = _prepare_all(members, registry or default_registry())
     setup_seconds = time.perf_counter() - start
 
-    bar = _ProgressBar(sum(_epochs(s) for s in setups)) if progress else None
+    bar = _ProgressBar(sum(s.end_epoch for s in setups)) if progress else None
     try:
-        reason = ensemble_problem(setups) if vmap else None
-        if vmap and reason is None:
+        plan = ensemble_plan(setups) if vmap else None
+        reason = plan if isinstance(plan, str) else None
+        if isinstance(plan, SGDSettings):
             try:
-                return _vmapped(experiment, axes, members, setups, setup_seconds, bar)
+                return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
             except NotVmappable as exc:
                 reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
         if reason is not None:
@@ -252,21 +254,16 @@ def sweep(
             bar.stop()
 
 
-def _epochs(setup: Setup) -> int:
-    return 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
-
-
 def _vmapped(
     experiment: Experiment,
     axes: Mapping[str, Any],
     members: Sequence[tuple[dict[str, Any], Experiment]],
     setups: Sequence[Setup],
+    settings: SGDSettings,
     setup_seconds: float,
     bar: _ProgressBar | None,
 ) -> SweepResult:
     first = setups[0]
-    settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
-    assert not isinstance(settings, str)
     count = len(setups)
     run = train_stacked(
         [s.model for s in setups],

@@ -24,7 +24,7 @@ from torch import nn
 from mlbasics.data import Dataset
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import PluginError, ValidationError
-from mlbasics.experiment import Experiment
+from mlbasics.experiment import Experiment, with_settings
 from mlbasics.interrupts import Interrupt, signal_name
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
@@ -80,6 +80,13 @@ class Setup:
     components: dict[Kind, ComponentInfo]
     history: list[float] = attrs.field(factory=list)
     interrupt: Interrupt = attrs.field(factory=Interrupt)
+    #: The epochs between sync points of the training loop, once :func:`fit` has chosen them.
+    interval: int | None = attrs.field(default=None, init=False)
+
+    @property
+    def end_epoch(self) -> int:
+        """The epoch training ends at: the experiment's epochs, or 1 for a closed-form solver."""
+        return 1 if isinstance(self.optimizer, ClosedFormSolver) else self.experiment.epochs
 
     @property
     def needs_closure(self) -> bool:
@@ -316,7 +323,7 @@ def fit(
     from mlbasics.divergence import DivergenceCheck  # it subclasses Callback, defined above
 
     callbacks = [DivergenceCheck(divergence_threshold), *callbacks]  # first: nothing sees a bad state
-    epochs = 1 if isinstance(setup.optimizer, ClosedFormSolver) else setup.experiment.epochs
+    epochs = setup.end_epoch
     for callback in callbacks:
         callback.on_train_start(setup, epochs)
     result = None
@@ -345,7 +352,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
                 for callback in callbacks:
                     callback.on_sync(setup, 1, losses)
         else:
-            interval = sync_interval(setup.experiment, callbacks)
+            interval = setup.interval = sync_interval(setup.experiment, callbacks)
             interrupt = setup.interrupt
             stepper = make_stepper(setup, eager_step(setup), epochs=epochs - len(history), interval=interval)
             mode = stepper.mode
@@ -409,11 +416,7 @@ def train(
     epochs); a folder that already holds a run is refused unless ``overwrite``. Continue a saved
     run with :func:`mlbasics.resume`. ``divergence_threshold``: see :func:`fit`.
     """
-    experiment = experiment or Experiment()
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
-    if unknown:
-        raise ValidationError([f"train() got an unknown setting {key!r}" for key in unknown])
-    experiment = attrs.evolve(experiment, **settings)
+    experiment = with_settings(experiment or Experiment(), settings, caller="train()")
     if checkpoint_every is not None and save is None:
         raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
     if save is not None:

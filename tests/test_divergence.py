@@ -5,12 +5,14 @@ the operation."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import mlbasics
-from mlbasics import Checkpoint, DivergenceError, Experiment, ValidationError
+from mlbasics import Callback, Checkpoint, DivergenceError, Experiment, ValidationError
 from mlbasics.anomaly import AnomalyError
 from mlbasics.divergence import smaller_learning_rate
 from tests import reliability_plugin
@@ -118,6 +120,36 @@ def test_anomaly_detection_names_the_operation() -> None:
     assert "Traceback of forward call that caused the error" in exc.details
 
 
+def test_anomaly_detection_names_the_epochs_of_the_interval_the_loop_used() -> None:
+    class SyncEvery100(Callback):  # as a checkpointer with a shorter interval does
+        sync_every = 100
+
+    setup = mlbasics.prepare(TOO_FAST.with_value("log_every", 300), REGISTRY)
+    with pytest.raises(AnomalyError) as error, mlbasics.detect_anomaly(setup):
+        mlbasics.fit(setup, [SyncEvery100()])
+    done = len(setup.history)
+    assert f"in one of epochs {done + 1} to {done + 100};" in str(error.value)
+
+
 def test_anomaly_detection_lets_other_errors_through() -> None:
     with pytest.raises(RuntimeError, match="unrelated"), mlbasics.detect_anomaly():
         raise RuntimeError("unrelated")
+
+
+def test_anomaly_detection_re_emits_other_warnings_once_through_the_filters() -> None:
+    # In a subprocess with a timeout: the bug this guards against was an endless loop.
+    probe = (
+        "import warnings, mlbasics\n"
+        "with mlbasics.detect_anomaly():\n"
+        "    warnings.warn('a plain warning')\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    with mlbasics.detect_anomaly():\n"
+        "        warnings.warn('an ignored warning')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stderr.count("UserWarning: a plain warning") == 1
+    assert "an ignored warning" not in result.stderr
+    assert "Anomaly Detection has been enabled" not in result.stderr

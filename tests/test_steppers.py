@@ -189,7 +189,7 @@ class ReplayEagerly:
         self.warm_ups.append(len(losses))
         return losses
 
-    def host_sync_in(self, work: Callable[[], None]) -> str | None:
+    def host_sync_in(self, work: Callable[[], object]) -> str | None:
         work()
         self.probes += 1
         return self.sync
