@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
-
-from mlbasics.errors import MlbasicsError
 
 
 def add_parser(commands: Any) -> None:
@@ -39,10 +36,10 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output and not Path(args.output).parent.is_dir():
-        raise MlbasicsError(
-            f"output file {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist"
-        )
+    if args.output:
+        from mlbasics._files import check_output_path
+
+        check_output_path(args.output, what="output file")
     from mlbasics.checkpoints import Checkpoint
     from mlbasics.prediction import parse_samples, predictions_csv, read_samples
 
