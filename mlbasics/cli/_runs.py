@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlbasics.experiment import Experiment
-
 if TYPE_CHECKING:
     from mlbasics.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.experiment import Experiment
     from mlbasics.training import Callback, Setup, TrainResult
 
 
@@ -63,13 +62,6 @@ def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
     from mlbasics.checkpoints import Checkpoint
 
     return Checkpoint.load(args.resume)
-
-
-def base_experiment(args: argparse.Namespace, checkpoint: Checkpoint | None) -> Experiment:
-    """What the flags apply to: the config file if given, else the resumed run's experiment, else the default."""
-    if args.config:
-        return Experiment.load(args.config)
-    return checkpoint.experiment if checkpoint is not None else Experiment()
 
 
 def prepare_run(
