@@ -347,9 +347,14 @@ class Checkpoint:
         return model.eval()
 
     def predict(
-        self, features: torch.Tensor | Sequence[Sequence[float]], registry: Registry | None = None
+        self,
+        features: torch.Tensor | Sequence[Sequence[float]],
+        registry: Registry | None = None,
+        *,
+        force: bool = False,
     ) -> torch.Tensor:
-        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+        """The trained model's predictions for ``features`` shaped (n, d), on the CPU; ``force`` as
+        in :meth:`model`."""
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
             raise ValidationError(
@@ -359,7 +364,7 @@ class Checkpoint:
                 ]
             )
         with torch.no_grad():
-            predictions: torch.Tensor = self.model(registry)(x)
+            predictions: torch.Tensor = self.model(registry, force=force)(x)
         return predictions
 
     def load_weights(self, model: nn.Module) -> None:

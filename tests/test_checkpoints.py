@@ -9,6 +9,7 @@ import pickle
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 import safetensors.torch
 import torch
@@ -84,6 +85,18 @@ def test_a_saved_model_predicts_like_the_trained_one(registry: Registry, tmp_pat
     assert checkpoint.model(registry).training is False
     with pytest.raises(mlbasics.ValidationError, match=r"predict needs rows of 1 feature value\(s\) \(x\)"):
         checkpoint.predict([[1.0, 2.0]], registry)
+
+
+def test_predicting_with_another_plugin_needs_force(run: Path, registry: Registry) -> None:
+    checkpoint = Checkpoint.load(run)
+    x = [[1.0, 2.0, 3.0]]
+    expected = checkpoint.predict(x, registry)
+    checkpoint.components["model"] = attrs.evolve(checkpoint.components["model"], plugin="elsewhere")
+    with pytest.raises(
+        mlbasics.ValidationError, match=r"from plugin elsewhere, .* \(--force uses it anyway\)$"
+    ):
+        checkpoint.predict(x, registry)
+    assert torch.equal(checkpoint.predict(x, registry, force=True), expected)
 
 
 def test_periodic_checkpoints_replace_each_other(registry: Registry, tmp_path: Path) -> None:

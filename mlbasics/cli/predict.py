@@ -46,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = Checkpoint.load(args.run_folder)
     names = checkpoint.feature_names
     features = parse_samples(args.x, names) if args.x is not None else read_samples(args.csv, names)
-    model = checkpoint.model(force=args.force)
-    import torch
-
-    with torch.no_grad():
-        predictions = model(features)
+    predictions = checkpoint.predict(features, force=args.force)
     text = predictions_csv(features, predictions, names, checkpoint.target_name)
     if args.output:
         from mlbasics._files import atomic_write_text
