@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from mlbasics._provenance import provenance_problems
-from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint
+from mlbasics.checkpoints import Checkpoint, Checkpointer
 from mlbasics.errors import ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 from mlbasics.registry import Registry, default_registry
@@ -51,10 +51,7 @@ def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
         found.append(f"seed is {setup.experiment.seed} now but was {checkpoint.experiment.seed}")
     old, new = checkpoint.components["dataset"], setup.components["dataset"]
     same_dataset = (old.name, old.params) == (new.name, new.params)
-    if (
-        same_dataset
-        and data_fingerprint(setup.dataset.features, setup.dataset.targets) != checkpoint.data_fingerprint
-    ):
+    if same_dataset and setup.data_fingerprint != checkpoint.data_fingerprint:
         found.append(
             f"dataset {setup.components['dataset'].name!r}: the data differ from the data the run was "
             "trained on (was the file changed?)"

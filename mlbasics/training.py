@@ -21,7 +21,7 @@ import attrs
 import torch
 from torch import nn
 
-from mlbasics.data import Dataset
+from mlbasics.data import Dataset, data_fingerprint
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import PluginError, ValidationError
 from mlbasics.experiment import Experiment
@@ -80,6 +80,15 @@ class Setup:
     components: dict[Kind, ComponentInfo]
     history: list[float] = attrs.field(factory=list)
     interrupt: Interrupt = attrs.field(factory=Interrupt)
+    _data_fingerprint: str | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The dataset's :func:`mlbasics.data.data_fingerprint`, computed once: the data do not
+        change during a run, and a checkpoint is written many times."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = data_fingerprint(self.dataset.features, self.dataset.targets)
+        return self._data_fingerprint
 
     @property
     def needs_closure(self) -> bool:

@@ -17,6 +17,7 @@ import torch
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
 from mlbasics import checkpoints as checkpoints_module
+from mlbasics import training as training_module
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
 
 LINEAR = Experiment(
@@ -122,6 +123,23 @@ def test_periodic_checkpoints_replace_each_other(registry: Registry, tmp_path: P
         checkpoints_module.write_checkpoint = real_write
     assert epochs_seen == [10, 20, 25]
     assert _entries(tmp_path) == [CHECKPOINT, *sorted(f"{CHECKPOINT}/{name}" for name in [*FILES, MANIFEST])]
+
+
+def test_the_data_are_fingerprinted_once_per_run(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real_fingerprint = training_module.data_fingerprint
+
+    def spy(features: torch.Tensor, targets: torch.Tensor) -> str:
+        calls.append(len(features))
+        return real_fingerprint(features, targets)
+
+    monkeypatch.setattr(training_module, "data_fingerprint", spy)
+    mlbasics.train(LINEAR, registry=registry, epochs=6, device="cpu", save=tmp_path, checkpoint_every=2)
+    assert len(calls) == 1  # not once per checkpoint written
+    mlbasics.resume(tmp_path, registry=registry, epochs=10, checkpoint_every=2)
+    assert len(calls) == 2  # the resumed run's: compared with the checkpoint's, then written
 
 
 def test_a_checkpoint_every_that_misses_the_sync_points_writes_at_the_next_one(
