@@ -241,6 +241,21 @@ class Checkpointer(Callback):
         self.written_epoch = written_epoch
         self._next = 0
 
+    @classmethod
+    def for_run(
+        cls,
+        folder: str | Path,
+        resumed: Checkpoint | None,
+        *,
+        every: int | None = None,
+        overwrite: bool = False,
+    ) -> Checkpointer:
+        """The checkpointer into ``folder`` of a fresh run (``resumed`` is ``None``) or of one that
+        continues ``resumed``: resumed into its own folder, the checkpoint there counts as written."""
+        same_folder = resumed is not None and Path(folder).resolve() == resumed.run.resolve()
+        written_epoch = resumed.epoch if resumed is not None and same_folder else None
+        return cls(folder, every=every, overwrite=overwrite, written_epoch=written_epoch)
+
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if self.every is not None:
             self._next = (len(setup.history) // self.every + 1) * self.every

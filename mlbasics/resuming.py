@@ -129,13 +129,7 @@ def resume(
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
     target = Path(save) if save is not None else Path(run)
-    same_folder = target.resolve() == Path(run).resolve()
-    checkpointer = Checkpointer(
-        target,
-        every=checkpoint_every,
-        overwrite=force,
-        written_epoch=checkpoint.epoch if same_folder else None,
-    )
+    checkpointer = Checkpointer.for_run(target, checkpoint, every=checkpoint_every, overwrite=force)
     callbacks = [*callbacks, checkpointer]
     if progress:
         from mlbasics.progress import ProgressBar

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,14 +76,8 @@ def prepare_run(
     folder = args.save or args.resume
     checkpointer = None
     if folder is not None:
-        same_folder = checkpoint is not None and (
-            args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()
-        )
-        checkpointer = Checkpointer(
-            folder,
-            every=args.checkpoint_every,
-            overwrite=args.force,
-            written_epoch=checkpoint.epoch if checkpoint is not None and same_folder else None,
+        checkpointer = Checkpointer.for_run(
+            folder, checkpoint, every=args.checkpoint_every, overwrite=args.force
         )
     if checkpoint is None:
         return prepare(experiment), checkpointer
