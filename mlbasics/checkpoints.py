@@ -236,7 +236,6 @@ class Checkpointer(Callback):
             raise ValidationError([f"checkpoint interval must be an integer >= 1, got {every!r}"])
         check_run_folder(folder, overwrite=overwrite or written_epoch is not None)
         self.folder = Path(folder)
-        self.every = every
         self.sync_every = every  # the loop must stop by at every interval for the state to be copied
         self.written_epoch = written_epoch
         self._next = 0
@@ -255,6 +254,11 @@ class Checkpointer(Callback):
         same_folder = resumed is not None and Path(folder).resolve() == resumed.run.resolve()
         written_epoch = resumed.epoch if resumed is not None and same_folder else None
         return cls(folder, every=every, overwrite=overwrite, written_epoch=written_epoch)
+
+    @property
+    def every(self) -> int | None:
+        """The checkpoint interval in epochs (``None``: only at the end): :attr:`sync_every`."""
+        return self.sync_every
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if self.every is not None:
