@@ -23,12 +23,13 @@ installed plugins by name, and tensors are read with safetensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -407,12 +408,8 @@ class Checkpoint:
         tensors = {
             name: tensor.clone() for name, tensor in self.state_tensors.items()
         }  # load_state_dict keeps them
-        try:
+        with _state_errors(where, "the optimizer state"):
             state = decode(self.optimizer_state, tensors, where)
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        except RecursionError:
-            raise DataError(f"{where}: the optimizer state is nested too deeply") from None
         if not (isinstance(state, dict) and isinstance(state.get("param_groups"), list) and "state" in state):
             raise DataError(f"{where}: the optimizer state is malformed")
         if not hyperparameters:
@@ -432,12 +429,9 @@ class Checkpoint:
 
     def restore_rng(self) -> list[str]:
         """Put the random generators back as they were; returns notes on what could not be."""
-        try:
-            return restore_rng(self.rng_state, self.state_tensors, str(self.folder / "state.json"))
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        except RecursionError:
-            raise DataError(f"{self.folder / 'state.json'}: the random state is nested too deeply") from None
+        where = str(self.folder / "state.json")
+        with _state_errors(where, "the random state"):
+            return restore_rng(self.rng_state, self.state_tensors, where)
 
 
 def locate(run: str | Path) -> Path:
@@ -455,3 +449,15 @@ def locate(run: str | Path) -> Path:
 
 def _describe(tensor: torch.Tensor) -> str:
     return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+
+
+@contextlib.contextmanager
+def _state_errors(where: str, what: str) -> Iterator[None]:
+    """Reading state back with :mod:`mlbasics._state`: its ``ValueError`` (which names the file)
+    and a state nested too deeply to decode become a :class:`DataError`."""
+    try:
+        yield
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    except RecursionError:
+        raise DataError(f"{where}: {what} is nested too deeply") from None

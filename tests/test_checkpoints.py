@@ -303,6 +303,23 @@ def test_tampered_optimizer_state_is_refused(run: Path, registry: Registry) -> N
         mlbasics.resume(run, registry=registry, epochs=9)
 
 
+@pytest.mark.parametrize(("key", "what"), [("optimizer", "optimizer"), ("rng", "random")])
+def test_a_state_nested_too_deeply_to_decode_is_refused(
+    run: Path, registry: Registry, key: str, what: str
+) -> None:
+    state = json.loads((run / CHECKPOINT / "state.json").read_text())
+    nested: object = "x"
+    for _ in range(900):  # JSON reads it; decoding it back would pass Python's recursion limit
+        nested = [nested]
+    if key == "rng":
+        state["rng"]["torch"] = nested
+    else:
+        state["optimizer"] = nested
+    _rewrite(run, "state.json", json.dumps(state).encode(), fix_checksum=True)
+    with pytest.raises(DataError, match=rf"state\.json: the {what} state is nested too deeply$"):
+        mlbasics.resume(run, registry=registry, epochs=9)
+
+
 @pytest.mark.parametrize("missing", [*FILES, MANIFEST])
 def test_a_missing_file_is_named(run: Path, missing: str) -> None:
     (run / CHECKPOINT / missing).unlink()
