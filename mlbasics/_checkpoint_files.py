@@ -27,11 +27,17 @@ FILES: Final = ("experiment.toml", "history.csv", "model.safetensors", "state.sa
 HISTORY_HEADER: Final = ["epoch", "loss"]
 
 
-def read_json(path: Path, data: bytes) -> Any:
+def _text(path: Path, data: bytes) -> str:
     try:
-        return json.loads(data.decode("utf-8"))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
+
+
+def read_json(path: Path, data: bytes) -> Any:
+    text = _text(path, data)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
     except RecursionError:
@@ -137,10 +143,7 @@ def read_components(path: Path, data: dict[str, Any], experiment: Experiment) ->
 
 
 def read_history(path: Path, data: bytes, epoch: int) -> list[float]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
+    text = _text(path, data)
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or rows[0] != HISTORY_HEADER:
         raise DataError(f"{path}, line 1: expected the header 'epoch,loss'")
@@ -162,10 +165,7 @@ def read_history(path: Path, data: bytes, epoch: int) -> list[float]:
 
 
 def read_experiment(path: Path, data: bytes) -> Experiment:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
+    text = _text(path, data)
     experiment = Experiment.from_toml(text, source=str(path))
     problems = experiment.problems()
     if problems:

@@ -23,12 +23,13 @@ installed plugins by name, and tensors are read with safetensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -168,7 +169,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "data": {
             "feature_names": list(setup.dataset.feature_names),
             "target_name": setup.dataset.target_name,
-            "fingerprint": data_fingerprint(setup.dataset.features, setup.dataset.targets),
+            "fingerprint": setup.data_fingerprint,
         },
         "optimizer": optimizer,
         "rng": capture_rng(state_tensors),
@@ -181,12 +182,6 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "state.safetensors": safetensors.torch.save(state_tensors, metadata=metadata),
         "state.json": _json_bytes(state),
     }
-
-
-def data_fingerprint(features: torch.Tensor, targets: torch.Tensor) -> str:
-    """A SHA-256 of the data's values, so resuming on changed data is noticed."""
-    table = {"features": features.detach().cpu().contiguous(), "targets": targets.detach().cpu().contiguous()}
-    return hashlib.sha256(safetensors.torch.save(table)).hexdigest()
 
 
 def _history_csv(history: Sequence[float]) -> str:
@@ -242,10 +237,29 @@ class Checkpointer(Callback):
             raise ValidationError([f"checkpoint interval must be an integer >= 1, got {every!r}"])
         check_run_folder(folder, overwrite=overwrite or written_epoch is not None)
         self.folder = Path(folder)
-        self.every = every
         self.sync_every = every  # the loop must stop by at every interval for the state to be copied
         self.written_epoch = written_epoch
         self._next = 0
+
+    @classmethod
+    def for_run(
+        cls,
+        folder: str | Path,
+        resumed: Checkpoint | None,
+        *,
+        every: int | None = None,
+        overwrite: bool = False,
+    ) -> Checkpointer:
+        """The checkpointer into ``folder`` of a fresh run (``resumed`` is ``None``) or of one that
+        continues ``resumed``: resumed into its own folder, the checkpoint there counts as written."""
+        same_folder = resumed is not None and Path(folder).resolve() == resumed.run.resolve()
+        written_epoch = resumed.epoch if resumed is not None and same_folder else None
+        return cls(folder, every=every, overwrite=overwrite, written_epoch=written_epoch)
+
+    @property
+    def every(self) -> int | None:
+        """The checkpoint interval in epochs (``None``: only at the end): :attr:`sync_every`."""
+        return self.sync_every
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if self.every is not None:
@@ -347,9 +361,14 @@ class Checkpoint:
         return model.eval()
 
     def predict(
-        self, features: torch.Tensor | Sequence[Sequence[float]], registry: Registry | None = None
+        self,
+        features: torch.Tensor | Sequence[Sequence[float]],
+        registry: Registry | None = None,
+        *,
+        force: bool = False,
     ) -> torch.Tensor:
-        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+        """The trained model's predictions for ``features`` shaped (n, d), on the CPU; ``force`` as
+        in :meth:`model`."""
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
             raise ValidationError(
@@ -359,7 +378,7 @@ class Checkpoint:
                 ]
             )
         with torch.no_grad():
-            predictions: torch.Tensor = self.model(registry)(x)
+            predictions: torch.Tensor = self.model(registry, force=force)(x)
         return predictions
 
     def load_weights(self, model: nn.Module) -> None:
@@ -389,12 +408,8 @@ class Checkpoint:
         tensors = {
             name: tensor.clone() for name, tensor in self.state_tensors.items()
         }  # load_state_dict keeps them
-        try:
+        with _state_errors(where, "the optimizer state"):
             state = decode(self.optimizer_state, tensors, where)
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        except RecursionError:
-            raise DataError(f"{where}: the optimizer state is nested too deeply") from None
         if not (isinstance(state, dict) and isinstance(state.get("param_groups"), list) and "state" in state):
             raise DataError(f"{where}: the optimizer state is malformed")
         if not hyperparameters:
@@ -414,12 +429,9 @@ class Checkpoint:
 
     def restore_rng(self) -> list[str]:
         """Put the random generators back as they were; returns notes on what could not be."""
-        try:
-            return restore_rng(self.rng_state, self.state_tensors, str(self.folder / "state.json"))
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        except RecursionError:
-            raise DataError(f"{self.folder / 'state.json'}: the random state is nested too deeply") from None
+        where = str(self.folder / "state.json")
+        with _state_errors(where, "the random state"):
+            return restore_rng(self.rng_state, self.state_tensors, where)
 
 
 def locate(run: str | Path) -> Path:
@@ -437,3 +449,15 @@ def locate(run: str | Path) -> Path:
 
 def _describe(tensor: torch.Tensor) -> str:
     return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+
+
+@contextlib.contextmanager
+def _state_errors(where: str, what: str) -> Iterator[None]:
+    """Reading state back with :mod:`mlbasics._state`: its ``ValueError`` (which names the file)
+    and a state nested too deeply to decode become a :class:`DataError`."""
+    try:
+        yield
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    except RecursionError:
+        raise DataError(f"{where}: {what} is nested too deeply") from None

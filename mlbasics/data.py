@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
+import safetensors.torch
 import torch
 
 
@@ -39,6 +41,12 @@ def _check_targets(instance: Dataset, _: attrs.Attribute[Any], value: torch.Tens
         raise ValueError(f"targets must be float32, got {value.dtype}")
     if value.shape[0] != instance.features.shape[0]:
         raise ValueError(f"{instance.features.shape[0]} feature rows but {value.shape[0]} targets")
+
+
+def data_fingerprint(features: torch.Tensor, targets: torch.Tensor) -> str:
+    """A SHA-256 of the data's values, so resuming on changed data is noticed."""
+    table = {"features": features.detach().cpu().contiguous(), "targets": targets.detach().cpu().contiguous()}
+    return hashlib.sha256(safetensors.torch.save(table)).hexdigest()
 
 
 def _shape(value: Any) -> str:

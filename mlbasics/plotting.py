@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mlbasics._files import atomic_path
+from mlbasics._files import atomic_path, check_output_path
 from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ def check_can_plot(path: str | Path) -> None:
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise MlbasicsError(f"plot file {str(path)!r} must end in .png")
-    if not target.parent.is_dir():
-        raise MlbasicsError(f"plot file {str(path)!r}: folder {str(target.parent)!r} does not exist")
+    check_output_path(path, what="plot file")
 
 
 def _pyplot() -> Any:

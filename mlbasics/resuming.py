@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbasics._provenance import provenance_problems
-from mlbasics.checkpoints import Checkpoint, Checkpointer, data_fingerprint
+from mlbasics.checkpoints import Checkpoint, Checkpointer
 from mlbasics.errors import ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment, with_settings
 from mlbasics.registry import Registry, default_registry
@@ -49,10 +49,7 @@ def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
         found.append(f"seed is {setup.experiment.seed} now but was {checkpoint.experiment.seed}")
     old, new = checkpoint.components["dataset"], setup.components["dataset"]
     same_dataset = (old.name, old.params) == (new.name, new.params)
-    if (
-        same_dataset
-        and data_fingerprint(setup.dataset.features, setup.dataset.targets) != checkpoint.data_fingerprint
-    ):
+    if same_dataset and setup.data_fingerprint != checkpoint.data_fingerprint:
         found.append(
             f"dataset {setup.components['dataset'].name!r}: the data differ from the data the run was "
             "trained on (was the file changed?)"
@@ -127,13 +124,7 @@ def resume(
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
     target = Path(save) if save is not None else Path(run)
-    same_folder = target.resolve() == Path(run).resolve()
-    checkpointer = Checkpointer(
-        target,
-        every=checkpoint_every,
-        overwrite=force,
-        written_epoch=checkpoint.epoch if same_folder else None,
-    )
+    checkpointer = Checkpointer.for_run(target, checkpoint, every=checkpoint_every, overwrite=force)
     callbacks = [*callbacks, checkpointer]
     if progress:
         from mlbasics.progress import ProgressBar

@@ -21,7 +21,7 @@ import attrs
 import torch
 from torch import nn
 
-from mlbasics.data import Dataset
+from mlbasics.data import Dataset, data_fingerprint
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import PluginError, ValidationError
 from mlbasics.experiment import Experiment, with_settings
@@ -82,11 +82,20 @@ class Setup:
     interrupt: Interrupt = attrs.field(factory=Interrupt)
     #: The epochs between sync points of the training loop, once :func:`fit` has chosen them.
     interval: int | None = attrs.field(default=None, init=False)
+    _data_fingerprint: str | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def end_epoch(self) -> int:
         """The epoch training ends at: the experiment's epochs, or 1 for a closed-form solver."""
         return 1 if isinstance(self.optimizer, ClosedFormSolver) else self.experiment.epochs
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The dataset's :func:`mlbasics.data.data_fingerprint`, computed once: the data do not
+        change during a run, and a checkpoint is written many times."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = data_fingerprint(self.dataset.features, self.dataset.targets)
+        return self._data_fingerprint
 
     @property
     def needs_closure(self) -> bool:

@@ -43,6 +43,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = root / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     (root / "empty-folder").mkdir()
+    (root / "folder.png").mkdir()
     mlbasics.train(dataset="tiny", model="linear", epochs=3, device="cpu", save=root / "run")
     damage = {
         "truncated": lambda folder: _truncate(folder / "model.safetensors"),
@@ -307,6 +308,16 @@ BAD_INPUT = [
         "predict: output folder missing",
         ["predict", "run", "--x", "1", "--output", "no/such/out.csv"],
         "output file 'no/such/out.csv': folder 'no/such' does not exist",
+    ),
+    (
+        "predict: output is a folder",
+        ["predict", "run", "--x", "1", "--output", "empty-folder"],
+        "output file 'empty-folder': is a folder, not a file",
+    ),
+    (
+        "plot file is a folder (found before training)",
+        ["train", *LINEAR, "--plot", "folder.png"],
+        "plot file 'folder.png': is a folder, not a file",
     ),
 ]
 

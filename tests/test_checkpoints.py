@@ -9,6 +9,7 @@ import pickle
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 import safetensors.torch
 import torch
@@ -17,6 +18,7 @@ from _checkpoints import rewrite
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
 from mlbasics import checkpoints as checkpoints_module
+from mlbasics import training as training_module
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
 
 LINEAR = Experiment(
@@ -87,6 +89,18 @@ def test_a_saved_model_predicts_like_the_trained_one(registry: Registry, tmp_pat
         checkpoint.predict([[1.0, 2.0]], registry)
 
 
+def test_predicting_with_another_plugin_needs_force(run: Path, registry: Registry) -> None:
+    checkpoint = Checkpoint.load(run)
+    x = [[1.0, 2.0, 3.0]]
+    expected = checkpoint.predict(x, registry)
+    checkpoint.components["model"] = attrs.evolve(checkpoint.components["model"], plugin="elsewhere")
+    with pytest.raises(
+        mlbasics.ValidationError, match=r"from plugin elsewhere, .* \(--force uses it anyway\)$"
+    ):
+        checkpoint.predict(x, registry)
+    assert torch.equal(checkpoint.predict(x, registry, force=True), expected)
+
+
 def test_periodic_checkpoints_replace_each_other(registry: Registry, tmp_path: Path) -> None:
     epochs_seen = []
     real_write = checkpoints_module.write_checkpoint
@@ -110,6 +124,23 @@ def test_periodic_checkpoints_replace_each_other(registry: Registry, tmp_path: P
         checkpoints_module.write_checkpoint = real_write
     assert epochs_seen == [10, 20, 25]
     assert _entries(tmp_path) == [CHECKPOINT, *sorted(f"{CHECKPOINT}/{name}" for name in [*FILES, MANIFEST])]
+
+
+def test_the_data_are_fingerprinted_once_per_run(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real_fingerprint = training_module.data_fingerprint
+
+    def spy(features: torch.Tensor, targets: torch.Tensor) -> str:
+        calls.append(len(features))
+        return real_fingerprint(features, targets)
+
+    monkeypatch.setattr(training_module, "data_fingerprint", spy)
+    mlbasics.train(LINEAR, registry=registry, epochs=6, device="cpu", save=tmp_path, checkpoint_every=2)
+    assert len(calls) == 1  # not once per checkpoint written
+    mlbasics.resume(tmp_path, registry=registry, epochs=10, checkpoint_every=2)
+    assert len(calls) == 2  # the resumed run's: compared with the checkpoint's, then written
 
 
 def test_a_checkpoint_every_that_misses_the_sync_points_writes_at_the_next_one(
@@ -261,6 +292,23 @@ def test_tampered_optimizer_state_is_refused(run: Path, registry: Registry) -> N
     with pytest.raises(
         DataError, match=r"state\.json: refers to tensor 'nope', which is not in the checkpoint"
     ):
+        mlbasics.resume(run, registry=registry, epochs=9)
+
+
+@pytest.mark.parametrize(("key", "what"), [("optimizer", "optimizer"), ("rng", "random")])
+def test_a_state_nested_too_deeply_to_decode_is_refused(
+    run: Path, registry: Registry, key: str, what: str
+) -> None:
+    state = json.loads((run / CHECKPOINT / "state.json").read_text())
+    nested: object = "x"
+    for _ in range(900):  # JSON reads it; decoding it back would pass Python's recursion limit
+        nested = [nested]
+    if key == "rng":
+        state["rng"]["torch"] = nested
+    else:
+        state["optimizer"] = nested
+    rewrite(run, "state.json", json.dumps(state).encode(), fix_checksum=True)
+    with pytest.raises(DataError, match=rf"state\.json: the {what} state is nested too deeply$"):
         mlbasics.resume(run, registry=registry, epochs=9)
 
 

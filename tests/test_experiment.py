@@ -104,6 +104,20 @@ def test_unreadable_files(tmp_path: Path, path: str, message: str) -> None:
         Experiment.load(tmp_path / path)
 
 
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("no/such/folder/x.toml", "No such file or directory"), ("folder", "Is a directory")],
+)
+def test_unwritable_paths_are_one_error_and_leave_nothing_behind(
+    tmp_path: Path, path: str, reason: str
+) -> None:
+    (tmp_path / "folder" / "inside").mkdir(parents=True)
+    with pytest.raises(DataError) as caught:
+        Experiment().save(tmp_path / path)
+    assert str(caught.value) == f"{tmp_path / path}: cannot be written ({reason})"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["folder", "inside"]  # no temporary file
+
+
 def test_choosing_another_component_drops_the_old_params() -> None:
     experiment = Experiment(model={"name": "mlp", "hidden": [3]})
     assert experiment.with_component("model", "mlp") is experiment

@@ -6,13 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from mlbasics.experiment import Experiment
 
 if TYPE_CHECKING:
     from mlbasics.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.experiment import Experiment
     from mlbasics.training import Callback, Setup, TrainResult
 
 
@@ -65,13 +63,6 @@ def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
     return Checkpoint.load(args.resume)
 
 
-def base_experiment(args: argparse.Namespace, checkpoint: Checkpoint | None) -> Experiment:
-    """What the flags apply to: the config file if given, else the resumed run's experiment, else the default."""
-    if args.config:
-        return Experiment.load(args.config)
-    return checkpoint.experiment if checkpoint is not None else Experiment()
-
-
 def prepare_run(
     args: argparse.Namespace, experiment: Experiment, checkpoint: Checkpoint | None
 ) -> tuple[Setup, Checkpointer | None]:
@@ -85,14 +76,8 @@ def prepare_run(
     folder = args.save or args.resume
     checkpointer = None
     if folder is not None:
-        same_folder = checkpoint is not None and (
-            args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()
-        )
-        checkpointer = Checkpointer(
-            folder,
-            every=args.checkpoint_every,
-            overwrite=args.force,
-            written_epoch=checkpoint.epoch if checkpoint is not None and same_folder else None,
+        checkpointer = Checkpointer.for_run(
+            folder, checkpoint, every=args.checkpoint_every, overwrite=args.force
         )
     if checkpoint is None:
         return prepare(experiment), checkpointer

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
-
-from mlbasics.errors import MlbasicsError
 
 
 def add_parser(commands: Any) -> None:
@@ -39,21 +36,17 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output and not Path(args.output).parent.is_dir():
-        raise MlbasicsError(
-            f"output file {args.output!r}: folder {str(Path(args.output).parent)!r} does not exist"
-        )
+    if args.output:
+        from mlbasics._files import check_output_path
+
+        check_output_path(args.output, what="output file")
     from mlbasics.checkpoints import Checkpoint
     from mlbasics.prediction import parse_samples, predictions_csv, read_samples
 
     checkpoint = Checkpoint.load(args.run_folder)
     names = checkpoint.feature_names
     features = parse_samples(args.x, names) if args.x is not None else read_samples(args.csv, names)
-    model = checkpoint.model(force=args.force)
-    import torch
-
-    with torch.no_grad():
-        predictions = model(features)
+    predictions = checkpoint.predict(features, force=args.force)
     text = predictions_csv(features, predictions, names, checkpoint.target_name)
     if args.output:
         from mlbasics._files import atomic_write_text
