@@ -112,6 +112,15 @@ class Param:
     component: Kind | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.component is not None:
+            if self.component not in KINDS:
+                raise ValueError(f"param {self.name!r}: component must be one of {', '.join(KINDS)}")
+            if self.type is not str:
+                # The factory receives one builder; a list of names has no builder to receive.
+                raise TypeError(
+                    f"param {self.name!r}: a component param names one component, so its type must "
+                    f"be str, not {type_name(self.type)}"
+                )
         if self.default is not REQUIRED and self.default is not None:
             try:
                 self.coerce(self.default)

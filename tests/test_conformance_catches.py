@@ -188,3 +188,18 @@ def test_params_rejected_probes_unknown_component_names() -> None:
 
     assert [f.check_name for f in failures] == ["params-rejected"]
     assert "activation='no-such-activation' (not a registered activation) was accepted" in str(failures[0])
+
+
+def scaled_mse(self: float) -> object:
+    """A healthy loss whose one param happens to be called ``self``."""
+    return lambda prediction, target: self * ((prediction - target) ** 2).mean()
+
+
+def test_a_param_named_self_is_checked_like_any_other() -> None:
+    plugin = types.ModuleType("selfish")
+    spec = _spec(
+        "loss", "scaled-mse", scaled_mse, params=(Param(name="self", type=float, default=1.0, gt=0),)
+    )
+    plugin.mlbasics_losses = hookimpl(lambda: [spec])  # type: ignore[attr-defined]
+
+    assert check_components(["loss:scaled-mse"], registry=Registry.isolated(plugin)) == []

@@ -78,6 +78,11 @@ def test_required_param() -> None:
         ({"name": "name", "type": int, "default": 1}, "reserved"),
         ({"name": "x", "type": dict, "default": None}, "param type must be one of"),
         ({"name": "lr", "type": float, "default": -1.0, "gt": 0}, "default of param 'lr' is invalid"),
+        ({"name": "act", "type": str, "component": "layer"}, "param 'act': component must be one of"),
+        (
+            {"name": "acts", "type": list[str], "component": "activation"},
+            "param 'acts': a component param names one component, so its type must be str, not list",
+        ),
     ],
 )
 def test_invalid_param_declarations(kwargs: dict[str, object], message: str) -> None:

@@ -42,7 +42,7 @@ class Subject:
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params
         return params
 
-    def values(self, **extra: Any) -> dict[str, Any]:
+    def values(self, /, **extra: Any) -> dict[str, Any]:
         """The complete, validated params: the given ones, then ``extra``, then the defaults."""
         try:
             return self.registry.resolve(self.spec.kind, self.spec.name, self.given(**extra))[1]
@@ -53,7 +53,7 @@ class Subject:
                 f"(give params with params={{'{self.spec.kind}:{self.spec.name}': {{...}}}})"
             ) from None
 
-    def build(self, *args: Any, **extra: Any) -> Any:
+    def build(self, /, *args: Any, **extra: Any) -> Any:
         return self.registry.instantiate(self.spec, self.values(**extra), *args)
 
     def generator(self) -> torch.Generator:
