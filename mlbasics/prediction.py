@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mlbasics.builtin.datasets import read_csv
+from mlbasics._csv import read_header, read_table
 from mlbasics.errors import ValidationError
 
 _FLOAT32_MAX = torch.finfo(torch.float32).max
@@ -47,12 +47,11 @@ def parse_samples(texts: Sequence[str], feature_names: Sequence[str]) -> torch.T
 def read_samples(path: str, feature_names: Sequence[str]) -> torch.Tensor:
     """The model's feature columns, by name, from a CSV file with a header row (other columns,
     such as the target, are ignored)."""
-    table = read_csv(path)
+    header = read_header(path)
     for name in feature_names:
-        table.require_column(name, hint=f"; the model takes {', '.join(feature_names)}")
-    return torch.tensor(table.numbers(list(feature_names)), dtype=torch.float32).reshape(
-        -1, len(feature_names)
-    )
+        header.require_column(name, hint=f"; the model takes {', '.join(feature_names)}")
+    (values,) = read_table(header, [header.indices(list(feature_names))])
+    return torch.from_numpy(values)
 
 
 def predictions_csv(
