@@ -1,5 +1,5 @@
 """Inputs and outputs of ``mlbasics predict``: feature values from the command line or a CSV file,
-predictions as CSV (the model's feature columns, then the predicted target column)."""
+predictions as CSV (the model's feature columns, then one predicted column per target)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,18 @@ def read_samples(path: str, feature_names: Sequence[str]) -> torch.Tensor:
 
 
 def predictions_csv(
-    features: torch.Tensor, predictions: torch.Tensor, feature_names: Sequence[str], target_name: str
+    features: torch.Tensor,
+    predictions: torch.Tensor,
+    feature_names: Sequence[str],
+    target_names: str | Sequence[str],
 ) -> str:
-    """One row per sample: its features, then the prediction, under the header of the training data."""
-    target = target_name if target_name not in feature_names else f"predicted_{target_name}"
+    """One row per sample: its features, then the predictions (one column per target), under the
+    header of the training data."""
+    names = [target_names] if isinstance(target_names, str) else list(target_names)
+    targets = [name if name not in feature_names else f"predicted_{name}" for name in names]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*feature_names, target])
+    writer.writerow([*feature_names, *targets])
     for x, y in zip(features.tolist(), predictions.reshape(len(predictions), -1).tolist(), strict=True):
         writer.writerow([float32_text(value) for value in [*x, *y]])
     return buffer.getvalue()

@@ -75,6 +75,13 @@ def mlbasics_datasets() -> list[ComponentSpec]:
                 Param(name="path", type=str, help="the CSV file"),
                 Param(name="target", type=str, default=None, help="target column (default: the last one)"),
                 Param(
+                    name="targets",
+                    type=list[str],
+                    default=None,
+                    min_length=1,
+                    help="several target columns, in place of target: the model gets one output per column",
+                ),
+                Param(
                     name="features",
                     type=list[str],
                     default=None,

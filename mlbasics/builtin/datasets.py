@@ -45,23 +45,35 @@ def quadratic(n: int, noise: float, seed: int) -> Dataset:
     return Dataset(features=x, targets=y)
 
 
-def csv_table(path: str, target: str | None, features: list[str] | None) -> Dataset:
+def csv_table(
+    path: str, target: str | None, features: list[str] | None, targets: list[str] | None = None
+) -> Dataset:
     """Read a CSV file with a header row; every problem names the file and, where it has one, the
-    line and column (the reader: :mod:`mlbasics._csv`)."""
+    line and column (the reader: :mod:`mlbasics._csv`). ``targets`` names several target columns:
+    the targets are then (n, k) and the model gets k outputs."""
     header = read_header(path)
     names = header.names
-    target = names[-1] if target is None else target
-    features = [name for name in names if name != target] if features is None else features
-    for column in [target, *features]:
+    if target is not None and targets is not None:
+        raise DataError(f"{path}: give target or targets, not both")
+    chosen = targets if targets is not None else [names[-1] if target is None else target]
+    if len(set(chosen)) != len(chosen):
+        repeated = sorted({name for name in chosen if chosen.count(name) > 1})
+        raise DataError(f"{path}: target column {repeated[0]!r} is named twice")
+    features = [name for name in names if name not in chosen] if features is None else features
+    for column in [*chosen, *features]:
         header.require_column(column)
-    if target in features:
-        raise DataError(f"{path}: column {target!r} is both the target and a feature")
+    both = [name for name in chosen if name in features]
+    if both:
+        raise DataError(f"{path}: column {both[0]!r} is both the target and a feature")
     if not features:
-        raise DataError(f"{path}: no feature columns besides the target {target!r}")
-    feature_values, target_values = read_table(header, [header.indices(features), header.indices([target])])
+        label = ", ".join(repr(name) for name in chosen)
+        raise DataError(
+            f"{path}: no feature columns besides the target{'s' if len(chosen) > 1 else ''} {label}"
+        )
+    feature_values, target_values = read_table(header, [header.indices(features), header.indices(chosen)])
     return Dataset(
         features=torch.from_numpy(feature_values),
         targets=torch.from_numpy(target_values),
         feature_names=tuple(features),
-        target_name=target,
+        target_names=tuple(chosen),
     )
