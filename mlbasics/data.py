@@ -104,9 +104,13 @@ class SourceFile:
             ) from None
         if (now.size, now.mtime_ns) != (self.size, self.mtime_ns):
             raise DataError(
-                f"{self.path}: changed on disk since the data were loaded (it was written during "
-                "training); start the run again to read it anew"
+                f"{self.path}: changed on disk since the data were loaded from it; start the run "
+                "again to read it anew"
             )
+
+
+def _to_sources(values: Iterable[SourceFile]) -> tuple[SourceFile, ...]:
+    return tuple(values)
 
 
 def _shape(value: Any) -> str:
@@ -136,7 +140,7 @@ class Dataset:
     #: True when ``features`` and ``targets`` are views of a memory-mapped file.
     memory_mapped: bool = False
     #: The files the tensors are read from while training; :meth:`check_unchanged` checks them.
-    source_files: tuple[SourceFile, ...] = attrs.field(default=(), converter=tuple)
+    source_files: tuple[SourceFile, ...] = attrs.field(default=(), converter=_to_sources)
 
     @feature_names.default
     def _default_feature_names(self) -> tuple[str, ...]:

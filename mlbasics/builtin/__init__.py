@@ -82,6 +82,12 @@ def mlbasics_datasets() -> list[ComponentSpec]:
                     help="several target columns, in place of target: the model gets one output per column",
                 ),
                 Param(
+                    name="memory_map",
+                    type=bool,
+                    default=False,
+                    help="read the file once into a binary cache beside it and map it: for files larger than memory",
+                ),
+                Param(
                     name="features",
                     type=list[str],
                     default=None,

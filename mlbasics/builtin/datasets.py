@@ -46,11 +46,17 @@ def quadratic(n: int, noise: float, seed: int) -> Dataset:
 
 
 def csv_table(
-    path: str, target: str | None, features: list[str] | None, targets: list[str] | None = None
+    path: str,
+    target: str | None,
+    features: list[str] | None,
+    targets: list[str] | None = None,
+    memory_map: bool = False,
 ) -> Dataset:
     """Read a CSV file with a header row; every problem names the file and, where it has one, the
     line and column (the reader: :mod:`mlbasics._csv`). ``targets`` names several target columns:
-    the targets are then (n, k) and the model gets k outputs."""
+    the targets are then (n, k) and the model gets k outputs. ``memory_map``: read the file once
+    into a binary cache beside it and map that, for files larger than memory
+    (:mod:`mlbasics._csv_cache`)."""
     header = read_header(path)
     names = header.names
     if target is not None and targets is not None:
@@ -70,6 +76,10 @@ def csv_table(
         raise DataError(
             f"{path}: no feature columns besides the target{'s' if len(chosen) > 1 else ''} {label}"
         )
+    if memory_map:
+        from mlbasics import _csv_cache
+
+        return _csv_cache.load(header, features, chosen)
     feature_values, target_values = read_table(header, [header.indices(features), header.indices(chosen)])
     return Dataset(
         features=torch.from_numpy(feature_values),
