@@ -152,3 +152,11 @@ def test_any_numeric_table_reads_as_python_floats_rounded_to_float32(
     expected = np.array([[float(cell) for cell in row] for row in rows], dtype=np.float64).astype(np.float32)
     assert dataset.features.numpy().tobytes() == np.ascontiguousarray(expected[:, :2]).tobytes()
     assert dataset.targets.numpy().tobytes() == np.ascontiguousarray(expected[:, 2:]).tobytes()
+
+
+def test_an_unreadable_path_is_one_line(registry: Registry, tmp_path: Path) -> None:
+    inside_a_file = Path(_write(tmp_path, "x,y\n1,2\n")) / "data.csv"
+    with pytest.raises(DataError, match=r"data\.csv/data\.csv: cannot be read \(Not a directory\)"):
+        registry.build("dataset", "csv", path=str(inside_a_file))
+    with pytest.raises(DataError, match=r"cannot be read \(Not a directory\)"):
+        registry.build("dataset", "csv", path=str(inside_a_file), memory_map=True)
