@@ -113,10 +113,10 @@ def load(header: Header, features: list[str], targets: list[str]) -> Dataset:
         feature_names=tuple(features),
         target_names=tuple(targets),
         memory_mapped=True,
-        source_files=(
-            SourceFile(header.path, expected["csv_size"], expected["csv_mtime_ns"]),
-            SourceFile.of(path),
-        ),
+        # The CSV only: the cache is never written in place (a rebuild renames a new file over
+        # it, and this map keeps reading the old one), so another process rebuilding it at the
+        # same moment must not stop this run.
+        source_files=(SourceFile(header.path, expected["csv_size"], expected["csv_mtime_ns"]),),
     )
 
 
