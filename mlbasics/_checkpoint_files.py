@@ -102,6 +102,7 @@ def read_state(path: Path, data: bytes) -> dict[str, Any]:
             isinstance(v, dict)
             and _is_strings(v.get("feature_names"))
             and isinstance(v.get("target_name"), str)
+            and ("target_names" not in v or _is_strings(v["target_names"]))
             and isinstance(v.get("fingerprint"), str)
         ),
         "rng": lambda v: isinstance(v, dict),

@@ -169,6 +169,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "data": {
             "feature_names": list(setup.dataset.feature_names),
             "target_name": setup.dataset.target_name,
+            "target_names": list(setup.dataset.target_names),
             "fingerprint": setup.data_fingerprint,
         },
         "optimizer": optimizer,
@@ -298,6 +299,8 @@ class Checkpoint:
     components: dict[Kind, ComponentInfo]
     feature_names: tuple[str, ...]
     target_name: str
+    #: One name per target column (checkpoints written before there could be several: the one name).
+    target_names: tuple[str, ...]
     data_fingerprint: str
     device: str
     mlbasics_version: str
@@ -330,6 +333,7 @@ class Checkpoint:
             components=components,
             feature_names=tuple(data["feature_names"]),
             target_name=data["target_name"],
+            target_names=tuple(data.get("target_names", [data["target_name"]])),
             data_fingerprint=data["fingerprint"],
             device=state["device"],
             mlbasics_version=state["mlbasics_version"],

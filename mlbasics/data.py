@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
-import safetensors.torch
 import torch
+
+from mlbasics.errors import DataError
 
 
 def _to_floats(values: Iterable[float]) -> tuple[float, ...]:
@@ -35,33 +38,109 @@ def _check_features(instance: Any, _: attrs.Attribute[Any], value: torch.Tensor)
 
 
 def _check_targets(instance: Dataset, _: attrs.Attribute[Any], value: torch.Tensor) -> None:
-    if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[1] != 1:
-        raise ValueError(f"targets must be a tensor shaped (n, 1), got {_shape(value)}")
+    if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[1] < 1:
+        raise ValueError(f"targets must be a tensor shaped (n, k), k >= 1, got {_shape(value)}")
     if value.dtype != torch.float32:
         raise ValueError(f"targets must be float32, got {value.dtype}")
     if value.shape[0] != instance.features.shape[0]:
         raise ValueError(f"{instance.features.shape[0]} feature rows but {value.shape[0]} targets")
 
 
+#: Rows hashed at a time by :func:`data_fingerprint`: a memory-mapped table is never copied whole.
+FINGERPRINT_ROWS = 1 << 16
+
+_SAFETENSORS_DTYPE = {torch.float32: "F32"}
+
+
 def data_fingerprint(features: torch.Tensor, targets: torch.Tensor) -> str:
-    """A SHA-256 of the data's values, so resuming on changed data is noticed."""
-    table = {"features": features.detach().cpu().contiguous(), "targets": targets.detach().cpu().contiguous()}
-    return hashlib.sha256(safetensors.torch.save(table)).hexdigest()
+    """A SHA-256 of the data's values, so resuming on changed data is noticed.
+
+    It is the hash of the two tensors saved as one safetensors file (features, then targets), as it
+    has always been, but computed block by block: the header first, then the rows, so a table larger
+    than memory (memory-mapped) is hashed without being copied."""
+    hasher = hashlib.sha256(_safetensors_header({"features": features, "targets": targets}))
+    for tensor in (features, targets):
+        for start in range(0, int(tensor.shape[0]), FINGERPRINT_ROWS):
+            block = tensor[start : start + FINGERPRINT_ROWS].detach().cpu().contiguous()
+            hasher.update(block.numpy().data if block.numel() else b"")
+    return hasher.hexdigest()
+
+
+def _safetensors_header(tensors: dict[str, torch.Tensor]) -> bytes:
+    """The first bytes of ``safetensors.torch.save(tensors)`` for float32 tensors stored in the
+    order given: the JSON header's length, then the header, padded with spaces to 8 bytes."""
+    offset, entries = 0, {}
+    for name, tensor in tensors.items():
+        size = tensor.numel() * tensor.element_size()
+        dtype = _SAFETENSORS_DTYPE[tensor.dtype]
+        entries[name] = {"dtype": dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(entries, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
+
+
+@attrs.frozen
+class SourceFile:
+    """A file the data are read from while training (a memory-mapped cache, the CSV behind it), with
+    its size and modification time when the data were loaded."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> SourceFile:
+        status = os.stat(path)
+        return cls(os.fspath(path), status.st_size, status.st_mtime_ns)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`DataError` naming the file if it is gone or was written since."""
+        try:
+            now = SourceFile.of(self.path)
+        except OSError as exc:
+            raise DataError(
+                f"{self.path}: cannot be read any more ({exc.strerror}); it changed during training"
+            ) from None
+        if (now.size, now.mtime_ns) != (self.size, self.mtime_ns):
+            raise DataError(
+                f"{self.path}: changed on disk since the data were loaded from it; start the run "
+                "again to read it anew"
+            )
+
+
+def _to_sources(values: Iterable[SourceFile]) -> tuple[SourceFile, ...]:
+    return tuple(values)
 
 
 def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
+def _target_count(targets: Any) -> int:
+    return int(targets.shape[1]) if isinstance(targets, torch.Tensor) and targets.ndim == 2 else 1
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class Dataset:
-    """A regression table: float32 ``features`` shaped (n, d) and ``targets`` shaped (n, 1)."""
+    """A regression table: float32 ``features`` shaped (n, d) and ``targets`` shaped (n, k), one
+    column per target (k = 1 for the lecture's tables).
+
+    ``target_name`` names a single target (default ``"y"``); ``target_names`` names each of k
+    (default: ``y1``, ``y2``, ...). ``memory_mapped`` datasets hold tensors that are views of a
+    file on disk (:mod:`mlbasics._csv_cache`): they are never copied whole, batches are gathered
+    from them by index, and :meth:`check_unchanged` tells when the file behind them changed."""
 
     features: torch.Tensor = attrs.field(validator=_check_features)
     targets: torch.Tensor = attrs.field(validator=_check_targets)
     feature_names: tuple[str, ...] = attrs.field(converter=_to_names)
-    target_name: str = "y"
+    _target_name: str | None = attrs.field(default=None, alias="target_name", repr=False)
+    target_names: tuple[str, ...] = attrs.field(converter=_to_names)
     ground_truth: GroundTruth | None = None
+    #: True when ``features`` and ``targets`` are views of a memory-mapped file.
+    memory_mapped: bool = False
+    #: The files the tensors are read from while training; :meth:`check_unchanged` checks them.
+    source_files: tuple[SourceFile, ...] = attrs.field(default=(), converter=_to_sources)
 
     @feature_names.default
     def _default_feature_names(self) -> tuple[str, ...]:
@@ -76,6 +155,35 @@ class Dataset:
     def _check_feature_names(self, _: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
         if len(value) != self.features.shape[1]:
             raise ValueError(f"{len(value)} feature names for {self.features.shape[1]} feature columns")
+
+    @target_names.default
+    def _default_target_names(self) -> tuple[str, ...]:
+        k, name = _target_count(self.targets), self._target_name or "y"
+        return (name,) if k == 1 else tuple(f"{name}{i + 1}" for i in range(k))
+
+    @target_names.validator
+    def _check_target_names(self, _: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+        k = _target_count(self.targets)
+        if len(value) != k:
+            raise ValueError(f"{len(value)} target names for {k} target columns")
+        if k == 1 and self._target_name is not None and value != (self._target_name,):
+            raise ValueError(f"target_name {self._target_name!r} and target_names {value!r} disagree")
+
+    @property
+    def target_name(self) -> str:
+        """The target's name; with several targets, their names joined by ", " (a label)."""
+        return ", ".join(self.target_names)
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.targets.shape[1])
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`mlbasics.errors.DataError` naming the file if a file the data are read
+        from changed since they were loaded (size or modification time). Training calls it at every
+        sync point; for data held in memory there is nothing to check."""
+        for source in self.source_files:
+            source.check_unchanged()
 
     @property
     def n_samples(self) -> int:
@@ -101,12 +209,12 @@ class Dataset:
         return cls(features=features, targets=targets, feature_names=feature_names, target_name=target_name)
 
     def format_table(self, max_rows: int | None = 10, digits: int = 6) -> str:
-        """The data as a plain-text table, one column per feature and the target last, as the
+        """The data as a plain-text table, one column per feature and the targets last, as the
         lecture writes its tables: numbers to ``digits`` significant digits, columns right-aligned.
         Past ``max_rows`` rows (``None``: no limit) the table ends with how many rows there are."""
         if max_rows is not None and max_rows < 0:
             raise ValueError(f"max_rows must be >= 0 or None, got {max_rows}")
-        names = [*self.feature_names, self.target_name]
+        names = [*self.feature_names, *self.target_names]
         shown = self.n_samples if max_rows is None else min(max_rows, self.n_samples)
         table = torch.cat([self.features[:shown], self.targets[:shown]], dim=1).tolist()
         cells = [names, *([f"{value:.{digits}g}" for value in row] for row in table)]

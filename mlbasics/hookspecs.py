@@ -40,7 +40,8 @@ def mlbasics_datasets() -> Iterable[ComponentSpec]:  # type: ignore[empty-body]
     """Return the datasets this plugin provides (specs of kind ``"dataset"``).
 
     The factory is called with the validated params as keyword arguments and returns a
-    :class:`mlbasics.Dataset`: float32 ``features`` shaped (n, d) and ``targets`` shaped (n, 1).
+    :class:`mlbasics.Dataset`: float32 ``features`` shaped (n, d) and ``targets`` shaped (n, k),
+    one column per target (k = 1 for most tables).
     """
 
 
@@ -69,7 +70,7 @@ def mlbasics_losses() -> Iterable[ComponentSpec]:  # type: ignore[empty-body]
     """Return the losses this plugin provides (specs of kind ``"loss"``).
 
     The factory is called with the validated params and returns a callable (usually a
-    ``torch.nn.Module``) mapping ``(prediction, target)``, both (n, 1), to a non-negative scalar tensor.
+    ``torch.nn.Module``) mapping ``(prediction, target)``, both (n, k), to a non-negative scalar tensor.
     Tag a loss ``"least-squares"`` if its minimiser is the least-squares solution.
     """
 

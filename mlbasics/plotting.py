@@ -54,10 +54,27 @@ def training_figure(result: TrainResult) -> Any:
     loss_axes.grid(True, alpha=0.3)
     if one_feature:
         fit_axes = axes[0][1]
-        x, y = result.dataset.features[:, 0], result.dataset.targets[:, 0]
+        x = result.dataset.features[:, 0]
         grid = torch.linspace(float(x.min()), float(x.max()), 200).unsqueeze(1)
-        fit_axes.scatter(x, y, s=12, alpha=0.5, color="tab:gray", label="data")
-        fit_axes.plot(grid[:, 0], result.predict(grid)[:, 0], color="tab:red", linewidth=2, label="model")
+        predicted = result.predict(grid)
+        several = result.dataset.n_targets > 1
+        for column, name in enumerate(result.dataset.target_names):
+            data_color, model_color = ("tab:gray", "tab:red") if not several else (f"C{column}", f"C{column}")
+            fit_axes.scatter(
+                x,
+                result.dataset.targets[:, column],
+                s=12,
+                alpha=0.5,
+                color=data_color,
+                label=f"{name} (data)" if several else "data",
+            )
+            fit_axes.plot(
+                grid[:, 0],
+                predicted[:, column],
+                color=model_color,
+                linewidth=2,
+                label=f"{name} (model)" if several else "model",
+            )
         fit_axes.set(
             xlabel=result.dataset.feature_names[0],
             ylabel=result.dataset.target_name,

@@ -1,5 +1,5 @@
 """Inputs and outputs of ``mlbasics predict``: feature values from the command line or a CSV file,
-predictions as CSV (the model's feature columns, then the predicted target column)."""
+predictions as CSV (the model's feature columns, then one predicted column per target)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mlbasics.builtin.datasets import read_csv
+from mlbasics._csv import read_header, read_table
 from mlbasics.errors import ValidationError
 
 _FLOAT32_MAX = torch.finfo(torch.float32).max
@@ -47,22 +47,26 @@ def parse_samples(texts: Sequence[str], feature_names: Sequence[str]) -> torch.T
 def read_samples(path: str, feature_names: Sequence[str]) -> torch.Tensor:
     """The model's feature columns, by name, from a CSV file with a header row (other columns,
     such as the target, are ignored)."""
-    table = read_csv(path)
+    header = read_header(path)
     for name in feature_names:
-        table.require_column(name, hint=f"; the model takes {', '.join(feature_names)}")
-    return torch.tensor(table.numbers(list(feature_names)), dtype=torch.float32).reshape(
-        -1, len(feature_names)
-    )
+        header.require_column(name, hint=f"; the model takes {', '.join(feature_names)}")
+    (values,) = read_table(header, [header.indices(list(feature_names))])
+    return torch.from_numpy(values)
 
 
 def predictions_csv(
-    features: torch.Tensor, predictions: torch.Tensor, feature_names: Sequence[str], target_name: str
+    features: torch.Tensor,
+    predictions: torch.Tensor,
+    feature_names: Sequence[str],
+    target_names: str | Sequence[str],
 ) -> str:
-    """One row per sample: its features, then the prediction, under the header of the training data."""
-    target = target_name if target_name not in feature_names else f"predicted_{target_name}"
+    """One row per sample: its features, then the predictions (one column per target), under the
+    header of the training data."""
+    names = [target_names] if isinstance(target_names, str) else list(target_names)
+    targets = [name if name not in feature_names else f"predicted_{name}" for name in names]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*feature_names, target])
+    writer.writerow([*feature_names, *targets])
     for x, y in zip(features.tolist(), predictions.reshape(len(predictions), -1).tolist(), strict=True):
         writer.writerow([float32_text(value) for value in [*x, *y]])
     return buffer.getvalue()

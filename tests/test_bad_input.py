@@ -179,6 +179,16 @@ BAD_INPUT = [
         ["train", *_csv("other-columns.csv"), "--set", "dataset.target=y"],
         "other-columns.csv, line 1: no column 'y' in the header; columns: hours, score",
     ),
+    (
+        "CSV without a target column of several",
+        ["train", *_csv("other-columns.csv"), "--set", "dataset.targets=['score','y']"],
+        "other-columns.csv, line 1: no column 'y' in the header; columns: hours, score",
+    ),
+    (
+        "CSV with a bad cell, memory-mapped (no cache is left behind)",
+        ["train", *_csv("text.csv"), "--set", "dataset.memory_map=true"],
+        "text.csv, line 3: column 'y' holds 'abc', not a number",
+    ),
     pytest.param(
         "device not available",
         ["train", "--device", "cuda"],

@@ -68,7 +68,10 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--only", "nope"], "unknown rows nope; rows here: train, sweep-100, sweep-1000, lstsq, list-cold"),
+        (
+            ["--only", "nope"],
+            "unknown rows nope; rows here: train, sweep-100, sweep-1000, lstsq, list-cold, csv-load",
+        ),
         (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
     ],
 )
@@ -88,7 +91,7 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
     assert document["quick"] is True
     assert document["machine"]["device"] == "cpu"
     rows = {row["key"]: row for row in document["rows"]}
-    assert list(rows) == ["train", "sweep-100", "sweep-1000", "lstsq", "list-cold"]
+    assert list(rows) == ["train", "sweep-100", "sweep-1000", "lstsq", "list-cold", "csv-load"]
     for key, row in rows.items():
         assert row["error"] is None, key
         assert row["candidate_us"] > 0, key
@@ -98,4 +101,6 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
     assert [key for key, row in rows.items() if row["goal_max"] is None] == ["sweep-1000"]  # a GPU goal
     assert rows["lstsq"]["notes"]["exact"] is True
     assert rows["sweep-1000"]["notes"]["members"] == 1000
+    assert rows["csv-load"]["notes"]["same_values"] is True
+    assert rows["csv-load"]["notes"]["peak_mb"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # nothing else left behind

@@ -84,7 +84,8 @@ def test_building_a_dataset_leaves_the_global_rng_alone(registry: Registry) -> N
     [
         (torch.zeros(3), torch.zeros(3, 1), r"features must be a 2-D tensor"),
         (torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1), "features must be float32"),
-        (torch.zeros(3, 1), torch.zeros(3), r"targets must be a tensor shaped \(n, 1\)"),
+        (torch.zeros(3, 1), torch.zeros(3), r"targets must be a tensor shaped \(n, k\), k >= 1"),
+        (torch.zeros(3, 1), torch.zeros(3, 0), r"targets must be a tensor shaped \(n, k\), k >= 1"),
         (torch.zeros(3, 1), torch.zeros(4, 1), "3 feature rows but 4 targets"),
     ],
 )

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlbasics
-from mlbasics import Checkpoint, Dataset, Experiment, MlbasicsError, Registry
+from mlbasics import Checkpoint, Dataset, Experiment, MlbasicsError, Registry, _csv
 from mlbasics.builtin.datasets import csv_table
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST
 from mlbasics.prediction import parse_samples
@@ -150,7 +150,18 @@ def test_any_set_assignment_is_applied_or_refused(assignments: list[str]) -> Non
     _validate(experiment)
 
 
+def _outcome(path: Path, target: str | None) -> tuple[bytes, bytes] | str:
+    try:
+        dataset = csv_table(str(path), target, None)
+    except MlbasicsError as exc:
+        return str(exc)
+    return dataset.features.numpy().tobytes(), dataset.targets.numpy().tobytes()
+
+
 def _read_csv(path: Path, target: str | None = None) -> None:
+    outcome = _outcome(path, target)
+    with _csv.chunk_bytes(5):  # read in 5-byte blocks: the same data or the same error
+        assert _outcome(path, target) == outcome
     try:
         dataset = csv_table(str(path), target, None)
     except MlbasicsError:

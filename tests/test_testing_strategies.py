@@ -140,6 +140,13 @@ def test_datasets_have_consistent_shapes(data: Dataset) -> None:
     assert data.targets.shape == (data.n_samples, 1)
 
 
+@given(data=mst.datasets(n_targets=st.integers(1, 3)))
+def test_datasets_may_have_several_targets(data: Dataset) -> None:
+    assert data.targets.shape == (data.n_samples, data.n_targets)
+    assert 1 <= data.n_targets <= 3
+    assert len(data.target_names) == data.n_targets
+
+
 @settings(max_examples=50)
 @given(data=mst.linear_datasets(feature_scales=st.floats(1.0, 3.0)))
 def test_linear_datasets_are_well_conditioned_by_construction(data: Dataset) -> None:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     names = checkpoint.feature_names
     features = parse_samples(args.x, names) if args.x is not None else read_samples(args.csv, names)
     predictions = checkpoint.predict(features, force=args.force)
-    text = predictions_csv(features, predictions, names, checkpoint.target_name)
+    text = predictions_csv(features, predictions, names, checkpoint.target_names)
     if args.output:
         from mlbasics._files import atomic_write_text
 

@@ -91,7 +91,7 @@ def _dataset(subject: Subject) -> Dataset:
 
 
 def dataset_contract(subject: Subject) -> None:
-    """Finite float32 features (n, d) and targets (n, 1), with n >= 1 and d >= 1."""
+    """Finite float32 features (n, d) and targets (n, k), with n >= 1, d >= 1 and k >= 1."""
     data = _dataset(subject)
     n, d = data.features.shape
     if n < 1 or d < 1:
@@ -102,8 +102,8 @@ def dataset_contract(subject: Subject) -> None:
         bad = _nonfinite(tensor)
         if bad:
             raise Problem(f"{name} hold {bad} non-finite value(s) (NaN or infinity)")
-    if tuple(data.targets.shape) != (n, 1):
-        raise Problem(f"targets have shape {tuple(data.targets.shape)}, expected ({n}, 1)")
+    if data.targets.ndim != 2 or data.targets.shape[0] != n or data.targets.shape[1] < 1:
+        raise Problem(f"targets have shape {tuple(data.targets.shape)}, expected ({n}, k), k >= 1")
     if data.ground_truth is not None and len(data.ground_truth.weights) != d:
         raise Problem(f"ground truth has {len(data.ground_truth.weights)} weights for {d} features")
 
@@ -122,34 +122,36 @@ def dataset_reproducible(subject: Subject) -> None:
 
 # -- models ----------------------------------------------------------------------------------------
 
-#: (in_features, batch sizes) the model is probed with; out_features is 1, as the targets are (n, 1).
-_MODEL_INPUTS: Final = ((1, (1, 4)), (3, (1, 5)))
+#: (in_features, out_features, batch sizes) the model is probed with: out_features is the number of
+#: target columns k, 1 for the lecture's tables (targets (n, 1)), more for a CSV with several targets.
+_MODEL_INPUTS: Final = ((1, 1, (1, 4)), (3, 1, (1, 5)), (3, 2, (1, 5)))
 
 
-def _model(subject: Subject, in_features: int) -> nn.Module:
+def _model(subject: Subject, in_features: int, out_features: int = 1) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # as training does before calling the factory
-        model = subject.build(in_features=in_features, out_features=1)
+        model = subject.build(in_features=in_features, out_features=out_features)
     if not isinstance(model, nn.Module):
         raise Problem(f"factory returned {describe(model)}, expected a torch.nn.Module")
     return model.to(subject.device)
 
 
 def model_shapes(subject: Subject) -> None:
-    """(n, d) float32 in, finite (n, 1) float32 out, on the same device, for several n and d."""
+    """(n, d) float32 in, finite (n, k) float32 out, on the same device, for several n, d and k."""
     generator = subject.generator()
-    for in_features, batches in _MODEL_INPUTS:
-        model = _model(subject, in_features)
+    for in_features, out_features, batches in _MODEL_INPUTS:
+        model = _model(subject, in_features, out_features)
         for n in batches:
             x = torch.randn(n, in_features, generator=generator).to(subject.device)
             with torch.no_grad():
                 y = model(x)
             if not isinstance(y, torch.Tensor):
                 raise Problem(f"forward returned {describe(y)}, expected a tensor")
-            if tuple(y.shape) != (n, 1):
+            if tuple(y.shape) != (n, out_features):
                 raise Problem(
-                    f"maps input shaped ({n}, {in_features}) to {tuple(y.shape)}, expected ({n}, 1): "
-                    "targets are (n, 1), and any other shape would broadcast against them"
+                    f"maps input shaped ({n}, {in_features}) to {tuple(y.shape)}, expected "
+                    f"({n}, {out_features}) for out_features={out_features}: targets are (n, k), and "
+                    "any other shape would broadcast against them"
                 )
             if y.dtype != torch.float32 or y.device != x.device:
                 raise Problem(f"returns {y.dtype} on {y.device} for float32 input on {x.device}")
@@ -259,8 +261,8 @@ def activation_gradcheck(subject: Subject) -> None:
 
 # -- losses ----------------------------------------------------------------------------------------
 
-#: (n, scale) of the (prediction, target) pairs a loss is probed with.
-_LOSS_INPUTS: Final = ((1, 1.0), (5, 1.0), (5, 100.0), (16, 0.01), (16, 1.0))
+#: (n, k, scale) of the (prediction, target) pairs a loss is probed with: k target columns.
+_LOSS_INPUTS: Final = ((1, 1, 1.0), (5, 1, 1.0), (5, 1, 100.0), (16, 1, 0.01), (16, 1, 1.0), (5, 3, 1.0))
 
 
 def _loss(subject: Subject, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -276,19 +278,19 @@ def loss_contract(subject: Subject) -> None:
     """A finite, non-negative scalar (0-dim) tensor with a finite gradient; 0 on a perfect prediction."""
     loss = _loss(subject, subject.device)
     generator = subject.generator()
-    for n, scale in _LOSS_INPUTS:
+    for n, k, scale in _LOSS_INPUTS:
         for _ in range(2):
-            target = (scale * torch.randn(n, 1, generator=generator)).to(subject.device)
-            prediction = (scale * torch.randn(n, 1, generator=generator)).to(subject.device)
+            target = (scale * torch.randn(n, k, generator=generator)).to(subject.device)
+            prediction = (scale * torch.randn(n, k, generator=generator)).to(subject.device)
             prediction.requires_grad_()
             value = loss(prediction, target)
             if not isinstance(value, torch.Tensor) or value.ndim != 0:
                 got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
-                raise Problem(f"returns {got} for inputs shaped ({n}, 1); a loss must be a 0-dim tensor")
+                raise Problem(f"returns {got} for inputs shaped ({n}, {k}); a loss must be a 0-dim tensor")
             number = float(value.detach())
             if not math.isfinite(number) or number < 0:
                 raise Problem(
-                    f"is {number:.6g} for a prediction and target shaped ({n}, 1) (values of "
+                    f"is {number:.6g} for a prediction and target shaped ({n}, {k}) (values of "
                     f"size about {scale:g}); a loss must be finite and >= 0"
                 )
             value.backward()  # type: ignore[no-untyped-call]

@@ -4,9 +4,9 @@
 kind       checks
 ========== ============================================================================================
 dataset    ``contract``: a :class:`mlbasics.Dataset` of finite float32 features (n, d) and targets
-           (n, 1); ``reproducible``: the same params give the same data, to the bit
-model      ``shapes``: (n, d) float32 in, finite (n, 1) float32 out on the same device, for several
-           n and d; ``differentiable``: finite gradients reach the parameters; ``reproducible``:
+           (n, k); ``reproducible``: the same params give the same data, to the bit
+model      ``shapes``: (n, d) float32 in, finite (n, k) float32 out on the same device, for several
+           n, d and k (``out_features``); ``differentiable``: finite gradients reach the parameters; ``reproducible``:
            the same ``torch.manual_seed`` gives the same initial parameters
 activation ``elementwise``: shape, dtype and device kept, each output depends on its own input
            alone; ``gradcheck``: autograd agrees with finite differences in float64, away from kinks

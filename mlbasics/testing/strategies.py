@@ -365,15 +365,17 @@ def datasets(
     *,
     n_samples: MaybeStrategy[int] = SAMPLE_COUNTS,
     n_features: MaybeStrategy[int] = FEATURE_COUNTS,
+    n_targets: MaybeStrategy[int] = 1,
     elements: st.SearchStrategy[float] | None = None,
     min_value: MaybeStrategy[float] = -DEFAULT_BOUND,
     max_value: MaybeStrategy[float] = DEFAULT_BOUND,
 ) -> st.SearchStrategy[Dataset]:
-    """Any regression table: :class:`mlbasics.Dataset` with float32 features (n, d) and targets (n, 1)
-    drawn independently (so there need not be any relation between them)."""
+    """Any regression table: :class:`mlbasics.Dataset` with float32 features (n, d) and targets (n, k)
+    (k = ``n_targets``, 1 by default) drawn independently (so there need not be any relation between them)."""
     for argument, value, check in (
         ("n_samples", n_samples, _count(1)),
         ("n_features", n_features, _count(1)),
+        ("n_targets", n_targets, _count(1)),
         ("min_value", min_value, _finite),
         ("max_value", max_value, _finite),
     ):
@@ -383,13 +385,14 @@ def datasets(
     def draw_dataset(draw: st.DrawFn) -> Dataset:
         n = _draw(draw, "datasets", "n_samples", n_samples, _count(1))
         d = _draw(draw, "datasets", "n_features", n_features, _count(1))
+        k = _draw(draw, "datasets", "n_targets", n_targets, _count(1))
         values = (
             elements
             if elements is not None
             else _floats_for(draw, "datasets", torch.float32, min_value, max_value, False)
         )
         features = _tensor(draw, dtype=torch.float32, shape=(n, d), elements=values)
-        targets = _tensor(draw, dtype=torch.float32, shape=(n, 1), elements=values)
+        targets = _tensor(draw, dtype=torch.float32, shape=(n, k), elements=values)
         return Dataset(features=features, targets=targets)
 
     return draw_dataset()
