@@ -200,7 +200,10 @@ def _resolve_components(components: Iterable[ComponentLike], registry: Registry)
             )
         specs.append(wanted)
     if not specs:
-        raise ValueError("no components to check: was the plugin registered, and its name spelt right?")
+        raise ValueError(
+            "no components to check: was the plugin registered, and its name spelt right? (an installed "
+            "plugin is named after its entry point, as `mlbasics plugins` shows it)"
+        )
     return specs
 
 
