@@ -120,7 +120,12 @@ class EnsembleRun:
 
 
 class NotVmappable(Exception):
-    """The model or loss failed under vmap; the message says how."""
+    """The first step failed: the model or loss under vmap (``part == "model"``), or the optimizer's
+    stacked update (``part == "update"``); the message says how."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
 
 
 def train_stacked(
@@ -138,7 +143,8 @@ def train_stacked(
     """Train ``models`` (same layers, different values) on the same full batch for ``epochs``,
     stepping with ``update`` and its ``hyper`` (each member's optimizer settings, see
     :func:`stacked_hyper`); the losses are copied off the device once per ``interval``.
-    Raises :class:`NotVmappable` if the first step fails under vmap (nothing has changed then)."""
+    Raises :class:`NotVmappable` if the first step fails, under vmap or in ``update`` (the models
+    are untouched: they were copied into the stack)."""
     stacked, _ = stack_module_state(list(models))  # new tensors: the models themselves are untouched
     params = {name: value.detach() for name, value in stacked.items()}
     template = copy.deepcopy(models[0]).to("meta")  # structure only, for functional_call
@@ -156,7 +162,7 @@ def train_stacked(
             params, features, targets
         )
     except Exception as exc:
-        raise NotVmappable(one_line(exc)) from exc
+        raise NotVmappable(one_line(exc), "model") from exc
     chunks: list[torch.Tensor] = []
     done = 0
     while done < epochs:
@@ -164,9 +170,15 @@ def train_stacked(
         losses = []
         for _ in range(n):
             grads, member_losses = pending or gradient_and_loss(params, features, targets)
-            pending = None
             with torch.no_grad():
-                params, state = update(params, grads, state, hyper)
+                if pending is None:
+                    params, state = update(params, grads, state, hyper)
+                else:  # the first step: a plugin's update that fails here leaves the sweep a fallback
+                    pending = None
+                    try:
+                        params, state = update(params, grads, state, hyper)
+                    except Exception as exc:
+                        raise NotVmappable(one_line(exc), "update") from exc
             losses.append(member_losses.detach())
         chunks.append(torch.stack(losses).cpu())  # the one host sync per interval
         done += n

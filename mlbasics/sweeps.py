@@ -273,7 +273,12 @@ def sweep(
             try:
                 return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
             except NotVmappable as exc:
-                reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+                if exc.part == "model":
+                    reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+                else:
+                    reason = (
+                        f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
+                    )
         if reason is not None:
             note(f"training the {len(setups)} members one after another: {reason}")
         return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)

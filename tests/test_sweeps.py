@@ -123,6 +123,10 @@ def _model(name: str, factory: Callable[..., Any]) -> ComponentSpec:
     return ComponentSpec(kind="model", name=name, factory=factory, summary=name)
 
 
+def _broken_update(*_: object) -> None:
+    raise RuntimeError("a bug in the stacked form")
+
+
 PLUGIN = hook_plugin(
     "test-sweep-plugin",
     mlbasics_models=lambda: [
@@ -178,6 +182,13 @@ PLUGIN = hook_plugin(
         ),
         ComponentSpec(
             kind="optimizer",
+            name="broken-stacked",
+            factory=lambda params: torch.optim.SGD(params, lr=0.1),
+            summary="SGD whose stacked form raises",
+            stacked=_broken_update,
+        ),
+        ComponentSpec(
+            kind="optimizer",
             name="misplaced",
             factory=lambda params: torch.optim.SGD(params, lr=0.1),
             summary="SGD whose stacked form cannot be imported",
@@ -220,6 +231,11 @@ FALLBACKS = [
         "No module named 'nowhere_to_be_found'",
     ),
     ({}, {"grid": {"optimizer": ["sgd", "nesterov"]}}, "members differ in their optimizer"),
+    (
+        {"optimizer": "broken-stacked"},
+        {"seeds": [0, 1]},
+        "optimizer 'broken-stacked': its stacked form fails (RuntimeError: a bug in the stacked form)",
+    ),
     ({}, {"grid": {"model": ["linear", "linear-stack"]}}, "members' models differ in their layers or shapes"),
     ({}, {"grid": {"dataset.seed": [0, 1]}}, "members train on different data"),
     ({}, {"grid": {"epochs": [5, 6]}}, "members differ in epochs"),

@@ -27,13 +27,13 @@ def stacked_sgd(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """sgd's stacked form: torch.optim.SGD's update (``_single_tensor_sgd``) for stacked members.
 
-    Reads ``lr``, ``momentum`` and ``weight_decay``, and torch.optim.SGD's ``dampening``,
-    ``nesterov`` and ``maximize`` where a plugin's optimizer declares them (0, False, False
-    otherwise), so a plugin whose optimizer is a torch.optim.SGD with params of those names can
-    declare this same stacked form. Where a value is shared by all members, the update is the very
+    Reads torch.optim.SGD's arguments: ``lr``, and ``momentum``, ``weight_decay``, ``dampening``,
+    ``nesterov`` and ``maximize`` where they are declared (torch.optim.SGD's defaults otherwise),
+    so a plugin whose optimizer is a torch.optim.SGD with params of those names can declare this
+    same stacked form. Where a value is shared by all members, the update is the very
     operation torch.optim.SGD uses.
     """
-    lr, momentum, decay = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
+    lr, momentum, decay = hyper["lr"], hyper.get("momentum", 0.0), hyper.get("weight_decay", 0.0)
     dampening = hyper.get("dampening", 0.0)
     nesterov, maximize = hyper.get("nesterov", False), hyper.get("maximize", False)
     buffers: dict[str, torch.Tensor] = state.setdefault("momentum_buffer", {})
