@@ -303,14 +303,23 @@ def _checked_specs(result: Any, *, kind: str, hook: str) -> list[ComponentSpec]:
 
 def _installed_plugin(module: str | None) -> PluginInfo | None:
     """The plugin installed with ``module`` as its entry point's target, or ``None``."""
-    return _installed_plugins(tuple(sys.path)).get(module or "")
+    return _installed_plugins(tuple(map(_path_state, sys.path))).get(module or "")
+
+
+def _path_state(entry: str) -> tuple[str, int]:
+    """A sys.path entry and its folder's modification time, which changes when a distribution is
+    installed into it or removed (importlib.metadata's own caches go by the same)."""
+    try:
+        return entry, os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return entry, -1
 
 
 @functools.lru_cache(maxsize=4)
-def _installed_plugins(path: tuple[str, ...]) -> dict[str, PluginInfo]:
-    """Entry-point target module -> its plugin's info, for what is installed on ``path`` (the key:
-    what importlib.metadata searches; the lookup reads every distribution's metadata, so it is
-    done once per path)."""
+def _installed_plugins(path: tuple[tuple[str, int], ...]) -> dict[str, PluginInfo]:
+    """Entry-point target module -> its plugin's info, for what is installed on ``path`` (the cache
+    key: what importlib.metadata searches, as it stands; reading every distribution's metadata
+    takes milliseconds, and an isolated registry is made for many a test)."""
     found: dict[str, PluginInfo] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist
