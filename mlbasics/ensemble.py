@@ -5,11 +5,15 @@ tiny operations, and the time goes into dispatching them. Stacking the parameter
 along a new first dimension (``stack_module_state``) and mapping the per-model loss and gradient
 over it (``vmap(grad_and_value(...))``) dispatches each operation once for all M models.
 
-The update is torch.optim.SGD's, written out for stacked parameters (:class:`StackedSGD`):
-learning rate, momentum and weight decay may differ between members. Where a setting is the same
-for all members, the update uses the very operation torch.optim.SGD uses. The batched products
-still round differently from one model's in the last bit, so a member's history equals its single
-run within float32 tolerance (bitwise only by luck); docs/performance.md says how far that goes.
+The update is the optimizer's *stacked form*, which its spec declares (``ComponentSpec.stacked``):
+a function ``update(params, grads, state, hyper) -> (params, state)`` over parameters stacked along
+the members, written to compute what the optimizer computes for each member alone
+(:class:`StackedUpdate`). ``hyper`` holds the optimizer's params: a number all members share is a
+Python number, so the update can use the very operation the optimizer uses; values that differ
+are a tensor with one entry per member (:func:`stacked_hyper`, :func:`per_member`). The batched
+products still round differently from one model's in the last bit, so a member's history equals
+its single run within float32 tolerance (bitwise only by luck); docs/performance.md says how far
+that goes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Protocol
 
 import attrs
 import torch
@@ -26,123 +30,63 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from mlbasics.devices import synchronize
 from mlbasics.errors import one_line
-from mlbasics.solvers import ClosedFormSolver
-
-#: torch.optim.SGD's param-group settings, and which of them may differ between members.
-_SGD_PER_MEMBER: Final = ("lr", "momentum", "weight_decay")
-_SGD_SHARED: Final = ("dampening", "nesterov", "maximize", "differentiable")
-_SGD_IGNORED: Final = ("params", "foreach", "fused")  # how the update runs, not what it computes
 
 
-@attrs.frozen
-class SGDSettings:
-    """torch.optim.SGD's hyperparameters for each member (tuples) and for all (scalars)."""
+class StackedUpdate(Protocol):
+    """An optimizer's step over parameters stacked along a first, member dimension.
 
-    lr: tuple[float, ...]
-    momentum: tuple[float, ...]
-    weight_decay: tuple[float, ...]
-    dampening: float
-    nesterov: bool
-    maximize: bool
+    ``params`` and ``grads`` map each parameter's name to a tensor shaped (members, ...); ``state``
+    is what the previous call returned (an empty dict before the first step); ``hyper`` holds the
+    optimizer's params (see :func:`stacked_hyper`). Returns the new parameters (updating them in
+    place and returning them is fine) and the new state. Called under ``torch.no_grad()``.
+    """
 
-
-def sgd_settings(optimizers: Sequence[Any], names: Sequence[str]) -> SGDSettings | str:
-    """The members' SGD settings, or why their optimizers have no stacked form here.
-    ``names`` are the optimizers' registry names, for the message."""
-    first = optimizers[0]
-    for optimizer, name in zip(optimizers, names, strict=True):
-        if isinstance(optimizer, ClosedFormSolver):
-            return f"optimizer {name!r} solves in closed form: there are no steps to batch"
-        kind = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
-        if type(optimizer) is not torch.optim.SGD:
-            return f"optimizer {name!r} ({kind}) has no stacked form here (only torch.optim.SGD has)"
-        if len(optimizer.param_groups) != 1:
-            return f"optimizer {name!r} has {len(optimizer.param_groups)} parameter groups; the stacked SGD takes one"
-        group = optimizer.param_groups[0]
-        unknown = sorted(set(group) - {*_SGD_PER_MEMBER, *_SGD_SHARED, *_SGD_IGNORED})
-        if unknown:
-            return f"optimizer {name!r} has settings the stacked SGD does not know: {', '.join(unknown)}"
-        if group["differentiable"]:
-            return f"optimizer {name!r} is differentiable; the stacked SGD is not"
-        for key in _SGD_SHARED:
-            if group[key] != first.param_groups[0][key]:
-                return f"members differ in the optimizer's {key}, which the stacked SGD shares between them"
-    groups = [optimizer.param_groups[0] for optimizer in optimizers]
-    shared = groups[0]
-    return SGDSettings(
-        lr=tuple(float(g["lr"]) for g in groups),
-        momentum=tuple(float(g["momentum"]) for g in groups),
-        weight_decay=tuple(float(g["weight_decay"]) for g in groups),
-        dampening=float(shared["dampening"]),
-        nesterov=bool(shared["nesterov"]),
-        maximize=bool(shared["maximize"]),
-    )
+    def __call__(
+        self,
+        params: dict[str, torch.Tensor],
+        grads: Mapping[str, torch.Tensor],
+        state: dict[str, Any],
+        hyper: Mapping[str, Any],
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]: ...
 
 
-class _PerMember:
-    """One hyperparameter: a Python number if all members share it (so the update is exactly
-    torch.optim.SGD's operation), else a tensor shaped to broadcast over each stacked parameter."""
+def stacked_hyper(
+    members: Sequence[Mapping[str, Any]], device: torch.device, dtype: torch.dtype
+) -> dict[str, Any] | str:
+    """The ``hyper`` of a stacked update from each member's optimizer params, or why there is none.
 
-    def __init__(self, values: Sequence[float], device: torch.device, dtype: torch.dtype) -> None:
-        self.shared: float | None = values[0] if len(set(values)) == 1 else None
-        self.values = torch.tensor(values, device=device, dtype=dtype)
-        self.any_nonzero = any(value != 0 for value in values)
-
-    def like(self, stacked: torch.Tensor) -> torch.Tensor:
-        """The values shaped (M, 1, ..., 1) to broadcast over ``stacked`` (M, ...)."""
-        return self.values.view(-1, *([1] * (stacked.ndim - 1)))
-
-
-class StackedSGD:
-    """torch.optim.SGD (``_single_tensor_sgd``) applied to parameters stacked over members."""
-
-    def __init__(self, settings: SGDSettings, device: torch.device, dtype: torch.dtype) -> None:
-        self.settings = settings
-        self.lr = _PerMember(settings.lr, device, dtype)
-        self.momentum = _PerMember(settings.momentum, device, dtype)
-        self.weight_decay = _PerMember(settings.weight_decay, device, dtype)
-        self._buffers: dict[str, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def step(self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor]) -> None:
-        for name, param in params.items():
-            direction = self._direction(name, param, grads[name])
-            if self.lr.shared is not None:
-                param.add_(direction, alpha=-self.lr.shared)
-            else:
-                param.addcmul_(direction, self.lr.like(param), value=-1)
-
-    def _direction(self, name: str, param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        s = self.settings
-        if s.maximize:
-            grad = -grad
-        decay = self.weight_decay
-        if decay.shared is not None:
-            if decay.shared != 0:
-                grad = grad.add(param, alpha=decay.shared)
+    A param every member gives the same value keeps that value (a Python number, bool, string or
+    list); a number that differs between members becomes a tensor of the members' values, shape
+    (members,), in ``dtype`` on ``device``. Anything else that differs cannot be stacked.
+    """
+    hyper: dict[str, Any] = {}
+    for key in members[0]:
+        values = [member[key] for member in members]
+        if all(value == values[0] and type(value) is type(values[0]) for value in values):
+            hyper[key] = values[0]
+        elif all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+            hyper[key] = torch.tensor([float(value) for value in values], device=device, dtype=dtype)
         else:
-            grad = torch.addcmul(grad, param, decay.like(param))  # + 0·param for members without
-        momentum = self.momentum
-        if not momentum.any_nonzero:
-            return grad
-        buffer = self._buffers.get(name)
-        if buffer is None:
-            buffer = self._buffers[name] = grad.detach().clone()
-        elif momentum.shared is not None:
-            buffer.mul_(momentum.shared).add_(grad, alpha=1 - s.dampening)
-        else:
-            buffer.mul_(momentum.like(param)).add_(grad, alpha=1 - s.dampening)
-        if s.nesterov:
-            if momentum.shared is not None:
-                direction = grad.add(buffer, alpha=momentum.shared)
-            else:
-                direction = torch.addcmul(grad, buffer, momentum.like(param))
-        else:
-            direction = buffer
-        if momentum.shared is None:
-            # Members without momentum step along the plain gradient, as torch.optim.SGD does.
-            direction = torch.where(momentum.like(param) != 0, direction, grad)
-        return direction
+            return f"members differ in the optimizer's {key}, which its stacked update shares between them"
+    return hyper
+
+
+def per_member(value: Any, like: torch.Tensor) -> Any:
+    """A hyperparameter ready to combine with ``like`` (members, ...): a shared Python number as it
+    is, per-member values (members,) shaped (members, 1, ..., 1) to broadcast over ``like``."""
+    if isinstance(value, torch.Tensor):
+        return value.view(-1, *([1] * (like.ndim - 1)))
+    return value
+
+
+def is_shared(value: Any) -> bool:
+    """Whether a hyperparameter is the same for every member (a Python value, not a tensor)."""
+    return not isinstance(value, torch.Tensor)
+
+
+def any_nonzero(value: Any) -> bool:
+    """Whether a numeric hyperparameter is nonzero for any member."""
+    return bool((value != 0).any()) if isinstance(value, torch.Tensor) else value != 0
 
 
 def model_problem(models: Sequence[nn.Module], name: str) -> str | None:
@@ -176,7 +120,12 @@ class EnsembleRun:
 
 
 class NotVmappable(Exception):
-    """The model or loss failed under vmap; the message says how."""
+    """The first step failed: the model or loss under vmap (``part == "model"``), or the optimizer's
+    stacked update (``part == "update"``); the message says how."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
 
 
 def train_stacked(
@@ -184,15 +133,18 @@ def train_stacked(
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     features: torch.Tensor,
     targets: torch.Tensor,
-    settings: SGDSettings,
+    update: StackedUpdate,
+    hyper: Mapping[str, Any],
     *,
     epochs: int,
     interval: int,
     on_sync: Callable[[int], None] | None = None,
 ) -> EnsembleRun:
-    """Train ``models`` (same layers, different values) on the same full batch, each with its own
-    SGD settings, for ``epochs``; the losses are copied off the device once per ``interval``.
-    Raises :class:`NotVmappable` if the first step fails under vmap (nothing has changed then)."""
+    """Train ``models`` (same layers, different values) on the same full batch for ``epochs``,
+    stepping with ``update`` and its ``hyper`` (each member's optimizer settings, see
+    :func:`stacked_hyper`); the losses are copied off the device once per ``interval``.
+    Raises :class:`NotVmappable` if the first step fails, under vmap or in ``update`` (the models
+    are untouched: they were copied into the stack)."""
     stacked, _ = stack_module_state(list(models))  # new tensors: the models themselves are untouched
     params = {name: value.detach() for name, value in stacked.items()}
     template = copy.deepcopy(models[0]).to("meta")  # structure only, for functional_call
@@ -202,7 +154,7 @@ def train_stacked(
 
     gradient_and_loss = vmap(grad_and_value(member_loss), in_dims=(0, None, None))
     first_param = next(iter(params.values()))
-    optimizer = StackedSGD(settings, first_param.device, first_param.dtype)
+    state: dict[str, Any] = {}
     synchronize(first_param.device)
     start = time.perf_counter()
     try:
@@ -210,7 +162,7 @@ def train_stacked(
             params, features, targets
         )
     except Exception as exc:
-        raise NotVmappable(one_line(exc)) from exc
+        raise NotVmappable(one_line(exc), "model") from exc
     chunks: list[torch.Tensor] = []
     done = 0
     while done < epochs:
@@ -218,8 +170,15 @@ def train_stacked(
         losses = []
         for _ in range(n):
             grads, member_losses = pending or gradient_and_loss(params, features, targets)
-            pending = None
-            optimizer.step(params, grads)
+            with torch.no_grad():
+                if pending is None:
+                    params, state = update(params, grads, state, hyper)
+                else:  # the first step: a plugin's update that fails here leaves the sweep a fallback
+                    pending = None
+                    try:
+                        params, state = update(params, grads, state, hyper)
+                    except Exception as exc:
+                        raise NotVmappable(one_line(exc), "update") from exc
             losses.append(member_losses.detach())
         chunks.append(torch.stack(losses).cpu())  # the one host sync per interval
         done += n

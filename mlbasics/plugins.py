@@ -22,9 +22,12 @@ Environment variables (read by :meth:`PluginSettings.from_env`):
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
+import sys
 import traceback
+import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -182,11 +185,19 @@ class PluginSet:
     def add(self, plugin: object, name: str | None = None, *, info: PluginInfo | None = None) -> PluginRecord:
         """Register ``plugin`` (a module or object with hook implementations) directly.
 
-        Returns its record; check ``record.status`` (or use strict settings) to see if it took.
+        A module that is installed as a plugin (the target of an entry point in the ``mlbasics``
+        group) is named after its entry point and carries its distribution and version, as when it
+        is loaded as installed; any other plugin is named after its module (``__name__``), unless
+        ``name`` is given. Returns its record; check ``record.status`` (or use strict settings) to
+        see if it took.
         """
         if info is None:
-            name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
-            info = PluginInfo(name=name, module=getattr(plugin, "__name__", None))
+            module = getattr(plugin, "__name__", None)
+            installed = _installed_plugin(module) if isinstance(plugin, types.ModuleType) else None
+            if installed is not None:
+                info = attrs.evolve(installed, name=name or installed.name)
+            else:
+                info = PluginInfo(name=name or module or type(plugin).__name__, module=module)
         return self._blocked(info) or self._register(plugin, info)
 
     def _blocked(self, info: PluginInfo) -> PluginRecord | None:
@@ -288,3 +299,35 @@ def _checked_specs(result: Any, *, kind: str, hook: str) -> list[ComponentSpec]:
                 f"{hook} returned {spec.kind} {spec.name!r}; it may only return specs of kind {kind!r}"
             )
     return specs
+
+
+def _installed_plugin(module: str | None) -> PluginInfo | None:
+    """The plugin installed with ``module`` as its entry point's target, or ``None``."""
+    return _installed_plugins(tuple(map(_path_state, sys.path))).get(module or "")
+
+
+def _path_state(entry: str) -> tuple[str, int]:
+    """A sys.path entry and its folder's modification time, which changes when a distribution is
+    installed into it or removed (importlib.metadata's own caches go by the same)."""
+    try:
+        return entry, os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return entry, -1
+
+
+@functools.lru_cache(maxsize=4)
+def _installed_plugins(path: tuple[tuple[str, int], ...]) -> dict[str, PluginInfo]:
+    """Entry-point target module -> its plugin's info, for what is installed on ``path`` (the cache
+    key: what importlib.metadata searches, as it stands; reading every distribution's metadata
+    takes milliseconds, and an isolated registry is made for many a test)."""
+    found: dict[str, PluginInfo] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        info = PluginInfo(
+            name=ep.name,
+            distribution=dist.name if dist else None,
+            version=dist.version if dist else None,
+            module=ep.value,
+        )
+        found.setdefault(ep.value, info)
+    return found

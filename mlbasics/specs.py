@@ -243,6 +243,14 @@ def _check_factory(_: Any, __: attrs.Attribute[Any], value: Any) -> None:
         raise TypeError(f"factory must be callable or a 'module:function' string, got {value!r}")
 
 
+def _check_stacked(spec: Any, _: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if spec.kind != "optimizer":
+        raise ValueError(f"only an optimizer has a stacked form, not a {spec.kind}")
+    _check_factory(spec, _, value)
+
+
 def _check_params(_: Any, __: attrs.Attribute[Any], value: tuple[Param, ...]) -> None:
     names = [p.name for p in value]
     if not all(isinstance(p, Param) for p in value):
@@ -269,6 +277,11 @@ class ComponentSpec:
             is listed as unavailable instead of failing at build time.
         install_hint: what to run to get the requirements, e.g. ``pip install mlbasics-extra[sk]``.
         overrides: replace a same-named component of another plugin instead of conflicting with it.
+        stacked: an optimizer's update over parameters stacked along a first, member dimension, which
+            lets a sweep train its members as one vmapped ensemble (:class:`mlbasics.ensemble.StackedUpdate`:
+            ``update(params, grads, state, hyper) -> (params, state)``); a callable, or a
+            ``"package.module:function"`` string imported only when a sweep uses it. ``None``: sweeps
+            with this optimizer train their members one after another.
         plugin: provenance, filled in by mlbasics when it collects the spec; plugins leave it unset.
     """
 
@@ -281,6 +294,7 @@ class ComponentSpec:
     requires: tuple[str, ...] = attrs.field(default=(), converter=_to_strings)
     install_hint: str = ""
     overrides: bool = False
+    stacked: Callable[..., Any] | str | None = attrs.field(default=None, validator=_check_stacked)
     plugin: PluginInfo | None = attrs.field(default=None, eq=False)
 
     def param(self, name: str) -> Param | None:
@@ -296,19 +310,27 @@ class ComponentSpec:
 
     def load_factory(self) -> Callable[..., Any]:
         """The factory itself, importing it first if it was given as a string."""
-        if callable(self.factory):
-            return self.factory
-        module_name, _, qualname = self.factory.partition(":")
+        return self._load(self.factory, "factory")
+
+    def load_stacked(self) -> Callable[..., Any] | None:
+        """The stacked form (see ``stacked``), importing it first if it was given as a string."""
+        return None if self.stacked is None else self._load(self.stacked, "stacked form")
+
+    def _load(self, target_or_path: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+        if callable(target_or_path):
+            return target_or_path
+        module_name, _, qualname = target_or_path.partition(":")
         try:
             target: Any = importlib.import_module(module_name)
             for attr in qualname.split("."):
                 target = getattr(target, attr)
         except (ImportError, AttributeError) as exc:
+            whose = "" if what == "factory" else f" ({what})"
             raise PluginError(
-                f"{self.kind} {self.name!r} from plugin {self.plugin or '?'} cannot be loaded: {exc}"
+                f"{self.kind} {self.name!r}{whose} from plugin {self.plugin or '?'} cannot be loaded: {exc}"
             ) from exc
         if not callable(target):
-            raise PluginError(f"{self.kind} {self.name!r}: factory {self.factory!r} is not callable")
+            raise PluginError(f"{self.kind} {self.name!r}: {what} {target_or_path!r} is not callable")
         return target  # type: ignore[no-any-return]
 
 

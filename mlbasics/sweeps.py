@@ -2,9 +2,11 @@
 
 Each point of the grid is a *member*: the experiment with those values set, built exactly as
 :func:`mlbasics.train` builds it (same validation, same seeded initialisation). Where the members
-differ only in what a stacked model can hold -- the initial weights (``seed``) and SGD's learning
-rate, momentum and weight decay -- they are trained together as one vmapped ensemble on one device
-(:mod:`mlbasics.ensemble`). Otherwise they are trained one after another, and a note says why.
+differ only in what a stacked model can hold -- the initial weights (``seed``) and the optimizer's
+numeric params (learning rate, momentum, ...) -- and the optimizer declares a stacked form
+(``ComponentSpec.stacked``, as the built-in ``sgd`` does), they are trained together as one vmapped
+ensemble on one device (:mod:`mlbasics.ensemble`). Otherwise they are trained one after another,
+and a note says why.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from typing import Any, Final
 import attrs
 import torch
 
-from mlbasics.ensemble import NotVmappable, SGDSettings, model_problem, sgd_settings, train_stacked
+from mlbasics.ensemble import NotVmappable, StackedUpdate, model_problem, stacked_hyper, train_stacked
 from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
+from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
@@ -183,20 +186,34 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
 # -- training ------------------------------------------------------------------------------------
 
 
-def ensemble_plan(setups: Sequence[Setup]) -> SGDSettings | str:
-    """The stacked SGD's settings that train these members as one vmapped ensemble, or why they
-    cannot be trained so."""
+@attrs.frozen
+class EnsemblePlan:
+    """How the members train as one ensemble: their optimizer's stacked update and its ``hyper``."""
+
+    update: StackedUpdate
+    hyper: dict[str, Any]
+
+
+def ensemble_plan(setups: Sequence[Setup]) -> EnsemblePlan | str:
+    """The stacked update that trains these members as one vmapped ensemble, or why they cannot be
+    trained so."""
     first = setups[0]
-    name = first.specs["optimizer"].name
+    spec = first.specs["optimizer"]
+    name = spec.name
+    if any(s.experiment.optimizer.name != first.experiment.optimizer.name for s in setups[1:]):
+        return "members differ in their optimizer"
+    if isinstance(first.optimizer, ClosedFormSolver):
+        return f"optimizer {name!r} solves in closed form: there are no steps to batch"
     if first.needs_closure:
         return f"optimizer {name!r} needs a closure, which the ensemble cannot batch"
-    settings = sgd_settings([s.optimizer for s in setups], [s.specs["optimizer"].name for s in setups])
-    if isinstance(settings, str):
-        return settings
+    if spec.stacked is None:
+        return f"optimizer {name!r} declares no stacked form (ComponentSpec.stacked), so its update cannot be batched"
     for setup in setups:
-        assert isinstance(setup.optimizer, torch.optim.Optimizer)
-        trained = [id(p) for p in setup.optimizer.param_groups[0]["params"]]
-        if trained != [id(p) for p in setup.model.parameters()]:
+        assert isinstance(setup.optimizer, torch.optim.Optimizer)  # prepare() allows nothing else here
+        groups = setup.optimizer.param_groups
+        if len(groups) != 1:
+            return f"optimizer {name!r} has {len(groups)} parameter groups; a stacked update takes one"
+        if [id(p) for p in groups[0]["params"]] != [id(p) for p in setup.model.parameters()]:
             return f"optimizer {name!r} does not train exactly the model's parameters, in order"
     for setup in setups[1:]:
         if setup.experiment.epochs != first.experiment.epochs:
@@ -208,7 +225,18 @@ def ensemble_plan(setups: Sequence[Setup]) -> SGDSettings | str:
         if not (torch.equal(setup.features, first.features) and torch.equal(setup.targets, first.targets)):
             return "members train on different data"
     problem = model_problem([s.model for s in setups], first.specs["model"].name)
-    return settings if problem is None else problem
+    if problem is not None:
+        return problem
+    dtype = next(first.model.parameters()).dtype
+    hyper = stacked_hyper([s.components["optimizer"].params for s in setups], first.device, dtype)
+    if isinstance(hyper, str):
+        return hyper
+    try:
+        update = spec.load_stacked()
+    except MlbasicsError as exc:
+        return str(exc)
+    assert update is not None
+    return EnsemblePlan(update=update, hyper=hyper)
 
 
 def sweep(
@@ -241,11 +269,16 @@ def sweep(
     try:
         plan = ensemble_plan(setups) if vmap else None
         reason = plan if isinstance(plan, str) else None
-        if isinstance(plan, SGDSettings):
+        if isinstance(plan, EnsemblePlan):
             try:
                 return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
             except NotVmappable as exc:
-                reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+                if exc.part == "model":
+                    reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+                else:
+                    reason = (
+                        f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
+                    )
         if reason is not None:
             note(f"training the {len(setups)} members one after another: {reason}")
         return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
@@ -259,7 +292,7 @@ def _vmapped(
     axes: Mapping[str, Any],
     members: Sequence[tuple[dict[str, Any], Experiment]],
     setups: Sequence[Setup],
-    settings: SGDSettings,
+    plan: EnsemblePlan,
     setup_seconds: float,
     bar: _ProgressBar | None,
 ) -> SweepResult:
@@ -270,7 +303,8 @@ def _vmapped(
         first.loss,
         first.features,
         first.targets,
-        settings,
+        plan.update,
+        plan.hyper,
         epochs=first.experiment.epochs,
         interval=sync_interval(first.experiment),
         on_sync=None if bar is None else lambda done: bar.update(done * count),

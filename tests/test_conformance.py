@@ -56,12 +56,14 @@ def test_every_builtin_gets_the_checks_of_its_kind() -> None:
         "loss:mse-least-squares",
         "loss:sse-half-least-squares",
         "optimizer:sgd-minimises",
+        "optimizer:sgd-stacked",
         "optimizer:lstsq-minimises",
         "optimizer:sgd-params-rejected",
     }
     assert expected <= ids
     assert "dataset:attendance-params-rejected" not in ids  # no params, nothing to reject
-    assert len(ids) == 59  # 17 components; a change here is a change in what is checked
+    assert "optimizer:lstsq-stacked" not in ids  # no stacked form, nothing to follow
+    assert len(ids) == 60  # 17 components; a change here is a change in what is checked
 
 
 def test_the_plain_function_finds_nothing_wrong_with_the_builtins() -> None:

@@ -91,6 +91,32 @@ class Sloppy(ClosedFormSolver):
                 parameter.zero_()  # not the least-squares solution
 
 
+def momentum_sgd(parameters: list[torch.Tensor], lr: float, momentum: float) -> torch.optim.SGD:
+    return torch.optim.SGD(parameters, lr=lr, momentum=momentum)
+
+
+def plain_sgd(parameters: list[torch.Tensor], lr: float) -> torch.optim.SGD:
+    return torch.optim.SGD(parameters, lr=lr)
+
+
+def forgets_momentum(params: Any, grads: Any, state: Any, hyper: Any) -> Any:
+    for name, param in params.items():
+        param.sub_(grads[name] * hyper["lr"])  # plain gradient descent: the momentum is lost
+    return params, state
+
+
+def shared_lr_only(params: Any, grads: Any, state: Any, hyper: Any) -> Any:
+    for name, param in params.items():
+        param.add_(grads[name], alpha=-hyper["lr"])  # fine for one lr, fails for one per member
+    return params, state
+
+
+_SGD_PARAMS = (
+    Param(name="lr", type=float, default=0.01, gt=0),
+    Param(name="momentum", type=float, default=0.9, ge=0, lt=1),
+)
+
+
 def _spec(kind: str, name: str, factory: object, **fields: object) -> ComponentSpec:
     return ComponentSpec(kind=kind, name=name, factory=factory, summary=f"broken: {name}", **fields)  # type: ignore[arg-type]
 
@@ -110,6 +136,8 @@ SPECS = [
     _spec("dataset", "sized", sized, params=(Param(name="n", type=int, default=4),)),
     _spec("optimizer", "idle", Idle),
     _spec("optimizer", "sloppy", lambda parameters: Sloppy()),
+    _spec("optimizer", "forgetful", momentum_sgd, params=_SGD_PARAMS, stacked=forgets_momentum),
+    _spec("optimizer", "one-lr", plain_sgd, params=_SGD_PARAMS[:1], stacked=shared_lr_only),
 ]
 
 broken = types.ModuleType("broken")
@@ -153,6 +181,16 @@ REGISTRY = Registry.isolated(broken)
             "minimises",
             "solved least squares as [0.0, 0.0, 0.0, 0.0], but the exact solution is",
         ),
+        (
+            "optimizer:forgetful",
+            "stacked",
+            "its stacked form departs from the optimizer at step 2 (the same params): parameters differ by up to",
+        ),
+        (
+            "optimizer:one-lr",
+            "stacked",
+            "its stacked form raised at step 1 (each float param halved for member 1): ",
+        ),
     ],
 )
 def test_a_broken_component_is_caught_by_name(component: str, check: str, problem: str) -> None:
@@ -171,7 +209,7 @@ def test_a_broken_component_is_caught_by_name(component: str, check: str, proble
 
 def test_every_broken_component_is_covered() -> None:
     # The parametrisation above names each broken component once.
-    assert len(SPECS) == 12
+    assert len(SPECS) == 14
     assert sys.modules.get("broken") is None  # the plugin is registered directly, never installed
 
 

@@ -1,18 +1,22 @@
-"""The reference docs stay true to the code: every hook in docs/hooks.md with its signature, and every
-built-in component in docs/components.md exactly as the registry reports it."""
+"""The reference docs stay true to the code: every hook in docs/hooks.md with its signature, every
+built-in component in docs/components.md exactly as the registry reports it, and every key of the
+experiment format in docs/experiments.md with its type and default, its example loading."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from mlbasics import hookspecs
-from mlbasics.registry import Registry
+from mlbasics.experiment import Component, Experiment
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from tests.conftest import builtins_only_env, run_cli
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -84,3 +88,91 @@ def test_the_component_reference_is_what_mlbasics_list_prints() -> None:
     assert MARKER in reference, "docs/components.md lost its '<!-- generated -->' marker line"
     generated = reference.split(MARKER, 1)[1]
     assert generated == result.stdout, f"docs/components.md is out of date; regenerate it: {REGENERATE}"
+
+
+# -- docs/experiments.md: the experiment format, key by key ------------------------------------------
+
+#: How docs/experiments.md names the type of each kind of Experiment field (by its annotation).
+#: A new field whose annotation is not here fails the test below: say there how the page names it.
+TYPE_WORDS = {
+    "Component": "component",
+    "int": "integer",
+    "int | None": "integer",
+    "float": "float",
+    "float | None": "float",
+    "bool": "boolean",
+    "str": "string",
+    "str | None": "string",
+}
+
+
+def experiment_key_table() -> dict[str, tuple[str, str]]:
+    """Key -> (type, default) from the table under '## Every key' of docs/experiments.md."""
+    text = (DOCS / "experiments.md").read_text(encoding="utf-8")
+    section = text.split("\n## Every key\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", section, flags=re.MULTILINE)
+    return {key: (kind.strip(), default.strip()) for key, kind, default in rows}
+
+
+def documented_default(cell: str) -> Any:
+    """``absent`` -> None; a TOML value in backticks -> that value."""
+    if cell == "absent":
+        return None
+    assert cell[0] == cell[-1] == "`", f"a default is `a TOML value` or absent: {cell!r}"
+    return tomllib.loads(f"value = {cell.strip('`')}")["value"]
+
+
+def test_every_experiment_key_is_documented_with_its_type_and_default() -> None:
+    fields = attrs.fields_dict(Experiment)
+    table = experiment_key_table()
+    missing, unknown = sorted(set(fields) - set(table)), sorted(set(table) - set(fields))
+    assert not missing, f"docs/experiments.md's key table lacks Experiment fields: {', '.join(missing)}"
+    assert not unknown, f"docs/experiments.md documents keys Experiment does not have: {', '.join(unknown)}"
+    default = Experiment()
+    for name, field in fields.items():
+        word, cell = table[name]
+        annotation = str(field.type)
+        assert annotation in TYPE_WORDS, (
+            f"Experiment.{name}: say in TYPE_WORDS how the page names {annotation}"
+        )
+        assert word == TYPE_WORDS[annotation], f"{name}: documented as {word!r}, is {annotation}"
+        value = documented_default(cell)
+        actual = getattr(default, name)
+        if isinstance(actual, Component):
+            assert Component.of(value) == actual, f"{name}: documented default {cell}, is {actual.to_dict()}"
+        else:
+            assert (value, type(value)) == (actual, type(actual)), (
+                f"{name}: documented default {cell}, is {actual!r}"
+            )
+
+
+def experiment_toml_blocks() -> list[str]:
+    text = (DOCS / "experiments.md").read_text(encoding="utf-8")
+    return re.findall(r"^```toml\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_pages_toml_names_only_keys_experiment_has() -> None:
+    blocks = experiment_toml_blocks()
+    assert len(blocks) >= 2  # the complete example and the component table
+    fields = set(attrs.fields_dict(Experiment))
+    for block in blocks:
+        unknown = set(tomllib.loads(block)) - fields
+        assert not unknown, f"docs/experiments.md writes keys Experiment does not have: {sorted(unknown)}"
+
+
+def test_the_complete_example_loads_builds_and_round_trips(tmp_path: Path) -> None:
+    example = experiment_toml_blocks()[0]
+    assert set(tomllib.loads(example)) == set(attrs.fields_dict(Experiment)), "the example writes every key"
+    path = tmp_path / "lecture.toml"
+    path.write_text(example, encoding="utf-8")
+    experiment = Experiment.load(path)
+    assert experiment.problems() == []
+    registry = Registry.isolated()
+    for kind, component in experiment.components().items():
+        sizes = (
+            dict.fromkeys(MODEL_SIZE_PARAMS, 1) if kind == "model" else {}
+        )  # prepare() gives the real ones
+        assert registry.check(kind, component.name, sizes | component.params) == [], kind
+    assert Experiment.from_toml(experiment.to_toml()) == experiment
+    experiment.save(tmp_path / "again.toml")
+    assert Experiment.load(tmp_path / "again.toml") == experiment

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from mlbasics import PluginError, PluginSettings, Registry, UnknownComponentError
@@ -190,3 +192,29 @@ def test_two_distributions_with_the_same_plugin_name(site: FakeSite) -> None:
     failed = next(r for r in registry.records if r.name == "extra" and r.status == "failed")
     assert failed.error is not None
     assert "already taken" in failed.error
+
+
+def test_an_installed_module_given_to_an_isolated_registry_has_its_entry_point_name(site: FakeSite) -> None:
+    """The name, distribution and version it has when loaded as installed, so ``specs(plugin=...)``
+    takes the entry point's name either way; a module that is no entry point's target keeps its
+    module name."""
+    site.install(
+        "mlbasics-softsign",
+        version="2.3",
+        entry_points={"softsign": "softsign_plugin4"},
+        modules={
+            "softsign_plugin4": plugin_source("softsign_plugin4"),
+            "loose_plugin": plugin_source("loose"),
+        },
+    )
+    registry = Registry.isolated(importlib.import_module("softsign_plugin4"), builtins=False)
+    [spec] = registry.specs(plugin="softsign")
+    assert spec.plugin is not None
+    assert (spec.plugin.name, spec.plugin.distribution, spec.plugin.version) == (
+        "softsign",
+        "mlbasics-softsign",
+        "2.3",
+    )
+    assert registry.specs(plugin="softsign_plugin4") == []
+    loose = Registry.isolated(importlib.import_module("loose_plugin"), builtins=False)
+    assert [(r.info.name, r.info.distribution) for r in loose.records] == [("loose_plugin", None)]

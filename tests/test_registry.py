@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import types
 
 import pytest
@@ -179,7 +180,9 @@ def test_resolve_fills_in_defaults(registry: Registry) -> None:
 
 def test_same_name_from_two_plugins_is_an_error_naming_both() -> None:
     registry = Registry.isolated(_plugin(_activation("relu"), name="fancy"), strict=False)
-    with pytest.raises(PluginError, match=r"activation 'relu' is provided by both builtins and fancy"):
+    # The built-ins, installed as mlbasics' own entry point, are named with their distribution.
+    both = r"activation 'relu' is provided by both builtins \(mlbasics [^)]+\) and fancy;"
+    with pytest.raises(PluginError, match=both):
         registry.get("activation", "relu")
     assert {registry.status(s) for s in registry.specs("activation", "relu")} == {"conflict"}
     assert registry.get("activation", "tanh")  # everything else keeps working
@@ -230,3 +233,29 @@ def test_list_by_plugin() -> None:
         "tanh",
     ]
     assert registry.specs(plugin="nobody") == []
+
+
+def test_an_installed_plugin_has_its_entry_point_name_in_an_isolated_registry() -> None:
+    """Given as a module, a plugin that is installed (here: mlbasics' own built-ins) is named after
+    its entry point and carries its distribution, as when it is loaded as installed; a module that
+    is not installed keeps its module name."""
+    import mlbasics.builtin
+
+    installed = next(ep for ep in importlib.metadata.entry_points(group="mlbasics") if ep.name == "builtins")
+    registry = Registry.isolated(mlbasics.builtin, builtins=False)
+    [record] = registry.records
+    assert (record.info.name, record.info.distribution, record.info.version) == (
+        "builtins",
+        "mlbasics",
+        importlib.metadata.version("mlbasics"),
+    )
+    assert installed.value == "mlbasics.builtin"
+    assert registry.specs(plugin="builtins") == Registry.isolated().specs()
+    module = types.ModuleType("not_installed_plugin")
+    module.mlbasics_losses = lambda: [  # type: ignore[attr-defined]
+        ComponentSpec(kind="loss", name="half", factory=lambda: None, summary="nothing")
+    ]
+    module.mlbasics_losses = hookimpl(module.mlbasics_losses)  # type: ignore[attr-defined]
+    plain = Registry.isolated(module, builtins=False)
+    assert [(r.info.name, r.info.distribution) for r in plain.records] == [("not_installed_plugin", None)]
+    assert [s.name for s in plain.specs(plugin="not_installed_plugin")] == ["half"]

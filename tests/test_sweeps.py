@@ -15,7 +15,8 @@ from torch import nn
 
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Registry, ValidationError
-from mlbasics.ensemble import SGDSettings, StackedSGD, sgd_settings
+from mlbasics.builtin.optimizers import stacked_sgd
+from mlbasics.ensemble import stacked_hyper
 from mlbasics.sweeps import SweepResult, grid_axes, sweep
 
 LECTURE = Experiment(epochs=150, device="cpu", log_every=40)
@@ -122,6 +123,10 @@ def _model(name: str, factory: Callable[..., Any]) -> ComponentSpec:
     return ComponentSpec(kind="model", name=name, factory=factory, summary=name)
 
 
+def _broken_update(*_: object) -> None:
+    raise RuntimeError("a bug in the stacked form")
+
+
 PLUGIN = hook_plugin(
     "test-sweep-plugin",
     mlbasics_models=lambda: [
@@ -149,18 +154,45 @@ PLUGIN = hook_plugin(
             name="weights-only",
             factory=lambda params: torch.optim.SGD(params[:1], lr=0.1),
             summary="SGD on the first parameter only",
+            stacked=stacked_sgd,
         ),
         ComponentSpec(
             kind="optimizer",
             name="nesterov",
-            factory=lambda params, lr, maximize: torch.optim.SGD(
-                params, lr=lr, momentum=0.5, nesterov=True, maximize=maximize
-            ),
+            factory=lambda params, **settings: torch.optim.SGD(params, **settings),
             summary="SGD with Nesterov momentum",
             params=(
                 mlbasics.Param(name="lr", type=float, default=0.01),
+                mlbasics.Param(name="momentum", type=float, default=0.5),
+                mlbasics.Param(name="weight_decay", type=float, default=0.0),
+                mlbasics.Param(name="nesterov", type=bool, default=True),
                 mlbasics.Param(name="maximize", type=bool, default=False),
             ),
+            # A torch.optim.SGD with params named as its arguments: the built-in sgd's stacked form fits.
+            stacked=stacked_sgd,
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="two-groups",
+            factory=lambda params: torch.optim.SGD(
+                [{"params": params[:1]}, {"params": params[1:]}], lr=0.1, momentum=0, weight_decay=0
+            ),
+            summary="SGD with the weights and the bias in two parameter groups",
+            stacked=stacked_sgd,
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="broken-stacked",
+            factory=lambda params: torch.optim.SGD(params, lr=0.1),
+            summary="SGD whose stacked form raises",
+            stacked=_broken_update,
+        ),
+        ComponentSpec(
+            kind="optimizer",
+            name="misplaced",
+            factory=lambda params: torch.optim.SGD(params, lr=0.1),
+            summary="SGD whose stacked form cannot be imported",
+            stacked="nowhere_to_be_found:update",
         ),
     ],
 )
@@ -185,7 +217,24 @@ FALLBACKS = [
     (
         {"optimizer": "adam"},
         {"lrs": [0.01, 0.1]},
-        "optimizer 'adam' (torch.optim.adam.Adam) has no stacked form here (only torch.optim.SGD has)",
+        "optimizer 'adam' declares no stacked form (ComponentSpec.stacked), so its update cannot be batched",
+    ),
+    (
+        {"optimizer": "two-groups"},
+        {"seeds": [0, 1]},
+        "optimizer 'two-groups' has 2 parameter groups; a stacked update takes one",
+    ),
+    (
+        {"optimizer": "misplaced"},
+        {"seeds": [0, 1]},
+        "optimizer 'misplaced' (stacked form) from plugin test-sweep-plugin cannot be loaded: "
+        "No module named 'nowhere_to_be_found'",
+    ),
+    ({}, {"grid": {"optimizer": ["sgd", "nesterov"]}}, "members differ in their optimizer"),
+    (
+        {"optimizer": "broken-stacked"},
+        {"seeds": [0, 1]},
+        "optimizer 'broken-stacked': its stacked form fails (RuntimeError: a bug in the stacked form)",
     ),
     ({}, {"grid": {"model": ["linear", "linear-stack"]}}, "members' models differ in their layers or shapes"),
     ({}, {"grid": {"dataset.seed": [0, 1]}}, "members train on different data"),
@@ -194,7 +243,7 @@ FALLBACKS = [
     (
         {"optimizer": "nesterov"},
         {"grid": {"optimizer.maximize": [False, True]}},
-        "members differ in the optimizer's maximize, which the stacked SGD shares between them",
+        "members differ in the optimizer's maximize, which its stacked update shares between them",
     ),
     (
         {"model": "frozen-bias"},
@@ -269,6 +318,15 @@ def test_asking_for_one_after_another_needs_no_reason(
 
 # -- the stacked SGD against torch.optim.SGD, step by step -------------------------------------------
 
+SGD_DEFAULTS = {
+    "lr": 0.1,
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "dampening": 0.0,
+    "nesterov": False,
+    "maximize": False,
+}
+
 
 @pytest.mark.parametrize(
     "members",
@@ -282,34 +340,72 @@ def test_asking_for_one_after_another_needs_no_reason(
     ],
 )
 def test_stacked_sgd_follows_torch_optim_sgd(members: list[dict[str, Any]]) -> None:
+    settings = [SGD_DEFAULTS | member for member in members]
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(len(members), 4, 3, generator=generator)
     grads = [torch.randn(len(members), 4, 3, generator=generator) for _ in range(5)]
     singles = [start[m].clone() for m in range(len(members))]
-    optimizers = [torch.optim.SGD([p], **settings) for p, settings in zip(singles, members, strict=True)]
-    settings = sgd_settings(optimizers, ["sgd"] * len(members))
-    assert isinstance(settings, SGDSettings)
-    stacked = {"w": start.clone()}
-    update = StackedSGD(settings, start.device, start.dtype)
+    optimizers = [torch.optim.SGD([p], **s) for p, s in zip(singles, settings, strict=True)]
+    hyper = stacked_hyper(settings, start.device, start.dtype)
+    assert isinstance(hyper, dict)
+    params: dict[str, torch.Tensor] = {"w": start.clone()}
+    state: dict[str, Any] = {}
     for grad in grads:
         for m, (p, optimizer) in enumerate(zip(singles, optimizers, strict=True)):
             p.grad = grad[m].clone()
             optimizer.step()
-        update.step(stacked, {"w": grad})
-        torch.testing.assert_close(stacked["w"], torch.stack(singles))
+        params, state = stacked_sgd(params, {"w": grad}, state, hyper)
+        torch.testing.assert_close(params["w"], torch.stack(singles))
     if len({tuple(sorted(s.items())) for s in map(dict, members)}) == 1:
-        assert torch.equal(stacked["w"], torch.stack(singles))  # shared settings: the same operations
+        assert torch.equal(params["w"], torch.stack(singles))  # shared settings: the same operations
 
 
-def test_sgd_settings_refuse_other_optimizers() -> None:
-    p = torch.zeros(2, requires_grad=True)
-    assert sgd_settings([torch.optim.Adam([p])], ["adam"]) == (
-        "optimizer 'adam' (torch.optim.adam.Adam) has no stacked form here (only torch.optim.SGD has)"
+def test_stacked_hyper_shares_what_is_shared_and_stacks_differing_numbers() -> None:
+    hyper = stacked_hyper(
+        [{"lr": 0.1, "momentum": 0.0, "nesterov": True}, {"lr": 0.5, "momentum": 0.0, "nesterov": True}],
+        torch.device("cpu"),
+        torch.float64,
     )
-    groups = torch.optim.SGD([{"params": [p]}, {"params": [torch.zeros(1, requires_grad=True)]}], lr=0.1)
-    assert (
-        sgd_settings([groups], ["sgd"]) == "optimizer 'sgd' has 2 parameter groups; the stacked SGD takes one"
+    assert isinstance(hyper, dict)
+    assert (hyper["momentum"], hyper["nesterov"]) == (0.0, True)  # Python values: the optimizer's operation
+    assert torch.equal(hyper["lr"], torch.tensor([0.1, 0.5], dtype=torch.float64))
+    assert stacked_hyper([{"nesterov": True}, {"nesterov": False}], torch.device("cpu"), torch.float32) == (
+        "members differ in the optimizer's nesterov, which its stacked update shares between them"
     )
+
+
+def test_a_plugin_optimizer_with_a_stacked_form_is_vmapped(registry: Registry) -> None:
+    """What a plugin declares is what the sweep calls: its update, with each member's params as hyper."""
+    calls: list[dict[str, Any]] = []
+
+    def update(params: Any, grads: Any, state: dict[str, Any], hyper: Any) -> Any:
+        calls.append(dict(hyper))
+        return stacked_sgd(params, grads, state, hyper)
+
+    spec = ComponentSpec(
+        kind="optimizer",
+        name="my-sgd",
+        factory=lambda params, lr, momentum, weight_decay: torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay
+        ),
+        summary="SGD again",
+        params=[
+            mlbasics.Param(name=name, type=float, default=default)
+            for name, default in (("lr", 0.01), ("momentum", 0.0), ("weight_decay", 0.0))
+        ],
+        stacked=update,
+    )
+    plugged = Registry.isolated(hook_plugin("my-optimizers", mlbasics_optimizers=lambda: [spec]))
+    result = sweep(LINEAR, epochs=30, optimizer="my-sgd", seeds=[0, 1], lrs=[0.05, 0.1], registry=plugged)
+    assert (result.mode, len(calls)) == ("vmap", 30)
+    assert calls[0]["momentum"] == 0.0
+    assert calls[0]["lr"].tolist() == pytest.approx([0.05, 0.1, 0.05, 0.1])
+    _assert_members_match_single_runs(result, plugged)
+
+
+def test_only_an_optimizer_has_a_stacked_form() -> None:
+    with pytest.raises(ValueError, match="only an optimizer has a stacked form, not a loss"):
+        ComponentSpec(kind="loss", name="l", factory=nn.MSELoss, summary="l", stacked=stacked_sgd)
 
 
 # -- the grid ---------------------------------------------------------------------------------------

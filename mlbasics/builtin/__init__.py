@@ -197,6 +197,8 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
                 Param(name="momentum", type=float, default=0.0, ge=0, lt=1, help="momentum factor"),
                 Param(name="weight_decay", type=float, default=0.0, ge=0, help="L2 penalty"),
             ),
+            # How sweeps train many SGD runs as one vmapped ensemble.
+            stacked=f"{_HERE}.optimizers:stacked_sgd",
         ),
         ComponentSpec(
             kind="optimizer",

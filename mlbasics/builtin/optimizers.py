@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from mlbasics.ensemble import any_nonzero, is_shared, per_member
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec
 
@@ -15,6 +17,54 @@ def sgd(
     parameters: Iterable[torch.Tensor], lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.SGD:
     return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def stacked_sgd(
+    params: dict[str, torch.Tensor],
+    grads: Mapping[str, torch.Tensor],
+    state: dict[str, Any],
+    hyper: Mapping[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """sgd's stacked form: torch.optim.SGD's update (``_single_tensor_sgd``) for stacked members.
+
+    Reads torch.optim.SGD's arguments: ``lr``, and ``momentum``, ``weight_decay``, ``dampening``,
+    ``nesterov`` and ``maximize`` where they are declared (torch.optim.SGD's defaults otherwise),
+    so a plugin whose optimizer is a torch.optim.SGD with params of those names can declare this
+    same stacked form. Where a value is shared by all members, the update is the very
+    operation torch.optim.SGD uses.
+    """
+    lr, momentum, decay = hyper["lr"], hyper.get("momentum", 0.0), hyper.get("weight_decay", 0.0)
+    dampening = hyper.get("dampening", 0.0)
+    nesterov, maximize = hyper.get("nesterov", False), hyper.get("maximize", False)
+    buffers: dict[str, torch.Tensor] = state.setdefault("momentum_buffer", {})
+    for name, param in params.items():
+        grad = -grads[name] if maximize else grads[name]
+        if is_shared(decay):
+            if decay != 0:
+                grad = grad.add(param, alpha=decay)
+        else:
+            grad = torch.addcmul(grad, param, per_member(decay, param))  # + 0·param for members without
+        direction = grad
+        if any_nonzero(momentum):
+            buffer = buffers.get(name)
+            if buffer is None:
+                buffer = buffers[name] = grad.detach().clone()
+            else:
+                buffer.mul_(per_member(momentum, param)).add_(grad, alpha=1 - dampening)
+            if not nesterov:
+                direction = buffer
+            elif is_shared(momentum):
+                direction = grad.add(buffer, alpha=momentum)
+            else:
+                direction = torch.addcmul(grad, buffer, per_member(momentum, param))
+            if not is_shared(momentum):
+                # Members without momentum step along the plain gradient, as torch.optim.SGD does.
+                direction = torch.where(per_member(momentum, param) != 0, direction, grad)
+        if is_shared(lr):
+            param.add_(direction, alpha=-lr)
+        else:
+            param.addcmul_(direction, per_member(lr, param), value=-1)
+    return params, state
 
 
 class LeastSquares(ClosedFormSolver):

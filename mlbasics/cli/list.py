@@ -42,6 +42,8 @@ def to_json(registry: Registry, spec: ComponentSpec) -> dict[str, Any]:
         "summary": spec.summary,
         "params": [param_to_json(p) for p in spec.params],
         "tags": sorted(spec.tags),
+        # An optimizer with a stacked form: sweeps train its members as one vmapped ensemble.
+        "stacked": spec.stacked is not None,
         "plugin": {
             "name": plugin.name if plugin else None,
             "distribution": plugin.distribution if plugin else None,

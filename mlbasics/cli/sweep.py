@@ -27,8 +27,9 @@ def add_parser(commands: Any) -> None:
         help="train an experiment over seeds, learning rates, ... at once (a vmapped ensemble)",
         description="Train the experiment (CONFIG.toml and flags, as for `mlbasics train`) once for "
         "every combination of --seeds, --lrs and --grid values. Members that differ only in their "
-        "seed and SGD's lr, momentum or weight decay train together as one vmapped ensemble; "
-        "otherwise they train one after another and a note says why.",
+        "seed and the optimizer's numeric params (lr, momentum, ...) train together as one vmapped "
+        "ensemble if the optimizer has a stacked form (sgd does; `mlbasics list optimizers --json` "
+        "shows which do); otherwise they train one after another and a note says why.",
     )
     add_experiment_arguments(parser)
     parser.add_argument(

@@ -7,6 +7,7 @@ generators with fixed seeds, so a failure is the same on every run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from mlbasics.data import Dataset
-from mlbasics.errors import ValidationError
+from mlbasics.errors import ValidationError, one_line
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec
@@ -395,6 +396,66 @@ def optimizer_minimises(subject: Subject) -> None:
             f"did not lower the loss of a convex quadratic: {_STEPS} steps from loss {before:.6g} "
             f"ended at {after:.6g}"
         )
+
+
+_MEMBERS: Final = 3
+
+
+def optimizer_stacked(subject: Subject) -> None:
+    """The optimizer's stacked form (``ComponentSpec.stacked``) updates each of 3 members stacked
+    along a first dimension as the optimizer updates that member alone, step after step for 20 steps
+    of the same gradients: with the params shared by all members, and with each float param halved
+    for one member where the declaration allows it. Within float32 tolerance: a stacked form may
+    compute a per-member value in float32 where the optimizer uses a Python float."""
+    if "closure" in subject.spec.tags:
+        raise Problem("declares a stacked form but needs a closure, which a stacked update never gets")
+    base = subject.values()
+    halved = dict(base)
+    for param in subject.spec.params:
+        value = base[param.name]
+        if param.item_type is float and not param.is_list and isinstance(value, float) and value != 0:
+            # Where the declaration forbids half of it, the member keeps the shared value.
+            with contextlib.suppress(Problem):
+                halved[param.name] = subject.values(**{param.name: value / 2})[param.name]
+    _follow_stacked(subject, [base] * _MEMBERS, "the same params")
+    if halved != base:
+        _follow_stacked(subject, [base, halved, base], "each float param halved for member 1")
+
+
+def _follow_stacked(subject: Subject, members: list[dict[str, Any]], how: str) -> None:
+    from mlbasics.ensemble import stacked_hyper
+
+    update = subject.spec.load_stacked()
+    assert update is not None
+    generator = subject.generator()
+    start = torch.randn(len(members), 4, 3, generator=generator).to(subject.device)
+    grads = [torch.randn(len(members), 4, 3, generator=generator).to(subject.device) for _ in range(_STEPS)]
+    singles = [start[m].clone() for m in range(len(members))]
+    optimizers = [
+        subject.registry.instantiate(subject.spec, values, [single])
+        for values, single in zip(members, singles, strict=True)
+    ]
+    hyper = stacked_hyper(members, subject.device, start.dtype)
+    if isinstance(hyper, str):
+        raise Problem(f"its params cannot be stacked ({how}): {hyper}")
+    params: dict[str, torch.Tensor] = {"weight": start.clone()}
+    state: dict[str, Any] = {}
+    for step, grad in enumerate(grads, start=1):
+        for m, (single, optimizer) in enumerate(zip(singles, optimizers, strict=True)):
+            single.grad = grad[m].clone()
+            optimizer.step()
+        try:
+            with torch.no_grad():
+                params, state = update(params, {"weight": grad}, state, hyper)
+        except Exception as exc:
+            raise Problem(f"its stacked form raised at step {step} ({how}): {one_line(exc)}") from exc
+        alone = torch.stack(singles)
+        if not torch.allclose(params["weight"], alone, rtol=1.3e-6, atol=1e-5):
+            difference = float((params["weight"] - alone).abs().max())
+            raise Problem(
+                f"its stacked form departs from the optimizer at step {step} ({how}): parameters "
+                f"differ by up to {difference:.3g}"
+            )
 
 
 #: The checks of each kind, by name, in the order they run.

@@ -13,7 +13,8 @@ activation ``elementwise``: shape, dtype and device kept, each output depends on
 loss       ``contract``: a finite, non-negative 0-dim tensor with a finite gradient, 0 on a perfect
            prediction; ``least-squares`` (if tagged so): the least-squares solution minimises it
 optimizer  ``minimises``: lowers the MSE of a linear model (a convex quadratic) in 20 steps; a
-           closed-form solver solves that least-squares problem exactly
+           closed-form solver solves that least-squares problem exactly; ``stacked`` (if it declares
+           a stacked form): the stacked update follows the optimizer for each of 3 members, 20 steps
 every kind ``params-accepted``: the defaults build, and so does every value the declared params
            allow, probed at the edges of their ranges (a clear :class:`mlbasics.MlbasicsError` is
            an acceptable refusal, any other exception is not); ``params-rejected`` (if it has
@@ -55,7 +56,14 @@ import torch
 from mlbasics.errors import MlbasicsError
 from mlbasics.registry import Registry, default_registry
 from mlbasics.specs import ComponentSpec
-from mlbasics.testing._contracts import KIND_CHECKS, CheckFunction, Problem, Subject, loss_least_squares
+from mlbasics.testing._contracts import (
+    KIND_CHECKS,
+    CheckFunction,
+    Problem,
+    Subject,
+    loss_least_squares,
+    optimizer_stacked,
+)
 from mlbasics.testing._param_checks import params_accepted, params_rejected
 
 if TYPE_CHECKING:
@@ -168,6 +176,8 @@ def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
     checks = dict(KIND_CHECKS[spec.kind])
     if spec.kind == "loss" and "least-squares" in spec.tags:
         checks["least-squares"] = loss_least_squares
+    if spec.kind == "optimizer" and spec.stacked is not None:
+        checks["stacked"] = optimizer_stacked
     checks["params-accepted"] = params_accepted
     if spec.params:
         checks["params-rejected"] = params_rejected
@@ -200,7 +210,10 @@ def _resolve_components(components: Iterable[ComponentLike], registry: Registry)
             )
         specs.append(wanted)
     if not specs:
-        raise ValueError("no components to check: was the plugin registered, and its name spelt right?")
+        raise ValueError(
+            "no components to check: was the plugin registered, and its name spelt right? (an installed "
+            "plugin is named after its entry point, as `mlbasics plugins` shows it)"
+        )
     return specs
 
 

@@ -12,6 +12,6 @@ from mlbasics.testing.conformance import Check, parametrize_with_checks
 REGISTRY = Registry.isolated(mlbasics_extras)
 
 
-@parametrize_with_checks(REGISTRY.specs(plugin="mlbasics_extras"), registry=REGISTRY)
+@parametrize_with_checks(REGISTRY.specs(plugin="extras"), registry=REGISTRY)
 def test_extras_components_conform(check: Check, device: torch.device) -> None:
     check(device)

@@ -131,6 +131,6 @@ def test_diabetes_needs_scikit_learn(registry: Registry) -> None:
         assert registry.status(spec) == "unavailable: needs sklearn (pip install 'mlbasics-extras[sklearn]')"
         problems = registry.check("dataset", "diabetes")
         assert problems == [
-            "dataset 'diabetes' from plugin mlbasics_extras is unavailable: needs sklearn; "
+            "dataset 'diabetes' from plugin extras (mlbasics-extras 0.1.0) is unavailable: needs sklearn; "
             "pip install 'mlbasics-extras[sklearn]'"
         ]

@@ -17,4 +17,4 @@ def registry() -> Registry:
 @pytest.fixture
 def plugin_specs(registry: Registry) -> list[ComponentSpec]:
     """Every component this plugin provides: what a conformance check runs over."""
-    return registry.specs(plugin="mlbasics_torch_optim")
+    return registry.specs(plugin="torch-optim")

@@ -12,6 +12,6 @@ from mlbasics.testing.conformance import Check, parametrize_with_checks
 REGISTRY = Registry.isolated(mlbasics_torch_optim)
 
 
-@parametrize_with_checks(REGISTRY.specs(plugin="mlbasics_torch_optim"), registry=REGISTRY)
+@parametrize_with_checks(REGISTRY.specs(plugin="torch-optim"), registry=REGISTRY)
 def test_torch_optim_components_conform(check: Check, device: torch.device) -> None:
     check(device)

@@ -2,6 +2,7 @@
 
 This module holds only the hooks and the specs (no torch import), so ``mlbasics list`` stays fast;
 each factory is a ``"module:function"`` string that mlbasics imports when the component is built.
+Adam, AdamW and RMSprop also declare a stacked form (``stacked.py``), so sweeps train them vmapped.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             kind="optimizer",
             name="adam",
             factory=f"{_HERE}.optimizers:adam",
+            stacked=f"{_HERE}.stacked:adam",  # sweeps vmap it
             summary="Adam: gradient descent with per-parameter step sizes (torch.optim.Adam)",
             params=_adam_params(_WEIGHT_DECAY),
         ),
@@ -46,6 +48,7 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             kind="optimizer",
             name="adamw",
             factory=f"{_HERE}.optimizers:adamw",
+            stacked=f"{_HERE}.stacked:adamw",  # sweeps vmap it
             summary="Adam with decoupled weight decay (torch.optim.AdamW)",
             params=_adam_params(
                 Param(name="weight_decay", type=float, default=0.01, ge=0, help="decoupled weight decay")
@@ -55,6 +58,7 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             kind="optimizer",
             name="rmsprop",
             factory=f"{_HERE}.optimizers:rmsprop",
+            stacked=f"{_HERE}.stacked:rmsprop",  # sweeps vmap it
             summary="RMSprop: divides the step by a running root mean square of the gradient",
             params=(
                 _lr(0.01),
