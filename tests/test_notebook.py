@@ -9,6 +9,7 @@ what a notebook front end is sent: the cells' outputs after every display update
 from __future__ import annotations
 
 import doctest
+import functools
 import importlib.util
 import logging
 import os
@@ -27,6 +28,7 @@ from mlbasics.plugins import ENV_VARIABLES
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
 def _script() -> ModuleType:
     """docs/notebook.py, which is a script, not part of the package."""
     spec = importlib.util.spec_from_file_location("docs_notebook", ROOT / "docs" / "notebook.py")
