@@ -12,6 +12,7 @@ IPython is not a dependency: it is only looked at when a kernel has already impo
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import sys
 import time
@@ -49,8 +50,8 @@ class DisplayOutput:
         """Show ``bundle`` (MIME type -> data, as IPython's ``display(..., raw=True)`` takes it)."""
         if not force and not self.due():
             return
-        from IPython.display import display
-
+        # IPython is there (a kernel runs this), but not a dependency: looked up, not imported by name.
+        display: Any = importlib.import_module("IPython.display").display
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
