@@ -37,9 +37,8 @@ def _progress_bar_html() -> str:
         TimeRemainingColumn(),
         auto_refresh=False,
     )
-    task = progress.add_task("train", total=10000, completed=6400)
+    progress.add_task("train", total=10000, completed=6400)
     Captured().render(progress.get_renderable(), force=True)
-    del task
     return shown["text/html"]
 
 

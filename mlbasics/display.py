@@ -99,8 +99,11 @@ _STYLE = (
     "font-family: var(--jp-content-font-family, system-ui, sans-serif); font-size: 13px; "
     "border-collapse: collapse; text-align: left"
 )
-_LABEL = "padding: 2px 12px 2px 0; font-weight: 600; vertical-align: top; white-space: nowrap"
-_VALUE = "padding: 2px 0; font-family: var(--jp-code-font-family, monospace)"
+# Every cell's alignment is set here: JupyterLab's own style right-aligns table cells.
+_LABEL = (
+    "padding: 2px 12px 2px 0; font-weight: 600; vertical-align: top; white-space: nowrap; text-align: left"
+)
+_VALUE = "padding: 2px 0; font-family: var(--jp-code-font-family, monospace); text-align: left"
 
 
 def html(title: str, rows: Rows, *, pictures: Sequence[str] = (), tables: Sequence[str] = ()) -> str:
@@ -127,8 +130,8 @@ def html_table(header: Sequence[str], body: Iterable[Sequence[str]], *, caption:
         "<tr>" + "".join(f'<td style="{cell}">{_html.escape(value)}</td>' for value in row) + "</tr>"
         for row in body
     )
-    title = f'<caption style="text-align: left; padding: 6px 0 2px">{_html.escape(caption)}</caption>'
-    return f'<table style="{_STYLE}; margin-top: 6px">{title if caption else ""}<tr>{head}</tr>{rows}</table>'
+    title = f'<div style="{_STYLE}; padding: 8px 0 2px">{_html.escape(caption)}</div>' if caption else ""
+    return f'{title}<table style="{_STYLE}; margin-top: 4px"><tr>{head}</tr>{rows}</table>'
 
 
 def png_data_url(figure: Any, *, dpi: int = 80) -> str:
