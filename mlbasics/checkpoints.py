@@ -343,6 +343,17 @@ class Checkpoint:
             state_tensors=read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
         )
 
+    def __repr__(self) -> str:
+        """A few lines: which run, at which epoch, the losses and (when few) the weights."""
+        from mlbasics import display
+
+        return display.text(*display.checkpoint(self))
+
+    def _repr_html_(self) -> str:
+        from mlbasics import display
+
+        return display.checkpoint_html(self)
+
     # -- the model ---------------------------------------------------------------------------
 
     def model(self, registry: Registry | None = None, *, force: bool = False) -> nn.Module:

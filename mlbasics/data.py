@@ -193,6 +193,20 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.features.shape[1])
 
+    def __repr__(self) -> str:
+        """What the table holds, and its first rows (all of it is in ``features`` and ``targets``)."""
+        from mlbasics import display
+
+        truth = display.dataset_truth(self)
+        return "\n".join(
+            [display.dataset_title(self), *([truth] if truth else []), self.format_table(max_rows=5)]
+        )
+
+    def _repr_html_(self) -> str:
+        from mlbasics import display
+
+        return display.dataset_html(self)
+
     @classmethod
     def from_rows(
         cls,

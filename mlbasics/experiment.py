@@ -113,6 +113,28 @@ class Experiment:
     def components(self) -> dict[Kind, Component]:
         return {kind: getattr(self, kind) for kind in COMPONENT_KINDS}
 
+    def __repr__(self) -> str:
+        """Short, and Python that builds the same experiment: components as names, or as
+        ``{"name": ..., **params}`` when they have params; ``log_every`` and ``cuda_graph`` only
+        when they are not the defaults."""
+        parts = [
+            f"{kind}={component.name!r}"
+            if not component.params
+            else f"{kind}={ ({'name': component.name, **component.params})!r}"
+            for kind, component in self.components().items()
+        ]
+        parts += [f"{field}={getattr(self, field)!r}" for field in ("epochs", "device", "seed")]
+        if self.log_every is not None:
+            parts.append(f"log_every={self.log_every!r}")
+        if self.cuda_graph is not True:
+            parts.append(f"cuda_graph={self.cuda_graph!r}")
+        return f"Experiment({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        from mlbasics import display
+
+        return display.html(*display.experiment(self))
+
     def problems(self) -> list[str]:
         """What is wrong with the experiment's own settings (components are checked by the registry)."""
         found = []

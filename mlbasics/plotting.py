@@ -6,6 +6,9 @@ matplotlib is an optional extra (``pip install 'mlbasics[plot]'``); it is import
 from __future__ import annotations
 
 import importlib.util
+import math
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,29 +32,20 @@ def check_can_plot(path: str | Path) -> None:
     check_output_path(path, what="plot file")
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(width: float, height: float) -> Any:
+    """A figure outside pyplot: nothing global changes (a notebook's backend and its inline
+    pictures stay as they are) and nothing is kept alive once the figure is dropped."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def training_figure(result: TrainResult) -> Any:
     """A figure with the loss per epoch and, if the data has one feature, the fit over the data."""
-    plt = _pyplot()
     one_feature = result.dataset.n_features == 1
-    figure, axes = plt.subplots(
-        1, 2 if one_feature else 1, figsize=(11 if one_feature else 6, 4), squeeze=False
-    )
-    loss_axes = axes[0][0]
-    epochs = range(1, len(result.history) + 1)
-    loss_axes.plot(epochs, result.history, color="tab:blue")
-    if min(result.history) > 0:
-        loss_axes.set_yscale("log")
-    loss_axes.set(xlabel="epoch", ylabel=f"loss ({result.components['loss'].name})", title="Training loss")
-    loss_axes.grid(True, alpha=0.3)
+    figure = _figure(11 if one_feature else 6, 4)
+    axes = figure.subplots(1, 2 if one_feature else 1, squeeze=False)
+    draw_losses(axes[0][0], result.history, result.components["loss"].name)
     if one_feature:
         fit_axes = axes[0][1]
         x = result.dataset.features[:, 0]
@@ -86,14 +80,40 @@ def training_figure(result: TrainResult) -> Any:
     return figure
 
 
+def draw_losses(
+    axes: Any, history: Sequence[float], loss_name: str, *, epochs: int | None = None, start: int = 0
+) -> None:
+    """The loss per epoch on ``axes`` (log scale when every loss is positive); ``epochs``, if
+    given, fixes the x axis to the whole run, so a live plot's curve grows across a still frame."""
+    finite = [value for value in history if math.isfinite(value)]
+    axes.plot(range(start + 1, start + len(history) + 1), history, color="tab:blue")
+    if finite and min(finite) > 0:
+        axes.set_yscale("log")
+    if epochs is not None:
+        axes.set_xlim(0, max(epochs, 1))
+    axes.set(xlabel="epoch", ylabel=f"loss ({loss_name})", title="Training loss")
+    axes.grid(True, alpha=0.3)
+
+
+def loss_figure(
+    history: Sequence[float], loss_name: str, *, epochs: int | None = None, start: int = 0
+) -> Any:
+    """A figure of the loss curve alone (a checkpoint's, or a run's while it trains)."""
+    figure = _figure(6, 3.5)
+    draw_losses(figure.subplots(), history, loss_name, epochs=epochs, start=start)
+    figure.tight_layout()
+    return figure
+
+
 def save_figure(figure: Any, path: str | Path) -> None:
-    """Write ``figure`` as a PNG, atomically, and close it."""
-    plt = _pyplot()
+    """Write ``figure`` as a PNG, atomically; a figure pyplot keeps (one of docs/figures.py's) is closed."""
     try:
         with atomic_path(path) as temporary:
             figure.savefig(temporary, format="png", dpi=120)
     finally:
-        plt.close(figure)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close(figure)
 
 
 def save_training_plot(result: TrainResult, path: str | Path) -> None:
@@ -102,8 +122,8 @@ def save_training_plot(result: TrainResult, path: str | Path) -> None:
 
 def sweep_figure(result: SweepResult) -> Any:
     """Every member's loss curve in one picture, the best one drawn over the rest."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure = _figure(8, 5)
+    axes = figure.subplots()
     best = result.best
     few = len(result.members) <= 10
     positive = True

@@ -1,5 +1,9 @@
 """A rich progress bar for training: epoch, loss, steps/s and time left, refreshed at most 10 times
-a second and fed only at the loop's sync points, so it costs the loop nothing per step."""
+a second and fed only at the loop's sync points, so it costs the loop nothing per step.
+
+In a Jupyter notebook (and no ``console`` given) the bar is one output of the cell, redrawn in
+place at the sync points (:class:`mlbasics.notebook.RichOutput`): rich's own live display would
+need ipywidgets there, and a terminal's carriage returns would pile up as lines."""
 
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ class ProgressBar(Callback):
     """Shows training progress on ``console`` (stderr by default)."""
 
     def __init__(self, console: Console | None = None, *, transient: bool = False) -> None:
+        from mlbasics.notebook import RichOutput, in_notebook
+
+        self._notebook = RichOutput() if console is None and in_notebook() else None
         self.console = console or Console(stderr=True)
         self.transient = transient
         self._progress: Progress | None = None
@@ -43,18 +50,29 @@ class ProgressBar(Callback):
             console=self.console,
             transient=self.transient,
             refresh_per_second=10,
+            auto_refresh=self._notebook is None,
         )
         done = len(setup.history)  # a resumed run starts where it stopped
         last = f"{setup.history[-1]:.6g}" if done else "-"
         self._task = self._progress.add_task("train", total=epochs, completed=done, loss=last)
-        self._progress.start()
+        if self._notebook is not None:
+            self._notebook.render(self._progress.get_renderable(), force=True)
+        else:
+            self._progress.start()
 
     def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:
         assert self._progress is not None
         last = float(losses[-1])  # type: ignore[index]
         self._progress.update(self._task, completed=epoch, loss=f"{last:.6g}")
+        if self._notebook is not None:
+            self._notebook.render(self._progress.get_renderable())
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
-        if self._progress is not None:
+        if self._progress is None:
+            return
+        if self._notebook is not None:
+            self._progress.stop_task(self._task)  # the speed shown is then the run's average
+            self._notebook.render("" if self.transient else self._progress.get_renderable(), force=True)
+        else:
             self._progress.stop()
-            self._progress = None
+        self._progress = None

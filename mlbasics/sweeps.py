@@ -52,6 +52,11 @@ class SweepMember:
         """``seed=3, optimizer.lr=0.1``"""
         return _label(self.values)
 
+    def __repr__(self) -> str:
+        from mlbasics import display
+
+        return display.sweep_member(self)
+
 
 def _label(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
@@ -90,6 +95,19 @@ class SweepResult:
     @property
     def model_steps(self) -> int:
         return sum(len(member.history) for member in self.members)
+
+    def __repr__(self) -> str:
+        """A few lines: what was swept, how it was trained, the spread of final losses, the best members."""
+        from mlbasics import display
+
+        title, rows, best = display.sweep_result(self)
+        return display.text(title, rows, best)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary, the best members as a table, and every loss curve."""
+        from mlbasics import display
+
+        return display.sweep_result_html(self)
 
     def to_dict(self, *, history: bool = False) -> dict[str, Any]:
         """A JSON-ready summary, members best first; ``history=True`` adds each loss history."""
@@ -373,6 +391,9 @@ class _ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from mlbasics.notebook import RichOutput, in_notebook
+
+        self._notebook = RichOutput() if in_notebook() else None  # one bar redrawn in place
         self._progress = Progress(
             TextColumn("[bold]model-epochs"),
             MofNCompleteColumn(),
@@ -380,15 +401,25 @@ class _ProgressBar:
             TimeRemainingColumn(),
             console=Console(stderr=True),
             refresh_per_second=10,
+            auto_refresh=self._notebook is None,
         )
         self._task = self._progress.add_task("sweep", total=total)
-        self._progress.start()
+        if self._notebook is not None:
+            self._notebook.render(self._progress.get_renderable(), force=True)
+        else:
+            self._progress.start()
 
     def update(self, completed: int) -> None:
         self._progress.update(self._task, completed=completed)
+        if self._notebook is not None:
+            self._notebook.render(self._progress.get_renderable())
 
     def stop(self) -> None:
-        self._progress.stop()
+        if self._notebook is not None:
+            self._progress.stop_task(self._task)
+            self._notebook.render(self._progress.get_renderable(), force=True)
+        else:
+            self._progress.stop()
 
 
 class _Advance(Callback):

@@ -152,6 +152,19 @@ class TrainResult:
         """The loss of the last epoch (computed before that epoch's update, as the lecture prints it)."""
         return self.history[-1]
 
+    def __repr__(self) -> str:
+        """A few lines: what was trained, where, for how long, the losses and (when few) the learned
+        parameters. Everything else is on the attributes (``history``, ``parameters``, ``model``)."""
+        from mlbasics import display
+
+        return display.text(*display.train_result(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the same summary as a table, with the loss curve (and the fit) drawn."""
+        from mlbasics import display
+
+        return display.train_result_html(self)
+
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
         device = next(self.model.parameters()).device
@@ -408,6 +421,7 @@ def train(
     registry: Registry | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
+    live: bool = False,
     save: str | Path | None = None,
     checkpoint_every: int | None = None,
     overwrite: bool = False,
@@ -419,7 +433,9 @@ def train(
     ``settings`` override fields of ``experiment`` (or of the default experiment, the lecture's MLP):
     ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
     :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``.
-    ``progress=True`` shows a progress bar on stderr.
+    ``progress=True`` shows a progress bar on stderr (in a Jupyter notebook, under the cell).
+    ``live=True`` draws the loss curve under the running cell of a Jupyter notebook, updated as
+    training goes on (:class:`mlbasics.notebook.LivePlot`; outside a notebook it draws nothing).
 
     ``save`` names a run folder to checkpoint into (at the end, and every ``checkpoint_every``
     epochs); a folder that already holds a run is refused unless ``overwrite``. Continue a saved
@@ -436,4 +452,8 @@ def train(
         from mlbasics.progress import ProgressBar
 
         callbacks = [ProgressBar(), *callbacks]
+    if live:
+        from mlbasics.notebook import LivePlot
+
+        callbacks = [*callbacks, LivePlot()]
     return fit(prepare(experiment, registry), callbacks, divergence_threshold=divergence_threshold)

@@ -1,0 +1,321 @@
+"""Short summaries of results, checkpoints, experiments and datasets, as text and as HTML.
+
+``repr(result)`` is a few lines (what was trained, where, for how long, the losses, the learned
+parameters when there are few), and Jupyter shows :func:`html` of the same lines as a table, with
+the loss curve (and, for data with one feature, the fit) drawn inline when matplotlib is installed.
+The data themselves stay on the objects' attributes. Both forms are built from one list of
+``(label, text)`` rows, so a new line in a summary is one more row.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from mlbasics.experiment import Component, Experiment
+    from mlbasics.training import ComponentInfo
+
+Rows = list[tuple[str, str]]
+
+#: Learned parameters are printed value by value up to this many values in all; past it, by shape.
+FEW_VALUES = 12
+
+
+def number(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits: 0.00331, 1.438e-12, 500, nan."""
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.3g} s" if value < 60 else f"{value / 60:.3g} min"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def component_text(component: Component | ComponentInfo, *, params: bool = True) -> str:
+    """``sgd(lr=0.1)``, or just ``mse`` when it has no params (or ``params=False``)."""
+    shown = {k: v for k, v in component.params.items() if v is not None} if params else {}
+    args = ", ".join(f"{key}={value!r}" for key, value in shown.items())
+    return f"{component.name}({args})" if args else component.name
+
+
+def experiment_line(experiment: Experiment) -> str:
+    """``linear on synthetic-linear, loss mse, optimizer sgd(lr=0.1)``: what is trained on what."""
+    return (
+        f"{component_text(experiment.model)} on {component_text(experiment.dataset)}, "
+        f"loss {component_text(experiment.loss)}, optimizer {component_text(experiment.optimizer)}"
+    )
+
+
+def loss_text(history: Sequence[float] | torch.Tensor, *, start: int = 0) -> str:
+    """``39.1 at epoch 1 → 1.438e-12 at epoch 500`` (``start``: epochs before the history's first)."""
+    values = history.tolist() if hasattr(history, "tolist") else list(history)
+    if not values:
+        return "no epochs"
+    last = f"{number(values[-1])} at epoch {start + len(values)}"
+    return last if len(values) == 1 else f"{number(values[0])} at epoch {start + 1} → {last}"
+
+
+def parameters_text(parameters: Mapping[str, torch.Tensor]) -> str:
+    """The values when there are few (``weight [[1, 2, 3]], bias [5]``), else how many and how shaped."""
+    total = sum(value.numel() for value in parameters.values())
+    if total <= FEW_VALUES:
+        return ", ".join(f"{name} {_rounded(value.tolist())}" for name, value in parameters.items())
+    shapes = ", ".join(f"{name} {tuple(value.shape)}" for name, value in list(parameters.items())[:4])
+    more = ", ..." if len(parameters) > 4 else ""
+    return f"{total:,} values in {plural(len(parameters), 'tensor')}: {shapes}{more}"
+
+
+def _rounded(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_rounded(value) for value in values) + "]"
+    return number(float(values))
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def text(title: str, rows: Rows, extra: Iterable[str] = ()) -> str:
+    """The title line, then one indented ``label  text`` line per row, then ``extra`` lines as they are."""
+    width = max((len(label) for label, _ in rows), default=0)
+    lines = [title, *(f"  {label.ljust(width)}  {value}" for label, value in rows), *extra]
+    return "\n".join(lines)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+_STYLE = (
+    "font-family: var(--jp-content-font-family, system-ui, sans-serif); font-size: 13px; "
+    "border-collapse: collapse; text-align: left"
+)
+# Every cell's alignment is set here: JupyterLab's own style right-aligns table cells.
+_LABEL = (
+    "padding: 2px 12px 2px 0; font-weight: 600; vertical-align: top; white-space: nowrap; text-align: left"
+)
+_VALUE = "padding: 2px 0; font-family: var(--jp-code-font-family, monospace); text-align: left"
+
+
+def html(title: str, rows: Rows, *, pictures: Sequence[str] = (), tables: Sequence[str] = ()) -> str:
+    """A titled two-column table of ``rows``, then ``tables`` (HTML) and ``pictures`` (data URLs)."""
+    body = "".join(
+        f'<tr><th style="{_LABEL}">{_html.escape(label)}</th><td style="{_VALUE}">{_html.escape(value)}</td></tr>'
+        for label, value in rows
+    )
+    images = "".join(
+        f'<img src="{picture}" alt="{_html.escape(title)}" style="max-width: 100%">' for picture in pictures
+    )
+    return (
+        f'<div class="mlbasics-summary"><div style="{_STYLE}; font-weight: 700; margin-bottom: 4px">'
+        f"{_html.escape(title)}</div>"
+        f'<table style="{_STYLE}">{body}</table>{"".join(tables)}{images}</div>'
+    )
+
+
+def html_table(header: Sequence[str], body: Iterable[Sequence[str]], *, caption: str = "") -> str:
+    """A plain data table (numbers right-aligned), e.g. a sweep's members or a dataset's rows."""
+    cell = "padding: 1px 8px; text-align: right; font-family: var(--jp-code-font-family, monospace)"
+    head = "".join(f'<th style="{cell}">{_html.escape(name)}</th>' for name in header)
+    rows = "".join(
+        "<tr>" + "".join(f'<td style="{cell}">{_html.escape(value)}</td>' for value in row) + "</tr>"
+        for row in body
+    )
+    title = f'<div style="{_STYLE}; padding: 8px 0 2px">{_html.escape(caption)}</div>' if caption else ""
+    return f'{title}<table style="{_STYLE}; margin-top: 4px"><tr>{head}</tr>{rows}</table>'
+
+
+def png_data_url(figure: Any, *, dpi: int = 80) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URL, to embed in HTML."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def pictures(draw: Any, *args: Any) -> list[str]:
+    """``draw(*args)`` (a function of :mod:`mlbasics.plotting` returning a figure) as a data URL,
+    or nothing without matplotlib: the summary is then the table alone."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return []
+    return [png_data_url(draw(*args))]
+
+
+# -- the summaries ------------------------------------------------------------------------------
+
+
+def _settings_text(experiment: Experiment) -> str:
+    return f"{component_text(experiment.optimizer)}, loss {component_text(experiment.loss)}, seed {experiment.seed}"
+
+
+def train_result(result: Any) -> tuple[str, Rows]:
+    """A :class:`mlbasics.TrainResult`'s title and rows."""
+    experiment = result.experiment
+    title = f"TrainResult: {component_text(experiment.model)} on {component_text(experiment.dataset)}"
+    done = result.epochs - result.resumed_from
+    speed = f", {done / result.seconds:,.0f} epochs/s" if result.seconds > 0 and done > 1 else ""
+    rows: Rows = [
+        ("optimizer", _settings_text(experiment)),
+        (
+            "trained",
+            f"{plural(result.epochs, 'epoch')} on {result.device} in {seconds(result.seconds)}{speed}",
+        ),
+    ]
+    if result.resumed_from:
+        rows[-1] = (
+            "trained",
+            f"epochs {result.resumed_from + 1}-{result.epochs}" + rows[-1][1].split(" epochs", 1)[1],
+        )
+        rows.append(("resumed", f"from epoch {result.resumed_from}"))
+    if result.stopped:
+        rows.append(("stopped", result.stopped))
+    rows.append(("loss", loss_text(result.history)))
+    rows.append(("parameters", parameters_text(result.parameters)))
+    return title, rows
+
+
+def train_result_html(result: Any) -> str:
+    from mlbasics.plotting import training_figure
+
+    return html(*train_result(result), pictures=pictures(training_figure, result))
+
+
+#: A sweep's summary lists this many members, best first.
+TOP_MEMBERS = 5
+
+
+def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
+    """A :class:`mlbasics.SweepResult`'s title, rows and its best members' lines."""
+    experiment = result.experiment
+    members = result.members
+    title = (
+        f"SweepResult: {plural(len(members), 'member')} of {component_text(experiment.model)} "
+        f"on {component_text(experiment.dataset)}, over {' × '.join(result.axes)}"
+    )
+    ranked = result.ranked()
+    losses = [member.final_loss for member in ranked]
+    finite = [loss for loss in losses if math.isfinite(loss)]
+    spread = "all diverged"
+    if finite:
+        spread = (
+            f"best {number(finite[0])}, median {number(finite[len(finite) // 2])}, worst {number(finite[-1])}"
+        )
+    if len(finite) < len(losses):
+        spread += f" ({len(losses) - len(finite)} diverged)"
+    epochs = sorted({len(member.history) for member in members})
+    each = f"{plural(epochs[0], 'epoch')} each" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs"
+    how = result.mode + (f" ({result.reason})" if result.reason else "")
+    rows: Rows = [
+        ("optimizer", _settings_text(experiment)),
+        (
+            "trained",
+            f"{each}, {how} on {result.device} in {seconds(result.seconds)} "
+            f"(+{seconds(result.setup_seconds)} setting up)",
+        ),
+        ("final loss", spread),
+    ]
+    width = len(str(len(ranked)))
+    lines = [
+        f"  {rank:>{width}}. {member.label}: {number(member.final_loss)}"
+        for rank, member in enumerate(ranked[:TOP_MEMBERS], 1)
+    ]
+    if len(ranked) > TOP_MEMBERS:
+        lines.append(f"  ... {len(ranked) - TOP_MEMBERS} more (.ranked(), .members)")
+    return title, rows, ["  best first:", *lines]
+
+
+def sweep_result_html(result: Any, *, shown: int = 10) -> str:
+    from mlbasics.plotting import sweep_figure
+
+    title, rows, _ = sweep_result(result)
+    ranked = result.ranked()
+    body = [
+        [str(rank), *(repr(member.values[axis]) for axis in result.axes), number(member.final_loss)]
+        for rank, member in enumerate(ranked[:shown], 1)
+    ]
+    more = f" ({len(ranked) - shown} more in .ranked())" if len(ranked) > shown else ""
+    table = html_table(["rank", *result.axes, "final loss"], body, caption=f"best first{more}")
+    return html(title, rows, tables=[table], pictures=pictures(sweep_figure, result))
+
+
+def sweep_member(member: Any) -> str:
+    return (
+        f"SweepMember({member.index}: {member.label}, final loss {number(member.final_loss)} "
+        f"after {plural(len(member.history), 'epoch')})"
+    )
+
+
+def checkpoint(point: Any) -> tuple[str, Rows]:
+    """A :class:`mlbasics.Checkpoint`'s title and rows."""
+    experiment = point.experiment
+    title = (
+        f"Checkpoint: {component_text(experiment.model)} on {component_text(experiment.dataset)}, "
+        f"epoch {point.epoch} of {experiment.epochs}"
+    )
+    rows: Rows = [
+        ("run", f"{point.run} ({point.folder.name})"),
+        ("optimizer", _settings_text(experiment)),
+        ("trained on", f"{point.device}, with mlbasics {point.mlbasics_version}"),
+        ("loss", loss_text(point.history)),
+        ("parameters", parameters_text(point.weights)),
+    ]
+    return title, rows
+
+
+def checkpoint_html(point: Any) -> str:
+    from mlbasics.plotting import loss_figure
+
+    return html(
+        *checkpoint(point),
+        pictures=pictures(loss_figure, point.history, point.components["loss"].name),
+    )
+
+
+def experiment(value: Experiment) -> tuple[str, Rows]:
+    rows: Rows = [(kind, component_text(component)) for kind, component in value.components().items()]
+    settings = f"{plural(value.epochs, 'epoch')} on device {value.device}, seed {value.seed}"
+    if value.log_every is not None:
+        settings += f", log_every {value.log_every}"
+    if value.cuda_graph is not True:
+        settings += f", cuda_graph {value.cuda_graph!r}"
+    rows.append(("training", settings))
+    return "Experiment", rows
+
+
+def dataset_title(data: Any) -> str:
+    features = ", ".join(data.feature_names)
+    return (
+        f"Dataset: {plural(data.n_samples, 'row')}, {plural(data.n_features, 'feature')} "
+        f"({features if len(features) <= 60 else features[:57] + '...'}) → {data.target_name}"
+    )
+
+
+def dataset_truth(data: Any) -> str | None:
+    truth = data.ground_truth
+    if truth is None:
+        return None
+    weights = ", ".join(number(weight) for weight in truth.weights)
+    return f"ground truth: weights ({weights}), bias {number(truth.bias)}"
+
+
+def dataset_html(data: Any, *, shown: int = 10) -> str:
+    names = [*data.feature_names, data.target_name]
+    import torch
+
+    table = torch.cat([data.features[:shown], data.targets[:shown]], dim=1).tolist()
+    more = data.n_samples - min(shown, data.n_samples)
+    caption = f"first {shown} rows ({more} more in .features, .targets)" if more else ""
+    body = [[number(value, 6) for value in row] for row in table]
+    truth = dataset_truth(data)
+    rows: Rows = [("ground truth", truth.partition(": ")[2])] if truth else []
+    return html(dataset_title(data), rows, tables=[html_table(names, body, caption=caption)])
