@@ -27,6 +27,11 @@ from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
 SEQUENTIAL: Final = "sequential"
+#: The most members one sweep may have. Each member is built on its own (its model, optimizer, data
+#: and loss history are held until the sweep ends), so a grid must stay countable; 10,000 is a
+#: hundred times the lecture's sweeps. A larger grid is refused, with its size, before anything of
+#: it is built.
+MAX_MEMBERS: Final = 10_000
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -120,7 +125,7 @@ def grid_axes(
     grid: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, list[Any]]:
     """The sweep's axes by setting key (``seed``, ``optimizer.lr``, ...), checked for shape."""
-    axes: dict[str, list[Any]] = {}
+    axes: dict[str, Sequence[Any]] = {}
     problems: list[str] = []
     named = [("seed", seeds), ("optimizer.lr", lrs)]
     for key, values in [*named, *(grid or {}).items()]:
@@ -135,12 +140,24 @@ def grid_axes(
         if len(values) == 0:
             problems.append(f"sweep: {key!r} has no values")
             continue
-        axes[key] = list(values)
+        axes[key] = values  # not copied yet: a range(10**10) must be refused, not listed
     if not axes and not problems:
         problems.append("sweep: nothing to vary; give seeds, lrs or a grid")
     if problems:
         raise ValidationError(problems)
-    return axes
+    size_problem = too_many_members({key: len(values) for key, values in axes.items()})
+    if size_problem is not None:
+        raise ValidationError([size_problem])
+    return {key: list(values) for key, values in axes.items()}
+
+
+def too_many_members(sizes: Mapping[str, int]) -> str | None:
+    """Why a grid with ``sizes`` values per axis has more than :data:`MAX_MEMBERS` members, or ``None``."""
+    members = math.prod(sizes.values())
+    if members <= MAX_MEMBERS:
+        return None
+    shape = " x ".join(f"{count:,} {key}" for key, count in sizes.items())
+    return f"sweep: {shape} is {members:,} members; a sweep holds at most {MAX_MEMBERS:,}"
 
 
 def grid_members(

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from mlbasics.cli._output import format_param, param_to_json, plugin_label, print_json, stdout
 from mlbasics.registry import Registry, default_registry
-from mlbasics.specs import ComponentSpec
+from mlbasics.specs import ComponentSpec, plural
 
 
 def add_parser(commands: Any) -> None:
@@ -56,7 +56,12 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
     """One section per kind, one row per component: the reference page of the docs."""
     lines: list[str] = []
     for kind in dict.fromkeys(spec.kind for spec in specs):
-        lines += [f"## {kind.capitalize()}s", "", "| name | summary | params | plugin |", "|---|---|---|---|"]
+        lines += [
+            f"## {plural(kind).capitalize()}",
+            "",
+            "| name | summary | params | plugin |",
+            "|---|---|---|---|",
+        ]
         for spec in (s for s in specs if s.kind == kind):
             params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
             summary = spec.summary.replace("|", "\\|")
