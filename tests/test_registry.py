@@ -179,7 +179,9 @@ def test_resolve_fills_in_defaults(registry: Registry) -> None:
 
 def test_same_name_from_two_plugins_is_an_error_naming_both() -> None:
     registry = Registry.isolated(_plugin(_activation("relu"), name="fancy"), strict=False)
-    with pytest.raises(PluginError, match=r"activation 'relu' is provided by both builtins \(mlbasics [\d.]+\) and fancy"):
+    with pytest.raises(
+        PluginError, match=r"activation 'relu' is provided by both builtins \(mlbasics [\d.]+\) and fancy"
+    ):
         registry.get("activation", "relu")
     assert {registry.status(s) for s in registry.specs("activation", "relu")} == {"conflict"}
     assert registry.get("activation", "tanh")  # everything else keeps working
