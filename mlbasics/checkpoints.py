@@ -165,7 +165,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "mlbasics_version": __version__,
         "torch_version": torch.__version__,
         "device": str(setup.device),
-        "components": {kind: attrs.asdict(info) for kind, info in setup.components.items()},
+        "components": {kind: info.to_dict() for kind, info in setup.components.items()},
         "data": {
             "feature_names": list(setup.dataset.feature_names),
             "target_name": setup.dataset.target_name,

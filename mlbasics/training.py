@@ -59,6 +59,21 @@ class ComponentInfo:
     uses: dict[str, ComponentInfo] = attrs.field(factory=dict, hash=False)
     kind: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON holds it; ``uses`` and ``kind`` only where there are some."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "params": self.params,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+        }
+        if self.uses:
+            data["uses"] = {param: used.to_dict() for param, used in self.uses.items()}
+        if self.kind is not None:
+            data["kind"] = self.kind
+        return data
+
     @classmethod
     def of(cls, spec: ComponentSpec, params: dict[str, Any]) -> ComponentInfo:
         plugin = spec.plugin
@@ -184,7 +199,7 @@ class TrainResult:
             "interrupted_by": signal_name(self.interrupted_by) if self.interrupted_by else None,
             "resumed_from": self.resumed_from,
             "parameters": {name: value.tolist() for name, value in self.parameters.items()},
-            "components": {kind: attrs.asdict(info) for kind, info in self.components.items()},
+            "components": {kind: info.to_dict() for kind, info in self.components.items()},
             "experiment": self.experiment.to_dict(),
             "history": self.history,
         }

@@ -28,6 +28,7 @@ from mlbasics.plugins import PluginSet, PluginSettings
 from mlbasics.specs import MAX_NESTING, nested_too_deeply
 from mlbasics.sweeps import MAX_MEMBERS
 from tests import reliability_plugin
+from tests.conftest import FakeSite
 
 # One component of every kind whose factory raises what EDGE_FAIL names (built normally if unset).
 FAILING_PLUGIN = """
@@ -313,6 +314,25 @@ def test_a_plugin_that_exits_while_loading_is_set_aside(
     assert main(["--plugins-dir", str(folder), "train", "--epochs", "2", "--quiet", "--json"]) == 0
 
 
+def test_an_installed_plugin_that_exits_on_import_is_set_aside(
+    site: FakeSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.install(
+        "mlbasics-quitter",
+        entry_points={"quitter": "quitter_plugin"},
+        modules={"quitter_plugin": "raise SystemExit(4)\n"},
+    )
+    assert main(["plugins", "--json"]) == 0
+    records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (records["quitter"]["status"], records["quitter"]["error"]) == (
+        "failed",
+        "import failed: SystemExit: 4",
+    )
+    assert (
+        main(["train", "--dataset", "tiny", "--model", "linear", "--epochs", "1", "--quiet", "--json"]) == 0
+    )
+
+
 def test_ctrl_c_while_a_plugin_loads_still_interrupts(tmp_path: Path) -> None:
     path = tmp_path / "slow.py"
     path.write_text("raise KeyboardInterrupt\n")
@@ -501,7 +521,7 @@ def test_a_sweep_too_large_is_refused_up_front_with_its_size(
 def test_the_api_refuses_a_huge_grid_without_listing_it() -> None:
     with pytest.raises(ValidationError, match=r"1,000,000,000,000 seed is 1,000,000,000,000 members"):
         mlbasics.sweep(seeds=range(10**12), epochs=1)
-    assert MAX_MEMBERS == 10_000  # the documented limit (docs/sweeps.md)
+    assert MAX_MEMBERS == 10_000  # the documented limit (README.md, docs/performance.md)
 
 
 # -- a forced resume with another model ----------------------------------------------------------
