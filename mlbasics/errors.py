@@ -117,5 +117,7 @@ def caused_by_params(exc: BaseException) -> bool:
     """The rule for an exception a component's factory raises: the params the user chose caused it
     (exit status 2) when it is a ``ValueError`` or ``TypeError`` (how a factory refuses a value its
     declaration let through), an ``OverflowError``, or running out of memory (sizes the user chose);
-    anything else is a bug in the plugin (exit status 1)."""
+    anything else is a bug in the plugin (exit status 1). One exception to it: a ``TypeError`` raised
+    by calling the factory at all (its signature does not take its declared params) is the
+    plugin's bug too; :func:`mlbasics.registry.build_error` checks that."""
     return isinstance(exc, ValueError | TypeError | OverflowError) or is_out_of_memory(exc)

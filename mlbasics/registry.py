@@ -325,6 +325,13 @@ def build_error(spec: ComponentSpec, values: Mapping[str, Any], exc: BaseExcepti
             f"{where} ran out of memory being built{with_params}; choose smaller sizes ({one_line(exc)})",
             error=exc,
         )
+    if isinstance(exc, TypeError) and exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+        # Raised by the call itself, before the factory ran: its signature does not take the params
+        # it declares, which no value a user gives can fix.
+        return PluginBugError(
+            f"{where} cannot be called with its declared params, a bug in the plugin: {one_line(exc)}",
+            error=exc,
+        )
     if caused_by_params(exc):
         return ComponentBuildError(f"{where} refused its params: {one_line(exc)}", error=exc)
     return PluginBugError(

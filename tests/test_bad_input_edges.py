@@ -191,6 +191,21 @@ def test_a_factory_that_raises_is_one_line_naming_component_and_plugin(
     assert _snapshot(tmp_path) == before  # no run folder, not even an empty one
 
 
+def test_a_factory_whose_signature_does_not_take_its_params_is_a_plugin_bug(
+    plugin_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin_file.write_text(
+        FAILING_PLUGIN.replace("def model(in_features, out_features):", "def model(in_features):")
+    )
+    argv = ["--plugins-dir", str(plugin_file), "train", *CHOOSE["model"], "--epochs", "1", "--quiet"]
+    line = _fails(argv, capsys, status=1)
+    assert "model 'edge-model' from plugin edges" in line
+    assert (
+        "cannot be called with its declared params, a bug in the plugin: TypeError: model() got an unexpected keyword argument 'out_features'"
+        in line
+    )
+
+
 def test_the_same_plugin_trains_when_its_factories_do_not_fail(
     plugin_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

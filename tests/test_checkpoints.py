@@ -95,7 +95,8 @@ def test_predicting_with_another_plugin_needs_force(run: Path, registry: Registr
     expected = checkpoint.predict(x, registry)
     checkpoint.components["model"] = attrs.evolve(checkpoint.components["model"], plugin="elsewhere")
     with pytest.raises(
-        mlbasics.ValidationError, match=r"from plugin elsewhere \(mlbasics .*\), .* \(--force uses it anyway\)$"
+        mlbasics.ValidationError,
+        match=r"from plugin elsewhere \(mlbasics .*\), .* \(--force uses it anyway\)$",
     ):
         checkpoint.predict(x, registry)
     assert torch.equal(checkpoint.predict(x, registry, force=True), expected)
