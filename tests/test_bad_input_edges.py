@@ -487,11 +487,12 @@ def test_an_allow_list_with_one_unknown_name_says_which(
     line = _fails(["train", "--optimizer", "adam", "--epochs", "1", "--quiet"], capsys)
     assert "MLBASICS_PLUGINS names 'torch-optimm', which is not an installed plugin" in line
     assert line.endswith("so optimizer 'adam' is unknown")
-    # `mlbasics plugins` warns too, and still lists what it found.
-    assert main(["plugins"]) == 0
-    out, err = capsys.readouterr()
-    assert err.startswith("mlbasics: warning: MLBASICS_PLUGINS names 'torch-optimm'")
-    assert "builtins" in out
+    # `mlbasics plugins` and `mlbasics list` warn too, and still list what they found.
+    for command, shows in (("plugins", "builtins"), ("list", "mlp")):
+        assert main([command]) == 0
+        out, err = capsys.readouterr()
+        assert err.startswith("mlbasics: warning: MLBASICS_PLUGINS names 'torch-optimm'")
+        assert shows in out
 
 
 def test_an_empty_allow_list_says_it_loads_nothing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.table import Table
@@ -75,6 +76,9 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
 def run(args: argparse.Namespace) -> int:
     registry = default_registry()
     specs = registry.specs(args.kind, args.pattern)
+    allow_problem = registry.plugins.allow_list_problem()
+    if allow_problem is not None:
+        print(f"mlbasics: warning: {allow_problem}", file=sys.stderr)
     if args.format == "json":
         print_json([to_json(registry, spec) for spec in specs])
         return 0
