@@ -156,7 +156,7 @@ def too_many_members(sizes: Mapping[str, int]) -> str | None:
     members = math.prod(sizes.values())
     if members <= MAX_MEMBERS:
         return None
-    shape = " x ".join(f"{count:,} {key}" for key, count in sizes.items())
+    shape = " x ".join(f"{count:,} values of {key}" for key, count in sizes.items())
     return f"sweep: {shape} is {members:,} members; a sweep holds at most {MAX_MEMBERS:,}"
 
 

@@ -523,7 +523,7 @@ def test_an_empty_allow_list_says_it_loads_nothing(
                 "--grid",
                 "optimizer.momentum=[0.0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95]",
             ],
-            "sweep: 1,000 seed x 11 optimizer.momentum is 11,000 members; a sweep holds at most 10,000",
+            "sweep: 1,000 values of seed x 11 values of optimizer.momentum is 11,000 members; a sweep holds at most 10,000",
         ),
     ],
 )
@@ -535,7 +535,10 @@ def test_a_sweep_too_large_is_refused_up_front_with_its_size(
 
 
 def test_the_api_refuses_a_huge_grid_without_listing_it() -> None:
-    with pytest.raises(ValidationError, match=r"1,000,000,000,000 seed is 1,000,000,000,000 members"):
+    with pytest.raises(
+        ValidationError,
+        match=r"^sweep: 1,000,000,000,000 values of seed is 1,000,000,000,000 members; a sweep holds at most 10,000$",
+    ):
         mlbasics.sweep(seeds=range(10**12), epochs=1)
     assert MAX_MEMBERS == 10_000  # the documented limit (README.md, docs/performance.md)
 
