@@ -197,7 +197,8 @@ class Experiment:
         problems: list[str] = []
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if nested_too_deeply(value, MAX_NESTING - 1):  # the document itself is one level
+            # A component's table is one level more than its params, which are what --set sets.
+            if nested_too_deeply(value, MAX_NESTING + (key in COMPONENT_KINDS and isinstance(value, dict))):
                 problems.append(f"{source}: {key}: {_TOO_DEEP}")
             elif key in COMPONENT_KINDS:
                 try:
