@@ -19,7 +19,14 @@ import attrs
 import torch
 
 from mlbasics.ensemble import NotVmappable, SGDSettings, model_problem, sgd_settings, train_stacked
-from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
+from mlbasics.errors import (
+    DivergenceError,
+    MlbasicsError,
+    TrainingError,
+    ValidationError,
+    is_out_of_memory,
+    one_line,
+)
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
@@ -282,16 +289,25 @@ def _vmapped(
 ) -> SweepResult:
     first = setups[0]
     count = len(setups)
-    run = train_stacked(
-        [s.model for s in setups],
-        first.loss,
-        first.features,
-        first.targets,
-        settings,
-        epochs=first.experiment.epochs,
-        interval=sync_interval(first.experiment),
-        on_sync=None if bar is None else lambda done: bar.update(done * count),
-    )
+    try:
+        run = train_stacked(
+            [s.model for s in setups],
+            first.loss,
+            first.features,
+            first.targets,
+            settings,
+            epochs=first.experiment.epochs,
+            interval=sync_interval(first.experiment),
+            on_sync=None if bar is None else lambda done: bar.update(done * count),
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise TrainingError(
+            f"out of memory training {count:,} members of model {first.specs['model'].name!r} as one vmapped "
+            f"ensemble on {first.device}; sweep fewer at once, or train them one after another with "
+            f"--sequential ({one_line(exc)})"
+        ) from exc
     result_members = tuple(
         SweepMember(
             index=i, values=values, experiment=member, history=run.histories[i], parameters=run.parameters[i]

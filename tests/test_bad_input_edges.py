@@ -274,6 +274,21 @@ def test_running_out_of_memory_while_training_is_one_line(
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
+def test_running_out_of_memory_in_a_vmapped_sweep_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stacked step's allocation failing (stood in for: a thousand members of a model that
+    fits once but not a thousand times) is one line that points to --sequential."""
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+    monkeypatch.setattr(mlbasics.sweeps, "train_stacked", out_of_memory)
+    line = _fails(["sweep", "--seeds", "0-2", "--dataset", "tiny", "--epochs", "2", "--quiet"], capsys)
+    assert "out of memory training 3 members of model 'mlp' as one vmapped ensemble on cpu" in line
+    assert "--sequential" in line
+
+
 @pytest.mark.parametrize(
     ("exc", "users"),
     [
