@@ -13,10 +13,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mlbasics.errors import (
+    ComponentBuildError,
     DataError,
     DeviceError,
     DivergenceError,
     MlbasicsError,
+    PluginBugError,
     PluginError,
     TrainingError,
     UnknownComponentError,
@@ -93,6 +95,7 @@ __all__ = [
     "Checkpointer",
     "ClosedFormSolver",
     "Component",
+    "ComponentBuildError",
     "ComponentSpec",
     "DataError",
     "Dataset",
@@ -104,6 +107,7 @@ __all__ = [
     "MlbasicsError",
     "NotCollapsibleError",
     "Param",
+    "PluginBugError",
     "PluginError",
     "PluginInfo",
     "PluginRecord",

@@ -17,7 +17,7 @@ import torch
 
 from mlbasics.errors import DataError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
-from mlbasics.specs import Kind
+from mlbasics.specs import KINDS, MAX_NESTING, Kind
 from mlbasics.training import ComponentInfo
 
 FORMAT: Final = "mlbasics-checkpoint"
@@ -118,22 +118,7 @@ def read_state(path: Path, data: bytes) -> dict[str, Any]:
 def read_components(path: Path, data: dict[str, Any], experiment: Experiment) -> dict[Kind, ComponentInfo]:
     components: dict[Kind, ComponentInfo] = {}
     for kind in COMPONENT_KINDS:
-        entry = data.get(kind)
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("name"), str)
-            and isinstance(entry.get("params"), dict)
-            and isinstance(entry.get("plugin"), str)
-            and all(isinstance(entry.get(key), str | None) for key in ("distribution", "version"))
-        ):
-            raise DataError(f"{path}: the record of the {kind} is missing or malformed")
-        info = ComponentInfo(
-            name=entry["name"],
-            params=entry["params"],
-            plugin=entry["plugin"],
-            distribution=entry.get("distribution"),
-            version=entry.get("version"),
-        )
+        info = _component_record(path, data.get(kind), kind)
         if info.name != getattr(experiment, kind).name:
             raise DataError(
                 f"{path}: records {kind} {info.name!r}, but experiment.toml names "
@@ -141,6 +126,35 @@ def read_components(path: Path, data: dict[str, Any], experiment: Experiment) ->
             )
         components[kind] = info
     return components
+
+
+def _component_record(path: Path, entry: Any, what: str, *, depth: int = 0) -> ComponentInfo:
+    """One component's record, with the records of the components it used (``uses``, absent in
+    runs saved before they were recorded)."""
+    uses = entry.get("uses", {}) if isinstance(entry, dict) else None
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("params"), dict)
+        and isinstance(entry.get("plugin"), str)
+        and all(isinstance(entry.get(key), str | None) for key in ("distribution", "version", "kind"))
+        and isinstance(uses, dict)
+        and (depth == 0 or entry.get("kind") in KINDS)
+        and depth < MAX_NESTING
+    ):
+        raise DataError(f"{path}: the record of the {what} is missing or malformed")
+    return ComponentInfo(
+        name=entry["name"],
+        params=entry["params"],
+        plugin=entry["plugin"],
+        distribution=entry.get("distribution"),
+        version=entry.get("version"),
+        uses={
+            str(param): _component_record(path, nested, f"{what}'s {param}", depth=depth + 1)
+            for param, nested in uses.items()
+        },
+        kind=entry.get("kind"),
+    )
 
 
 def read_history(path: Path, data: bytes, epoch: int) -> list[float]:

@@ -52,11 +52,11 @@ from mlbasics._checkpoint_files import (
     read_tensors,
     verified,
 )
-from mlbasics._provenance import provenance_problems
+from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._state import capture_rng, decode, encode, restore_rng
 from mlbasics.errors import DataError, PluginError, ValidationError
-from mlbasics.experiment import Experiment
-from mlbasics.registry import Registry, default_registry
+from mlbasics.experiment import Component, Experiment
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import Kind
 from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
@@ -165,7 +165,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "mlbasics_version": __version__,
         "torch_version": torch.__version__,
         "device": str(setup.device),
-        "components": {kind: attrs.asdict(info) for kind, info in setup.components.items()},
+        "components": {kind: info.to_dict() for kind, info in setup.components.items()},
         "data": {
             "feature_names": list(setup.dataset.feature_names),
             "target_name": setup.dataset.target_name,
@@ -362,8 +362,7 @@ class Checkpoint:
         older than the one that trained it (unless ``force``)."""
         registry = registry or default_registry()
         problems = provenance_problems(self, registry, kinds=("model",))
-        if problems and not force:
-            raise ValidationError([f"{self.run}: {problem} (--force uses it anyway)" for problem in problems])
+        refuse(problems, prefix=str(self.run), force=force, hint="--force uses it anyway")
         info = self.components["model"]
         spec, values = registry.resolve("model", info.name, info.params)
         with torch.random.fork_rng(devices=[]):  # the weights are overwritten; the global RNG stays put
@@ -396,9 +395,10 @@ class Checkpoint:
             predictions: torch.Tensor = self.model(registry, force=force)(x)
         return predictions
 
-    def load_weights(self, model: nn.Module) -> None:
+    def load_weights(self, model: nn.Module, *, built: Component | None = None) -> None:
         """Copy the checkpoint's weights into ``model``, which must have exactly their names,
-        shapes and dtypes."""
+        shapes and dtypes. ``built`` is the model component as it is built now, for the message when
+        it differs from the saved one (a forced resume with another model)."""
         expected = model.state_dict()
         problems = [f"{name} is missing" for name in expected if name not in self.weights]
         problems += [f"{name} is not part of the model" for name in self.weights if name not in expected]
@@ -410,9 +410,16 @@ class Checkpoint:
                 )
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            saved = self.components["model"]
+            if built is None or (built.name, built.params) == (saved.name, saved.params):
+                which = f"model {saved.name!r}"
+            elif built.name != saved.name:
+                which = f"model {built.name!r} (the run was trained with {saved.name!r})"
+            else:
+                which = f"model {built.name!r} with {_shown(built.params)} (the run was trained with {_shown(saved.params)})"
             raise DataError(
-                f"{self.folder / 'model.safetensors'}: the weights do not fit model "
-                f"{self.components['model'].name!r}: {'; '.join(problems[:3])}{more}"
+                f"{self.folder / 'model.safetensors'}: the weights do not fit {which}: "
+                f"{'; '.join(problems[:3])}{more}"
             )
         model.load_state_dict(self.weights)
 
@@ -460,6 +467,11 @@ def locate(run: str | Path) -> Path:
         if (folder / name).exists():
             return folder / name
     raise DataError(f"{run}: holds no checkpoint (no {CHECKPOINT}/ folder); write one with --save {run}")
+
+
+def _shown(params: dict[str, Any]) -> str:
+    """A model's params as a message shows them: ``hidden=[3], activation='relu'``."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in MODEL_SIZE_PARAMS)
 
 
 def _describe(tensor: torch.Tensor) -> str:

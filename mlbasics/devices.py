@@ -1,10 +1,11 @@
-"""Choosing the device to train on. Asking for one that is not there is an error, never a fallback."""
+"""Choosing the device to train on. Asking for one that is not there, or that torch cannot use, is an
+error (one line), never a fallback."""
 
 from __future__ import annotations
 
 import torch
 
-from mlbasics.errors import DeviceError
+from mlbasics.errors import DeviceError, first_line
 from mlbasics.experiment import check_device_name
 
 
@@ -15,11 +16,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise DeviceError(problem)
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
+            device = torch.device("cuda")
+        elif torch.backends.mps.is_available():
+            device = torch.device("mps")
+        else:
+            return torch.device("cpu")
+        _check_usable(f"auto (chose {device.type})", device)
+        return device
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:  # a well-formed name torch still refuses (cuda:99999999999)
+        raise DeviceError(f"device {name!r} is not one torch accepts ({first_line(exc)})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a build without CUDA"
@@ -33,7 +40,23 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"device {name!r} is not available: this machine or torch build has no MPS support")
+    if device.type != "cpu":
+        _check_usable(repr(name), device)
     return device
+
+
+def _check_usable(name: str, device: torch.device) -> None:
+    """Put one number on ``device``: a device that is listed but cannot be used (a driver too old
+    for this torch, a GPU in exclusive use by another process, a build without kernels for it) fails
+    here with one line, not inside the first training step."""
+    try:
+        torch.zeros(1, device=device)
+    except (
+        RuntimeError,
+        ValueError,
+        AssertionError,
+    ) as exc:  # torch's device errors; AssertionError: no CUDA build
+        raise DeviceError(f"device {name} cannot be used: {first_line(exc)}") from None
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,8 +1,9 @@
 """Errors that users cause and can fix.
 
-Every error here means "your input is wrong", never "mlbasics is broken": the CLI prints it as one
-line per problem on stderr and exits with status 2, without a traceback. Anything else that escapes
-is a bug and keeps its traceback.
+Every :class:`MlbasicsError` means "your input is wrong", never "mlbasics is broken": the CLI prints
+it as one line per problem on stderr and exits with status 2, without a traceback.
+:class:`PluginBugError` means a plugin's own code failed: the CLI prints one line and exits with
+status 1. Anything else that escapes is a bug in mlbasics and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -33,6 +34,29 @@ class UnknownComponentError(ValidationError):
 
 class PluginError(MlbasicsError):
     """A plugin failed to load, or two plugins provide the same component name."""
+
+
+class ComponentBuildError(MlbasicsError):
+    """A component's factory refused the params it was given, or ran out of memory building it.
+
+    Which exceptions count as the user's (exit status 2) rather than the plugin's
+    (:class:`PluginBugError`, exit status 1) is decided by :func:`caused_by_params`. ``error`` is the
+    factory's own exception (also the ``__cause__``).
+    """
+
+    def __init__(self, message: str, *, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class PluginBugError(Exception):
+    """A plugin's code failed in a way no input explains (a ``KeyError`` in its factory, a
+    ``sys.exit()``): the plugin's fault, not the user's. Deliberately not an :class:`MlbasicsError`;
+    the CLI prints it as one line and exits with status 1. ``error`` is the original exception."""
+
+    def __init__(self, message: str, *, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class DeviceError(MlbasicsError):
@@ -74,3 +98,26 @@ def one_line(exc: BaseException) -> str:
     (the type name alone if it has no message)."""
     line = first_line(exc)
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+#: Words in the messages of the ``RuntimeError`` torch raises when an allocation fails (the CPU
+#: allocator's "not enough memory", CUDA's and MPS's "out of memory").
+_OUT_OF_MEMORY = ("not enough memory", "out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed: ``MemoryError``, ``torch.OutOfMemoryError`` (a
+    ``RuntimeError``), or a ``RuntimeError`` whose message says so."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(words in str(exc).lower() for words in _OUT_OF_MEMORY)
+
+
+def caused_by_params(exc: BaseException) -> bool:
+    """The rule for an exception a component's factory raises: the params the user chose caused it
+    (exit status 2) when it is a ``ValueError`` or ``TypeError`` (how a factory refuses a value its
+    declaration let through), an ``OverflowError``, or running out of memory (sizes the user chose);
+    anything else is a bug in the plugin (exit status 1). One exception to it: a ``TypeError`` raised
+    by calling the factory at all (its signature does not take its declared params) is the
+    plugin's bug too; :func:`mlbasics.registry.build_error` checks that."""
+    return isinstance(exc, ValueError | TypeError | OverflowError) or is_out_of_memory(exc)

@@ -37,7 +37,7 @@ import tomli_w
 from mlbasics._files import atomic_write_text
 from mlbasics.errors import DataError, ValidationError
 from mlbasics.registry import suggest
-from mlbasics.specs import Kind
+from mlbasics.specs import MAX_NESTING, Kind, nested_too_deeply
 
 COMPONENT_KINDS: Final[tuple[Kind, ...]] = ("dataset", "model", "loss", "optimizer")
 DEVICE_CHOICES: Final = "auto, cpu, cuda, cuda:N or mps"
@@ -165,6 +165,8 @@ class Experiment:
     def with_value(self, key: str, value: Any) -> Experiment:
         """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, a component
         (``model``), or a component param (``optimizer.lr``)."""
+        if nested_too_deeply(value):
+            raise ValidationError([f"{key}: {_TOO_DEEP}"])
         head, dot, param = key.partition(".")
         if not dot:
             if head in COMPONENT_KINDS:
@@ -192,7 +194,9 @@ class Experiment:
             key, eq, text = assignment.partition("=")
             if not eq or not key.strip():
                 raise ValidationError([f"--set needs KEY=VALUE, got {assignment!r}"])
-            experiment = experiment.with_value(key.strip(), parse_value(text.strip()))
+            experiment = experiment.with_value(
+                key.strip(), parse_value(text.strip(), where=f"--set {key.strip()}")
+            )
         return experiment
 
     # -- TOML ------------------------------------------------------------------------------------
@@ -215,7 +219,10 @@ class Experiment:
         problems: list[str] = []
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if key in COMPONENT_KINDS:
+            # A component's table is one level more than its params, which are what --set sets.
+            if nested_too_deeply(value, MAX_NESTING + (key in COMPONENT_KINDS and isinstance(value, dict))):
+                problems.append(f"{source}: {key}: {_TOO_DEEP}")
+            elif key in COMPONENT_KINDS:
                 try:
                     values[key] = Component.of(value)
                 except ValidationError as exc:
@@ -234,6 +241,8 @@ class Experiment:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise DataError(f"{source}: invalid TOML: {exc}") from None
+        except RecursionError:
+            raise DataError(f"{source}: a value {_TOO_DEEP}") from None
         return cls.from_dict(data, source=source)
 
     @classmethod
@@ -257,6 +266,7 @@ class Experiment:
         atomic_write_text(path, self.to_toml())
 
 
+_TOO_DEEP: Final = f"nested more than {MAX_NESTING} levels deep (lists in lists or tables in tables)"
 _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph")
 _ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS)
 
@@ -276,9 +286,15 @@ def _component_kind(kind: str) -> Kind:
     return kind
 
 
-def parse_value(text: str) -> Any:
-    """Read a TOML value (number, bool, list, quoted string); anything else is a plain string."""
+def parse_value(text: str, *, where: str = "value") -> Any:
+    """Read a TOML value (number, bool, list, quoted string); anything else is a plain string. A
+    value nested more than :data:`mlbasics.specs.MAX_NESTING` deep is refused, naming ``where``."""
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ValidationError([f"{where}: {_TOO_DEEP}"]) from None
+    if nested_too_deeply(value):
+        raise ValidationError([f"{where}: {_TOO_DEEP}"])
+    return value

@@ -4,7 +4,8 @@ Plugins are found through the ``mlbasics`` entry-point group (the built-in compo
 way), loaded from plain ``.py`` files (:mod:`mlbasics.plugin_files`), or registered directly with
 :meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy and asked for its components on
 its own: whatever goes wrong is recorded against that plugin (shown by ``mlbasics plugins``) and the
-rest carry on. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into errors, which is what a plugin
+rest carry on. That includes ``sys.exit()`` and any other ``BaseException`` a plugin raises while it
+is imported or asked for its components; only ``KeyboardInterrupt`` (Ctrl-C) goes through. ``MLBASICS_STRICT_PLUGINS=1`` turns such failures into errors, which is what a plugin
 author wants while developing one.
 
 Environment variables (read by :meth:`PluginSettings.from_env`):
@@ -40,6 +41,7 @@ from mlbasics.errors import PluginError, one_line
 from mlbasics.specs import ComponentSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "mlbasics"
+BUILTINS = "builtins"  # the plugin name of the built-in components
 PATHS_VARIABLE = "MLBASICS_PLUGINS_DIR"
 # Every environment variable that changes which plugins load (what a test clears to start clean).
 ENV_VARIABLES = ("MLBASICS_PLUGINS", "MLBASICS_DISABLE_PLUGINS", "MLBASICS_STRICT_PLUGINS", PATHS_VARIABLE)
@@ -112,6 +114,19 @@ class PluginSettings:
         return None
 
 
+def builtins_info() -> PluginInfo:
+    """The provenance of the built-in components, as their entry point gives it (distribution
+    ``mlbasics`` and its version), for registries that add them directly."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=BUILTINS):
+        if ep.dist is not None:
+            return PluginInfo(
+                name=BUILTINS, distribution=ep.dist.name, version=ep.dist.version, module=ep.value
+            )
+    from mlbasics import __version__  # run from a source tree that is not installed
+
+    return PluginInfo(name=BUILTINS, distribution="mlbasics", version=__version__, module="mlbasics.builtin")
+
+
 class PluginSet:
     """The plugins of one registry: a pluggy manager plus a record of every plugin seen."""
 
@@ -131,6 +146,24 @@ class PluginSet:
         """Every plugin seen, in the order it was found."""
         return list(self._records.values())
 
+    def allow_list_problem(self) -> str | None:
+        """What is wrong with ``MLBASICS_PLUGINS``, if it is set: empty (nothing loads), or naming
+        plugins that are not found (a typo, or a plugin not installed here); ``None`` if it is fine."""
+        allow = self.settings.allow
+        if allow is None:
+            return None
+        found = list(dict.fromkeys(record.name for record in self._records.values()))
+        if not allow:
+            return "MLBASICS_PLUGINS is set but empty, which loads no plugin"
+        unmatched = sorted(allow - set(found))
+        if not unmatched:
+            return None
+        names = ", ".join(repr(name) for name in unmatched)
+        which = (
+            "which is not an installed plugin" if len(unmatched) == 1 else "which are not installed plugins"
+        )
+        return f"MLBASICS_PLUGINS names {names}, {which} (installed: {', '.join(found) or 'none'})"
+
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load and register every plugin installed under the entry-point ``group``."""
         for ep in importlib.metadata.entry_points(group=group):
@@ -145,7 +178,9 @@ class PluginSet:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # sys.exit() in a plugin is that plugin's failure
                 self._fail(info, exc, context="import failed")
                 continue
             self._register(plugin, info)
@@ -175,7 +210,9 @@ class PluginSet:
             if record is None:
                 try:
                     module = plugin_files.load_file(file)
-                except Exception as exc:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # sys.exit() in a plugin is that plugin's failure
                     record = self._fail(info, exc, context="import failed")
                 else:
                     record = self._register(module, info)
@@ -225,7 +262,9 @@ class PluginSet:
         try:
             self._pm.register(plugin, name=info.name)
             self._pm.check_pending()  # catches misspelt hook names such as `mlbasics_model`
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # sys.exit() in a plugin is that plugin's failure
             if self._pm.is_registered(plugin):
                 self._pm.unregister(plugin)
             return self._fail(info, exc, context="invalid hooks")
@@ -268,7 +307,9 @@ class PluginSet:
                     continue
                 try:
                     specs = _checked_specs(impl.function(), kind=kind, hook=hook_name)
-                except Exception as exc:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # sys.exit() in a plugin is that plugin's failure
                     self._pm.unregister(name=impl.plugin_name)
                     self._fail(record.info, exc, context=f"hook {hook_name} failed")
                     collected.pop(impl.plugin_name, None)

@@ -14,9 +14,19 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from mlbasics.errors import PluginError, UnknownComponentError, ValidationError
-from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings
-from mlbasics.specs import KINDS, ComponentSpec, Kind
+from mlbasics.errors import (
+    ComponentBuildError,
+    MlbasicsError,
+    PluginBugError,
+    PluginError,
+    UnknownComponentError,
+    ValidationError,
+    caused_by_params,
+    is_out_of_memory,
+    one_line,
+)
+from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings, builtins_info
+from mlbasics.specs import KINDS, MAX_NESTING, PLURALS, ComponentSpec, Kind, nested_too_deeply
 
 #: Keys of a model's table that are not declared params: the sizes the model maps between.
 MODEL_SIZE_PARAMS: Final = ("in_features", "out_features")
@@ -41,7 +51,7 @@ def normalize_kind(kind: str) -> Kind:
     )
 
 
-_SINGULAR: Final = {"losses": "loss", **{f"{kind}s": kind for kind in KINDS if kind != "loss"}}
+_SINGULAR: Final = {plural: kind for kind, plural in PLURALS.items()}
 
 
 class Registry:
@@ -67,7 +77,7 @@ class Registry:
         if builtins:
             from mlbasics import builtin
 
-            registry.add_plugin(builtin, "builtins")
+            registry.plugins.add(builtin, info=builtins_info())  # with its real distribution and version
         for plugin in plugins:
             registry.add_plugin(plugin)
         return registry
@@ -149,7 +159,23 @@ class Registry:
             return f"unavailable: needs {', '.join(missing)}{hint}"
         return "available"
 
+    def conflicts(self, plugin: str) -> list[str]:
+        """The components of active plugin ``plugin`` that another plugin also provides (neither
+        overriding), each as ``"model 'mlp' (also from builtins)"``: names no one can use until
+        one of the plugins is disabled."""
+        self._load()
+        found = []
+        for (kind, name), specs in self._conflicts.items():
+            providers = [s.plugin.name for s in specs if s.plugin is not None]
+            if plugin in providers:
+                others = ", ".join(p for p in providers if p != plugin)
+                found.append(f"{kind} {name!r} (also from {others})")
+        return found
+
     def _unknown_message(self, kind: Kind, name: str) -> str:
+        allow_problem = self.plugins.allow_list_problem()
+        if allow_problem is not None:
+            return f"{allow_problem}, so {kind} {name!r} is unknown"
         known = self.names(kind)
         hint = suggest(name, known)
         if not hint:
@@ -222,14 +248,23 @@ class Registry:
 
     def instantiate(self, spec: ComponentSpec, values: Mapping[str, Any], /, *args: Any) -> Any:
         """Call ``spec``'s factory with params already checked by :meth:`resolve`. A param naming
-        another component reaches the factory as a zero-argument builder of that component."""
+        another component reaches the factory as a zero-argument builder of that component.
+
+        What the factory raises becomes one line naming the component and its plugin:
+        :class:`mlbasics.ComponentBuildError` if the params caused it, :class:`mlbasics.PluginBugError`
+        if the plugin did (the rule: :func:`mlbasics.errors.caused_by_params`)."""
         kwargs = {
             key: functools.partial(self.build, param.component, value)
             if (param := spec.param(key)) is not None and param.component is not None and value is not None
             else value
             for key, value in values.items()
         }
-        return spec.load_factory()(*args, **kwargs)
+        try:
+            return spec.load_factory()(*args, **kwargs)
+        except (MlbasicsError, PluginBugError, KeyboardInterrupt):
+            raise  # already one clear line (a nested component's, or the factory's own)
+        except BaseException as exc:  # a plugin's sys.exit() must not end the process either
+            raise build_error(spec, values, exc) from exc
 
     def _check_params(self, spec: ComponentSpec, params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         where = f"{spec.kind} {spec.name!r}"
@@ -258,6 +293,11 @@ class Registry:
                     problems.append(f"{where}: param {param.name!r} is required")
                     continue
                 value = param.default
+            elif nested_too_deeply(params[param.name]):
+                problems.append(
+                    f"{where}: param {param.name!r} is nested more than {MAX_NESTING} levels deep"
+                )
+                continue
             else:
                 try:
                     value = param.coerce(params[param.name])
@@ -271,6 +311,33 @@ class Registry:
                     continue
             values[param.name] = value
         return values, problems
+
+
+def build_error(spec: ComponentSpec, values: Mapping[str, Any], exc: BaseException) -> Exception:
+    """The one-line error for ``exc``, raised by ``spec``'s factory building from ``values``:
+    :class:`ComponentBuildError` when the params caused it, else :class:`PluginBugError`
+    (see :func:`mlbasics.errors.caused_by_params`)."""
+    where = f"{spec.kind} {spec.name!r} from plugin {spec.plugin or '?'}"
+    if is_out_of_memory(exc):
+        given = ", ".join(f"{k}={v!r}" for k, v in values.items() if k not in MODEL_SIZE_PARAMS)
+        with_params = f" with {given}" if given else ""
+        return ComponentBuildError(
+            f"{where} ran out of memory being built{with_params}; choose smaller sizes ({one_line(exc)})",
+            error=exc,
+        )
+    if isinstance(exc, TypeError) and exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+        # Raised by the call itself, before the factory ran: its signature does not take the params
+        # it declares, which no value a user gives can fix.
+        return PluginBugError(
+            f"{where} cannot be called with its declared params, a bug in the plugin: {one_line(exc)}",
+            error=exc,
+        )
+    if caused_by_params(exc):
+        return ComponentBuildError(f"{where} refused its params: {one_line(exc)}", error=exc)
+    return PluginBugError(
+        f"{where} failed while being built, a bug in the plugin rather than in the input: {one_line(exc)}",
+        error=exc,
+    )
 
 
 _default: Registry | None = None

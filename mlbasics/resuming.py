@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbasics._provenance import provenance_problems
+from mlbasics._provenance import provenance_problems, refuse
 from mlbasics.checkpoints import Checkpoint, Checkpointer
 from mlbasics.errors import ValidationError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment, with_settings
+from mlbasics.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
 from mlbasics.registry import Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, TrainResult, fit, prepare
@@ -65,9 +65,8 @@ def restore(
     difference (unless ``force``) and :class:`mlbasics.DataError` if the state does not fit."""
     registry = registry or default_registry()
     run = checkpoint.run
-    notes = provenance_problems(checkpoint, registry)
-    if notes and not force:
-        raise ValidationError([f"cannot resume {run}: {note} (--force resumes anyway)" for note in notes])
+    problems = provenance_problems(checkpoint, registry, experiment=experiment)
+    notes = refuse(problems, prefix=f"cannot resume {run}", force=force, hint="--force resumes anyway")
     if experiment.epochs < checkpoint.epoch:
         raise ValidationError(
             [f"cannot resume {run} to {experiment.epochs} epochs: it has trained {checkpoint.epoch} already"]
@@ -82,7 +81,8 @@ def restore(
             ]
         )
     notes += changed
-    checkpoint.load_weights(setup.model)
+    new_model = setup.components["model"]
+    checkpoint.load_weights(setup.model, built=Component(new_model.name, new_model.params))
     old_optimizer, new_optimizer = checkpoint.components["optimizer"], setup.components["optimizer"]
     if not isinstance(setup.optimizer, ClosedFormSolver):
         if old_optimizer.name == new_optimizer.name:

@@ -23,6 +23,38 @@ from mlbasics.errors import PluginError
 
 Kind = Literal["dataset", "model", "activation", "loss", "optimizer"]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
+#: Each kind's plural, as headings and messages spell it.
+PLURALS: Final[dict[Kind, str]] = {kind: "losses" if kind == "loss" else f"{kind}s" for kind in KINDS}
+
+
+#: How deep a value from a config, ``--set`` or a param may nest (lists in lists, tables in tables).
+#: Nothing mlbasics or a plugin declares comes close (a param is at most a list); a value nested
+#: deeper is refused before anything recurses into it (reading, validating, printing, writing TOML).
+MAX_NESTING: Final = 16
+
+
+def nested_too_deeply(value: object, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` holds lists, tuples or dicts more than ``limit`` deep; without recursing,
+    so any depth is safe to ask about."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def plural(kind: Kind) -> str:
+    """``"models"``, ``"losses"``."""
+    return PLURALS[kind]
+
 
 #: The value types a parameter may declare. They are exactly the types a TOML file can spell.
 PARAM_TYPES: Final[tuple[Any, ...]] = (int, float, bool, str, list[int], list[float], list[str])

@@ -21,7 +21,14 @@ import attrs
 import torch
 
 from mlbasics.ensemble import NotVmappable, StackedUpdate, model_problem, stacked_hyper, train_stacked
-from mlbasics.errors import DivergenceError, MlbasicsError, ValidationError
+from mlbasics.errors import (
+    DivergenceError,
+    MlbasicsError,
+    TrainingError,
+    ValidationError,
+    is_out_of_memory,
+    one_line,
+)
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
@@ -30,6 +37,11 @@ from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
 SEQUENTIAL: Final = "sequential"
+#: The most members one sweep may have. Each member is built on its own (its model, optimizer, data
+#: and loss history are held until the sweep ends), so a grid must stay countable; 10,000 is a
+#: hundred times the lecture's sweeps. A larger grid is refused, with its size, before anything of
+#: it is built.
+MAX_MEMBERS: Final = 10_000
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -141,7 +153,7 @@ def grid_axes(
     grid: Mapping[str, Sequence[Any]] | None = None,
 ) -> dict[str, list[Any]]:
     """The sweep's axes by setting key (``seed``, ``optimizer.lr``, ...), checked for shape."""
-    axes: dict[str, list[Any]] = {}
+    axes: dict[str, Sequence[Any]] = {}
     problems: list[str] = []
     named = [("seed", seeds), ("optimizer.lr", lrs)]
     for key, values in [*named, *(grid or {}).items()]:
@@ -156,12 +168,24 @@ def grid_axes(
         if len(values) == 0:
             problems.append(f"sweep: {key!r} has no values")
             continue
-        axes[key] = list(values)
+        axes[key] = values  # not copied yet: a range(10**10) must be refused, not listed
     if not axes and not problems:
         problems.append("sweep: nothing to vary; give seeds, lrs or a grid")
     if problems:
         raise ValidationError(problems)
-    return axes
+    size_problem = too_many_members({key: len(values) for key, values in axes.items()})
+    if size_problem is not None:
+        raise ValidationError([size_problem])
+    return {key: list(values) for key, values in axes.items()}
+
+
+def too_many_members(sizes: Mapping[str, int]) -> str | None:
+    """Why a grid with ``sizes`` values per axis has more than :data:`MAX_MEMBERS` members, or ``None``."""
+    members = math.prod(sizes.values())
+    if members <= MAX_MEMBERS:
+        return None
+    shape = " x ".join(f"{count:,} values of {key}" for key, count in sizes.items())
+    return f"sweep: {shape} is {members:,} members; a sweep holds at most {MAX_MEMBERS:,}"
 
 
 def grid_members(
@@ -316,17 +340,26 @@ def _vmapped(
 ) -> SweepResult:
     first = setups[0]
     count = len(setups)
-    run = train_stacked(
-        [s.model for s in setups],
-        first.loss,
-        first.features,
-        first.targets,
-        plan.update,
-        plan.hyper,
-        epochs=first.experiment.epochs,
-        interval=sync_interval(first.experiment),
-        on_sync=None if bar is None else lambda done: bar.update(done * count),
-    )
+    try:
+        run = train_stacked(
+            [s.model for s in setups],
+            first.loss,
+            first.features,
+            first.targets,
+            plan.update,
+            plan.hyper,
+            epochs=first.experiment.epochs,
+            interval=sync_interval(first.experiment),
+            on_sync=None if bar is None else lambda done: bar.update(done * count),
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise TrainingError(
+            f"out of memory training {count:,} members of model {first.specs['model'].name!r} as one vmapped "
+            f"ensemble on {first.device}; sweep fewer at once, or train them one after another with "
+            f"--sequential ({one_line(exc)})"
+        ) from exc
     result_members = tuple(
         SweepMember(
             index=i, values=values, experiment=member, history=run.histories[i], parameters=run.parameters[i]

@@ -23,10 +23,17 @@ from torch import nn
 
 from mlbasics.data import Dataset, data_fingerprint
 from mlbasics.devices import resolve_device, synchronize
-from mlbasics.errors import PluginError, ValidationError
+from mlbasics.errors import (
+    PluginError,
+    TrainingError,
+    UnknownComponentError,
+    ValidationError,
+    is_out_of_memory,
+    one_line,
+)
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.interrupts import Interrupt, signal_name
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
 from mlbasics.steppers import make_stepper
@@ -38,13 +45,34 @@ class StopTraining(Exception):
 
 @attrs.frozen(kw_only=True)
 class ComponentInfo:
-    """Which component was used, with its params, and which plugin (and version) supplied it."""
+    """Which component was used, with its params, and which plugin (and version) supplied it.
+
+    ``uses`` records the components it pulled in through its params (a model's ``activation``),
+    by param name, with their own provenance; ``kind`` is set on those nested records.
+    """
 
     name: str
     params: dict[str, Any] = attrs.field(hash=False)
     plugin: str
     distribution: str | None
     version: str | None
+    uses: dict[str, ComponentInfo] = attrs.field(factory=dict, hash=False)
+    kind: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON holds it; ``uses`` and ``kind`` only where there are some."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "params": self.params,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+        }
+        if self.uses:
+            data["uses"] = {param: used.to_dict() for param, used in self.uses.items()}
+        if self.kind is not None:
+            data["kind"] = self.kind
+        return data
 
     @classmethod
     def of(cls, spec: ComponentSpec, params: dict[str, Any]) -> ComponentInfo:
@@ -184,7 +212,7 @@ class TrainResult:
             "interrupted_by": signal_name(self.interrupted_by) if self.interrupted_by else None,
             "resumed_from": self.resumed_from,
             "parameters": {name: value.tolist() for name, value in self.parameters.items()},
-            "components": {kind: attrs.asdict(info) for kind, info in self.components.items()},
+            "components": {kind: info.to_dict() for kind, info in self.components.items()},
             "experiment": self.experiment.to_dict(),
             "history": self.history,
         }
@@ -198,6 +226,7 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     components on the chosen device. Raises a :class:`mlbasics.MlbasicsError` for any user error."""
     registry = registry or default_registry()
     problems = experiment.problems()
+    unknown: list[str] = []
     specs: dict[Kind, ComponentSpec] = {}
     kwargs: dict[Kind, dict[str, Any]] = {}
     for kind, component in experiment.components().items():
@@ -206,10 +235,20 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
         try:
             specs[kind], kwargs[kind] = registry.resolve(kind, component.name, params)
+        except UnknownComponentError as exc:
+            unknown.append(f"{kind} {component.name!r}")
+            problems += exc.problems
         except ValidationError as exc:
             problems += exc.problems
         except PluginError as exc:
             problems.append(str(exc))
+    allow_problem = registry.plugins.allow_list_problem()
+    if unknown and allow_problem is not None:
+        # One line for the cause rather than one "unknown" line per component it hides.
+        are = "is" if len(unknown) == 1 else "are"
+        problems = [f"{allow_problem}, so {', '.join(unknown)} {are} unknown"] + [
+            line for line in problems if not line.startswith(allow_problem)
+        ]
     if problems:
         raise ValidationError(problems)
     device = resolve_device(experiment.device)
@@ -220,7 +259,12 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(experiment.seed)
         model = _checked(specs["model"], registry.instantiate(specs["model"], kwargs["model"]), nn.Module)
-    model.to(device).train()
+    try:
+        model.to(device).train()
+    except (RuntimeError, MemoryError) as exc:  # a model that fits in the host's memory but not the GPU's
+        if not is_out_of_memory(exc):
+            raise
+        raise build_error(specs["model"], kwargs["model"], exc) from exc
     loss = registry.instantiate(specs["loss"], kwargs["loss"])
     if isinstance(loss, nn.Module):
         loss.to(device)
@@ -231,7 +275,7 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
             raise ValidationError([problem])
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise _contract_broken(specs["optimizer"], optimizer, "a torch.optim.Optimizer or a ClosedFormSolver")
-    components = {kind: ComponentInfo.of(specs[kind], kwargs[kind]) for kind in specs}
+    components = {kind: component_info(registry, specs[kind], kwargs[kind]) for kind in specs}
     return Setup(
         experiment=experiment,
         device=device,
@@ -244,6 +288,18 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         specs=specs,
         components=components,
     )
+
+
+def component_info(registry: Registry, spec: ComponentSpec, params: dict[str, Any]) -> ComponentInfo:
+    """``spec``'s provenance, with that of every component it pulls in through a param (each
+    built from its defaults, as :meth:`Registry.instantiate` builds it)."""
+    uses = {}
+    for param in spec.params:
+        value = params.get(param.name)
+        if param.component is not None and isinstance(value, str):
+            nested = component_info(registry, registry.get(param.component, value), {})
+            uses[param.name] = attrs.evolve(nested, kind=param.component)
+    return attrs.evolve(ComponentInfo.of(spec, params), uses=uses)
 
 
 def _model_sizes(experiment: Experiment, dataset: Dataset) -> dict[str, int]:
@@ -351,10 +407,25 @@ def fit(
     result = None
     try:
         result = _run(setup, epochs, callbacks)
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise TrainingError(_out_of_memory(setup, exc)) from exc
     finally:
         for callback in callbacks:
             callback.on_train_end(setup, result)
     return result
+
+
+def _out_of_memory(setup: Setup, exc: BaseException) -> str:
+    """One line for a training step that ran out of memory: which model, how big, how many rows."""
+    model = setup.components["model"]
+    sizes = ", ".join(f"{k}={v!r}" for k, v in model.params.items() if k not in MODEL_SIZE_PARAMS)
+    rows = setup.features.shape[0]
+    return (
+        f"out of memory training model {model.name!r}{f' ({sizes})' if sizes else ''} on {setup.device} "
+        f"with {rows:,} rows, in epoch {len(setup.history) + 1}; choose smaller sizes ({one_line(exc)})"
+    )
 
 
 def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResult:

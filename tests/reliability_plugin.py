@@ -90,6 +90,10 @@ SPECS = {
         ),
     ],
     "dataset": [ComponentSpec(kind="dataset", name="nan-data", factory=nan_data, summary="a NaN target")],
+    # Chosen through a model's param (model.activation=wobble): its provenance is recorded too.
+    "activation": [
+        ComponentSpec(kind="activation", name="wobble", factory=nn.Softsign, summary="x / (1 + |x|)")
+    ],
 }
 
 
@@ -98,6 +102,7 @@ def plugin() -> types.SimpleNamespace:
         mlbasics_models=hookimpl(lambda: SPECS["model"]),
         mlbasics_optimizers=hookimpl(lambda: SPECS["optimizer"]),
         mlbasics_datasets=hookimpl(lambda: SPECS["dataset"]),
+        mlbasics_activations=hookimpl(lambda: SPECS["activation"]),
     )
     namespace.__name__ = "reliability"
     return namespace

@@ -372,7 +372,9 @@ def test_a_run_whose_plugin_is_gone_names_the_plugin(site: FakeSite, tmp_path: P
     result = run_cli("train", "--resume", "run", "--epochs", "4", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(
-        "mlbasics: error: model 'mlp': param 'activation': unknown activation 'softsign'"
+        "mlbasics: error: cannot resume run: it was trained with activation 'softsign' (the activation of "
+        "model 'mlp') from plugin softsign (mlbasics-softsign 2.0), which is not available here"
     )
+    assert "--force" not in result.stderr  # forcing cannot bring a plugin back: not offered
     assert result.stderr.count("\n") == 1
     assert _snapshot(tmp_path / "run") == before

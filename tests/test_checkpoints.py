@@ -54,8 +54,8 @@ def test_the_run_folder_holds_plain_files_only(run: Path, registry: Registry) ->
         "name": "sgd",
         "params": {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.0},
         "plugin": "builtins",
-        "distribution": None,
-        "version": None,
+        "distribution": "mlbasics",  # the built-ins' real provenance, in an isolated registry too
+        "version": mlbasics.__version__,
     }
     assert state["data"]["feature_names"] == ["x1", "x2", "x3"]
     tensors = safetensors.torch.load_file(folder / "state.safetensors")
@@ -95,7 +95,8 @@ def test_predicting_with_another_plugin_needs_force(run: Path, registry: Registr
     expected = checkpoint.predict(x, registry)
     checkpoint.components["model"] = attrs.evolve(checkpoint.components["model"], plugin="elsewhere")
     with pytest.raises(
-        mlbasics.ValidationError, match=r"from plugin elsewhere, .* \(--force uses it anyway\)$"
+        mlbasics.ValidationError,
+        match=r"from plugin elsewhere \(mlbasics .*\), .* \(--force uses it anyway\)$",
     ):
         checkpoint.predict(x, registry)
     assert torch.equal(checkpoint.predict(x, registry, force=True), expected)

@@ -301,7 +301,8 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(
         DataError,
-        match=r"model\.safetensors: the weights do not fit model 'mlp': 0\.weight is \(3, 1\) float32 in the "
+        match=r"model\.safetensors: the weights do not fit model 'mlp' with hidden=\[4\], activation='relu' \(the "
+        r"run was trained with hidden=\[3\], activation='relu'\): 0\.weight is \(3, 1\) float32 in the "
         r"checkpoint but \(4, 1\) float32 in the model; 0\.bias is",
     ):
         mlbasics.resume(tmp_path, registry=REGISTRY, force=True, model={"name": "mlp", "hidden": [4]})

@@ -35,7 +35,7 @@ def test_result_holds_history_parameters_and_provenance(registry: Registry) -> N
     assert set(result.parameters) == {"weight", "bias"}
     assert result.parameters["weight"].device.type == "cpu"
     optimizer = result.components["optimizer"]
-    assert (optimizer.name, optimizer.plugin, optimizer.distribution) == ("sgd", "builtins", None)
+    assert (optimizer.name, optimizer.plugin, optimizer.distribution) == ("sgd", "builtins", "mlbasics")
     assert optimizer.params == {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}
     assert result.components["model"].params == {"in_features": 3, "out_features": 1, "bias": True}
     assert result.stopped is None

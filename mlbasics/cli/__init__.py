@@ -3,7 +3,8 @@ with saved runs.
 
 Each command lives in its own module with an ``add_parser`` and a ``run``. User errors
 (:class:`mlbasics.MlbasicsError`) are printed as ``mlbasics: error: ...``, one line per problem, and
-exit with status 2; ``--debug`` shows the traceback instead. Nothing here imports torch until a
+exit with status 2; a plugin's own failure (:class:`mlbasics.PluginBugError`) is one line and exits
+with status 1; ``--debug`` shows the traceback instead. Nothing here imports torch until a
 command needs it, so ``mlbasics list`` starts fast.
 """
 
@@ -21,10 +22,11 @@ from mlbasics.cli import plugins as plugins_command
 from mlbasics.cli import predict as predict_command
 from mlbasics.cli import sweep as sweep_command
 from mlbasics.cli import train as train_command
-from mlbasics.errors import MlbasicsError
+from mlbasics.errors import MlbasicsError, PluginBugError, first_line
 
 COMMANDS = (list_command, plugins_command, train_command, sweep_command, predict_command)
 EXIT_USER_ERROR = 2
+EXIT_PLUGIN_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -65,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"mlbasics: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except PluginBugError as exc:
+        if args.debug:
+            raise
+        print(f"mlbasics: error: {first_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_PLUGIN_BUG
     except KeyboardInterrupt:
         print("mlbasics: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

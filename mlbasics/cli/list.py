@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.table import Table
@@ -10,7 +11,7 @@ from rich.text import Text
 
 from mlbasics.cli._output import format_param, param_to_json, plugin_label, print_json, stdout
 from mlbasics.registry import Registry, default_registry
-from mlbasics.specs import ComponentSpec
+from mlbasics.specs import ComponentSpec, plural
 
 
 def add_parser(commands: Any) -> None:
@@ -58,7 +59,12 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
     """One section per kind, one row per component: the reference page of the docs."""
     lines: list[str] = []
     for kind in dict.fromkeys(spec.kind for spec in specs):
-        lines += [f"## {kind.capitalize()}s", "", "| name | summary | params | plugin |", "|---|---|---|---|"]
+        lines += [
+            f"## {plural(kind).capitalize()}",
+            "",
+            "| name | summary | params | plugin |",
+            "|---|---|---|---|",
+        ]
         for spec in (s for s in specs if s.kind == kind):
             params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
             summary = spec.summary.replace("|", "\\|")
@@ -72,6 +78,9 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
 def run(args: argparse.Namespace) -> int:
     registry = default_registry()
     specs = registry.specs(args.kind, args.pattern)
+    allow_problem = registry.plugins.allow_list_problem()
+    if allow_problem is not None:
+        print(f"mlbasics: warning: {allow_problem}", file=sys.stderr)
     if args.format == "json":
         print_json([to_json(registry, spec) for spec in specs])
         return 0

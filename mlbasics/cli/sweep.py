@@ -63,8 +63,11 @@ def add_parser(commands: Any) -> None:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``0-9``, ``1,5,7`` or ``0-4,10``: ranges include both ends."""
-    seeds: list[int] = []
+    """``0-9``, ``1,5,7`` or ``0-4,10``: ranges include both ends. More seeds than a sweep may hold
+    (:data:`mlbasics.sweeps.MAX_MEMBERS`) are refused, with their count, before they are listed."""
+    from mlbasics.sweeps import MAX_MEMBERS
+
+    ranges: list[range] = []
     for item in (part.strip() for part in text.split(",")):
         first, dash, last = item.partition("-")
         try:
@@ -72,12 +75,17 @@ def parse_seeds(text: str) -> list[int]:
                 low, high = int(first), int(last)
                 if high < low:
                     raise ValueError
-                seeds.extend(range(low, high + 1))
+                ranges.append(range(low, high + 1))
             else:
-                seeds.append(int(item))
+                ranges.append(range(int(item), int(item) + 1))
         except ValueError:
             raise MlbasicsError(f"--seeds: {item!r} is not a seed or a range like 0-9") from None
-    return seeds
+    count = sum(len(r) for r in ranges)
+    if count > MAX_MEMBERS:
+        raise MlbasicsError(
+            f"--seeds {text} is {count:,} seeds; a sweep holds at most {MAX_MEMBERS:,} members"
+        )
+    return [seed for r in ranges for seed in r]
 
 
 def parse_numbers(text: str, flag: str) -> list[float]:
@@ -98,8 +106,13 @@ def parse_grid(assignments: Sequence[str]) -> dict[str, list[Any]]:
         key, eq, text = (part.strip() for part in assignment.partition("="))
         if not eq or not key or not text:
             raise MlbasicsError(f"--grid needs KEY=VALUES, got {assignment!r}")
-        value = parse_value(text) if text.startswith("[") else None
-        values = value if isinstance(value, list) else [parse_value(v.strip()) for v in text.split(",")]
+        where = f"--grid {key}"
+        value = parse_value(text, where=where) if text.startswith("[") else None
+        values = (
+            value
+            if isinstance(value, list)
+            else [parse_value(v.strip(), where=where) for v in text.split(",")]
+        )
         if key in grid:
             raise MlbasicsError(f"--grid: {key!r} is given twice")
         grid[key] = values

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mlbasics.data import Dataset
-from mlbasics.errors import ValidationError, one_line
+from mlbasics.errors import ComponentBuildError, PluginBugError, ValidationError, one_line
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec
@@ -55,13 +55,22 @@ class Subject:
             ) from None
 
     def build(self, /, *args: Any, **extra: Any) -> Any:
-        return self.registry.instantiate(self.spec, self.values(**extra), *args)
+        return instantiate(self.registry, self.spec, self.values(**extra), *args)
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(0)
 
 
 CheckFunction = Callable[[Subject], None]
+
+
+def instantiate(registry: Registry, spec: ComponentSpec, values: dict[str, Any], /, *args: Any) -> Any:
+    """Build as the registry does, but let the factory's own exception out: the registry turns it
+    into one line for users, while the kit reports (and judges) what the factory itself raised."""
+    try:
+        return registry.instantiate(spec, values, *args)
+    except (ComponentBuildError, PluginBugError) as exc:
+        raise exc.error from None
 
 
 def describe(value: Any) -> str:

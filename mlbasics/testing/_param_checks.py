@@ -11,7 +11,7 @@ from torch import nn
 from mlbasics.data import Dataset
 from mlbasics.errors import MlbasicsError
 from mlbasics.solvers import ClosedFormSolver
-from mlbasics.testing._contracts import Problem, Subject, describe
+from mlbasics.testing._contracts import Problem, Subject, describe, instantiate
 from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
 
 
@@ -19,12 +19,12 @@ def _build_kind(subject: Subject, values: dict[str, Any]) -> str | None:
     """Build with validated ``values`` as training would; say what is wrong with the object returned."""
     spec, registry = subject.spec, subject.registry
     if spec.kind == "optimizer":
-        built = registry.instantiate(spec, values, [nn.Parameter(torch.zeros(2, 1))])
+        built = instantiate(registry, spec, values, [nn.Parameter(torch.zeros(2, 1))])
         expected: tuple[type, ...] = (torch.optim.Optimizer, ClosedFormSolver)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            built = registry.instantiate(spec, values)
+            built = instantiate(registry, spec, values)
         expected = {"dataset": (Dataset,), "model": (nn.Module,), "activation": (nn.Module,)}.get(
             spec.kind, ()
         )
