@@ -154,10 +154,11 @@ def _write_files(folder: Path, files: dict[str, bytes], *, epoch: int) -> Path:
             os.replace(current, previous)
         os.replace(staging, current)
         _fsync_directory(folder)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):  # a refused second rename: the previous one is current again
-            _recover(folder)
+        if isinstance(exc, OSError):  # a refused second rename: the previous one is current again
+            with contextlib.suppress(OSError):
+                _recover(folder)
         raise
     shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
     for stale in folder.glob(f"{_STAGING_PREFIX}*.tmp"):  # left by a process killed mid-write

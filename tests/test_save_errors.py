@@ -482,7 +482,7 @@ def test_a_second_run_in_the_same_process_is_refused(tmp_path: Path) -> None:
 def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with pytest.raises(mlbasics.DivergenceError):
-        mlbasics.train(**LINEAR, epochs=50, lr=50.0, save=run)
+        mlbasics.train(**LINEAR, epochs=50, optimizer={"name": "sgd", "lr": 50.0}, save=run)
     assert not run.exists()
     with pytest.raises(mlbasics.ValidationError):  # a mistake in the experiment: not even created
         mlbasics.train(**LINEAR, epochs=5, optimizer="sdg", save=run)
