@@ -487,3 +487,19 @@ def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path: Path) -> None:
     with pytest.raises(mlbasics.ValidationError):  # a mistake in the experiment: not even created
         mlbasics.train(**LINEAR, epochs=5, optimizer="sdg", save=run)
     assert not run.exists()
+
+
+def test_a_sweep_plot_that_cannot_be_written_still_shows_the_results(
+    disk: Disk, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    plot = disk.path / "sweep.png"
+    disk.fill()
+    args = ["--dataset", "tiny", "--model", "linear", "--device", "cpu", "--epochs", "3", "--lrs", "0.01,0.1"]
+    status, out, err = _cli(capsys, "sweep", *args, "--quiet", "--json", "--plot", str(plot))
+    assert status == 2
+    assert len(json.loads(out)["members"]) == 2
+    assert err == (
+        f"mlbasics: error: {plot}: cannot be written ({NO_SPACE}); the results of the sweep are shown in the "
+        "JSON on stdout, not saved\n"
+    )
