@@ -411,8 +411,11 @@ def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_a_second_process_saving_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+def test_a_second_process_saving_into_the_same_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Real processes: the lock is the operating system's, and it must die with its holder."""
+    monkeypatch.chdir(tmp_path)
     billion = ["--epochs", "1000000000", "--checkpoint-every", "20"]
     first = _start("train", *LINEAR_ARGS, *billion, "--save", "run", cwd=tmp_path)
     try:
@@ -421,9 +424,10 @@ def test_a_second_process_saving_into_the_same_folder_is_refused(tmp_path: Path)
             f"mlbasics: error: run: another run is writing into this folder (process {first.pid}); "
             "wait for it to end, or save into another folder\n"
         )
-        for args in (["--save", "run", "--force"], ["--resume", "run"], ["--resume", "run", "--save", "run"]):
-            second = run_cli("train", *LINEAR_ARGS, "--epochs", "1000000001", *args, cwd=tmp_path)
-            assert (second.returncode, second.stdout, second.stderr) == (2, "", refusal), args
+        second = run_cli("train", *LINEAR_ARGS, "--epochs", "3", "--save", "run", "--force", cwd=tmp_path)
+        assert (second.returncode, second.stdout, second.stderr) == (2, "", refusal)
+        for args in (["--resume", "run"], ["--resume", "run", "--save", "run"]):  # this process, too
+            assert _cli(capsys, "train", *LINEAR_ARGS, "--epochs", "1000000001", *args) == (2, "", refusal)
         assert first.poll() is None  # the first run goes on untouched
         first.send_signal(signal.SIGTERM)
         _, err = first.communicate(timeout=120)
@@ -443,8 +447,8 @@ def test_a_second_process_saving_into_the_same_folder_is_refused(tmp_path: Path)
     finally:
         killed.kill()  # SIGKILL
         killed.communicate()
-    after = run_cli("train", *LINEAR_ARGS, "--epochs", "2", "--save", "run", "--force", cwd=tmp_path)
-    assert (after.returncode, after.stderr) == (0, "")
+    status, _, err = _cli(capsys, "train", *LINEAR_ARGS, "--epochs", "2", "--save", "run", "--force")
+    assert (status, err) == (0, "")
     assert Checkpoint.load(tmp_path / "run").epoch == 2
 
 
