@@ -1,42 +1,114 @@
-"""Writing files so that a crash or Ctrl-C never leaves one half-written."""
+"""Writing files so that a crash, Ctrl-C or a full disk never leaves one half-written, and finding
+out before any work whether they could be written at all."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlbasics.errors import DataError, MlbasicsError
+from mlbasics.errors import MlbasicsError, SaveError
+
+#: Temporary files are named after the file they replace, shortened so that the temporary name is
+#: never longer than the file system allows when the final name is not.
+_TEMPORARY_NAME_STEM = 64
 
 
 def check_output_path(path: str | Path, *, what: str) -> None:
     """Fail before any work, not after it, if ``path`` could not be written as a file: its folder
-    must exist and it must not be a folder itself. ``what`` names it in the message ("plot file")."""
+    must exist and take new files, it must not be a folder itself, and its names must not be too
+    long for the file system. ``what`` names it in the message ("plot file")."""
     target = Path(path)
-    if not target.parent.is_dir():
-        raise MlbasicsError(f"{what} {str(path)!r}: folder {str(target.parent)!r} does not exist")
+    folder = target.parent
+    problem = name_problem(target)  # first: asking about a name too long is itself an error
+    if problem is not None:
+        raise SaveError(f"{what} {str(path)!r}: {problem}", reason=problem)
+    if not folder.is_dir():
+        blocker = _first_non_folder(folder)
+        if blocker is not None:
+            raise MlbasicsError(f"{what} {str(path)!r}: {str(blocker)!r} is a file, not a folder")
+        raise MlbasicsError(f"{what} {str(path)!r}: folder {str(folder)!r} does not exist")
     if target.is_dir():
         raise MlbasicsError(f"{what} {str(path)!r}: is a folder, not a file")
+    try:  # the only sure test of "can a file be made there" (a read-only mount, /proc) is to make one
+        descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".mlbasics-probe-", suffix=".tmp")
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = refusal(exc, folder)
+        raise SaveError(f"{what} {str(path)!r}: cannot be written there ({reason})", reason=reason) from None
+
+
+def name_problem(path: Path, *, longest_inside: str = "") -> str | None:
+    """Why ``path`` cannot be created because a name in it is too long for its file system (each
+    name against ``PC_NAME_MAX``, the whole path, with ``longest_inside`` appended, against
+    ``PC_PATH_MAX``), or ``None``. Says nothing where the system cannot tell its limits."""
+    existing = _nearest_existing(path)
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        path_max = os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no limits known (Windows has no pathconf)
+        return None
+    for name in path.parts:
+        size = len(os.fsencode(name))
+        if size > name_max > 0:
+            return f"the name {name[:24]!r}... is {size} bytes long; the file system allows {name_max}"
+    whole = len(os.fsencode(os.path.join(path, longest_inside) if longest_inside else str(path)))
+    if whole >= path_max > 0:
+        return f"the path is {whole} bytes long; the file system allows {path_max - 1}"
+    return None
+
+
+def refusal(exc: OSError, place: Path) -> str:
+    """The operating system's reason for refusing to write at ``place``, in words a user can act on."""
+    if exc.errno == errno.ENOENT and _nearest_existing(place).is_dir():
+        # /proc and other pseudo file systems answer "no such file" to creating one
+        return f"{_nearest_existing(place)} does not take new files"
+    return exc.strerror or str(exc)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not _exists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to even ask about
+        return False
+
+
+def _first_non_folder(path: Path) -> Path | None:
+    """The first of ``path``'s ancestors (or itself) that exists but is not a folder, if any."""
+    for ancestor in [*reversed(path.parents), path]:
+        if ancestor.exists() and not ancestor.is_dir():
+            return ancestor
+    return None
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; once the block succeeds it replaces ``path`` in one
     step (a rename), and if the block fails the temporary file is removed and ``path`` is untouched.
-    If the folder refuses the temporary file or the rename (not writable, ``path`` a folder), that is
-    one :class:`DataError` naming ``path``."""
+    If the operating system refuses any of it (a full disk, a read-only folder, ``path`` a folder),
+    that is one :class:`SaveError` naming ``path`` and the reason."""
     target = Path(path)
     try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name[:_TEMPORARY_NAME_STEM]}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise _cannot_write(path, exc) from None
     os.close(fd)
     temporary = Path(name)
     try:
-        yield temporary
         try:
+            yield temporary
             with open(temporary, "rb+") as file:
                 os.fsync(file.fileno())
             os.replace(temporary, target)
@@ -46,8 +118,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def _cannot_write(path: str | Path, exc: OSError) -> DataError:
-    return DataError(f"{path}: cannot be written ({exc.strerror})")
+def _cannot_write(path: str | Path, exc: OSError) -> SaveError:
+    reason = refusal(exc, Path(path).parent)
+    return SaveError(f"{path}: cannot be written ({reason})", reason=reason)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -19,6 +19,12 @@ previous checkpoint whole; a reader that finds no ``checkpoint`` (a crash betwee
 ``checkpoint.previous``. The checksums catch truncated or edited files (they are not a signature:
 anyone can recompute them). Nothing in a run folder is executed: components are rebuilt from the
 installed plugins by name, and tensors are read with safetensors.
+
+A :class:`Checkpointer` holds a lock on its run folder (``DIR/.lock``, see :mod:`mlbasics._run_lock`)
+from when it is made until training ends, so a second run saving into the same folder is refused.
+When the operating system refuses a write (a full disk, a file system gone read-only), the new
+checkpoint is abandoned whole, the previous one stays as it was, and training stops with a
+:class:`mlbasics.SaveError` that says which checkpoint is the last good one and carries the result.
 """
 
 from __future__ import annotations
@@ -52,9 +58,11 @@ from mlbasics._checkpoint_files import (
     read_tensors,
     verified,
 )
+from mlbasics._files import name_problem, refusal
 from mlbasics._provenance import provenance_problems, refuse
+from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import capture_rng, decode, encode, restore_rng
-from mlbasics.errors import DataError, PluginError, ValidationError
+from mlbasics.errors import DataError, PluginError, SaveError, ValidationError
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
@@ -64,6 +72,8 @@ from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
 CHECKPOINT: Final = "checkpoint"
 PREVIOUS: Final = "checkpoint.previous"
 _STAGING_PREFIX: Final = ".checkpoint-"
+#: The longest path a checkpoint writes inside its run folder, for the check of the path's length.
+_LONGEST_INSIDE: Final = f"{_STAGING_PREFIX}xxxxxxxx.tmp/state.safetensors"
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -77,8 +87,12 @@ def has_checkpoint(run: str | Path) -> bool:
 
 def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
     """Fail before training, not after, if checkpoints could not be written to ``run``: it is a
-    file, it cannot be created, or it already holds another run (unless ``overwrite``)."""
+    file, a name in it is too long, it cannot be created, or it already holds another run (unless
+    ``overwrite``). Creates nothing; :class:`Checkpointer` then locks the folder, which creates it."""
     folder = Path(run)
+    problem = name_problem(folder, longest_inside=_LONGEST_INSIDE)
+    if problem is not None:
+        raise SaveError(f"{run}: cannot be a run folder: {problem}", reason=problem)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{run}: exists and is not a folder; --save needs a folder for the run")
     if has_checkpoint(folder) and not overwrite:
@@ -90,8 +104,10 @@ def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
     ancestor = folder
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise DataError(f"{run}: cannot write there ({ancestor} is not a writable folder)")
+    if not ancestor.is_dir():
+        raise SaveError(f"{run}: cannot write there ({ancestor} is a file, not a folder)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):  # also false on a read-only file system, for root too
+        raise SaveError(f"{run}: cannot write there ({ancestor} is not a writable folder)")
 
 
 def _peek_epoch(run: Path) -> int | None:
@@ -106,31 +122,43 @@ def _peek_epoch(run: Path) -> int | None:
 
 def write_checkpoint(run: str | Path, setup: Setup) -> Path:
     """Write ``setup``'s state as the latest checkpoint of ``run`` (atomically, see the module's
-    docstring) and return the checkpoint's folder."""
+    docstring) and return the checkpoint's folder. If the operating system refuses any part of it,
+    raises :class:`SaveError` and leaves the previous checkpoint as it was."""
     folder = Path(run)
     files = _checkpoint_files(setup)  # everything is computed before anything touches the disk
+    try:
+        return _write_files(folder, files, epoch=len(setup.history))
+    except OSError as exc:
+        reason = refusal(exc, folder)
+        raise SaveError(f"{run}: cannot write a checkpoint ({reason})", reason=reason) from None
+
+
+def _write_files(folder: Path, files: dict[str, bytes], *, epoch: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _recover(folder)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX, suffix=".tmp"))
+    current, previous = folder / CHECKPOINT, folder / PREVIOUS
     try:
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "epoch": len(setup.history),
+            "epoch": epoch,
             "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         }
         for name, data in [*files.items(), (MANIFEST, _json_bytes(manifest))]:
             _write_synced(staging / name, data)
         _fsync_directory(staging)
-        current, previous = folder / CHECKPOINT, folder / PREVIOUS
         if previous.exists():  # left by a swap whose clean-up did not finish; `current` is whole
             shutil.rmtree(previous)
         if current.exists():
             os.replace(current, previous)
         os.replace(staging, current)
         _fsync_directory(folder)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # a refused second rename: the previous one is current again
+            with contextlib.suppress(OSError):
+                _recover(folder)
         raise
     shutil.rmtree(folder / PREVIOUS, ignore_errors=True)
     for stale in folder.glob(f"{_STAGING_PREFIX}*.tmp"):  # left by a process killed mid-write
@@ -221,6 +249,10 @@ class Checkpointer(Callback):
     sync point after each multiple) and when training ends, also when a signal stopped it. Never
     after an error or a divergence: then the last checkpoint written is the one kept.
 
+    Making one checks the folder and locks it (creating it), so that nothing else saves into it;
+    the lock is released when training ends (or by :meth:`close`). A checkpoint that cannot be
+    written stops training with a :class:`mlbasics.SaveError` naming the last good checkpoint.
+
     ``overwrite`` lets a new run replace a run already in ``folder``. ``written_epoch`` tells it
     which epoch the folder's checkpoint already holds (a run resumed into its own folder), so an
     unchanged state is not written again.
@@ -234,13 +266,37 @@ class Checkpointer(Callback):
         overwrite: bool = False,
         written_epoch: int | None = None,
     ) -> None:
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise ValidationError([f"checkpoint interval must be an integer >= 1, got {every!r}"])
-        check_run_folder(folder, overwrite=overwrite or written_epoch is not None)
+        self.check_interval(every)
+        self._overwrite = overwrite or written_epoch is not None
+        check_run_folder(folder, overwrite=self._overwrite)
         self.folder = Path(folder)
         self.sync_every = every  # the loop must stop by at every interval for the state to be copied
         self.written_epoch = written_epoch
         self._next = 0
+        self._failed = False
+        self._lock: RunFolderLock | None = None
+        self._take_lock()
+
+    @staticmethod
+    def check_interval(every: int | None) -> None:
+        """Refuse a checkpoint interval that is not a whole number of epochs >= 1."""
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValidationError([f"checkpoint interval must be an integer >= 1, got {every!r}"])
+
+    def _take_lock(self) -> None:
+        self._lock = RunFolderLock.acquire(self.folder)
+        try:  # again, now that no other run can write: one may have finished since the first check
+            check_run_folder(self.folder, overwrite=self._overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder (done when training ends); a folder this checkpointer created
+        and never wrote into is removed."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     @classmethod
     def for_run(
@@ -263,6 +319,10 @@ class Checkpointer(Callback):
         return self.sync_every
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
+        if self._lock is None:  # used for a second training: lock again
+            self._overwrite = True  # the folder may hold this checkpointer's own last checkpoint
+            self._take_lock()
+        self._failed = False
         if self.every is not None:
             self._next = (len(setup.history) // self.every + 1) * self.every
 
@@ -272,12 +332,28 @@ class Checkpointer(Callback):
             self._next = (epoch // self.every + 1) * self.every
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
-        if result is not None and self.written_epoch != len(setup.history):
-            self._write(setup)
+        try:
+            if result is not None and not self._failed and self.written_epoch != len(setup.history):
+                self._write(setup)
+        finally:
+            self.close()
 
     def _write(self, setup: Setup) -> None:
-        write_checkpoint(self.folder, setup)
-        self.written_epoch = len(setup.history)
+        epoch = len(setup.history)
+        try:
+            write_checkpoint(self.folder, setup)
+        except SaveError as exc:
+            self._failed = True
+            kept = (
+                f"the checkpoint of epoch {self.written_epoch} there is the last good one"
+                if self.written_epoch is not None
+                else "no checkpoint was written there"
+            )
+            raise SaveError(
+                f"{self.folder}: cannot write the checkpoint of epoch {epoch} ({exc.reason}); {kept}",
+                reason=exc.reason,
+            ) from None
+        self.written_epoch = epoch
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ status 1. Anything else that escapes is a bug in mlbasics and keeps its tracebac
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlbasics.training import TrainResult
 
 
 class MlbasicsError(Exception):
@@ -65,6 +69,23 @@ class DeviceError(MlbasicsError):
 
 class DataError(MlbasicsError):
     """A data file (CSV, TOML, checkpoint) is missing or malformed; the message names file and line."""
+
+
+class SaveError(DataError):
+    """A file or run folder could not be written: the disk is full, the file system is read-only, a
+    name is too long, another run holds the folder. The message names the place and the reason.
+
+    Raised by :func:`mlbasics.fit` (and so by ``train``/``resume``) when a checkpoint could not be
+    written, it keeps what was trained: ``result`` is the :class:`mlbasics.TrainResult` up to the
+    epoch training stopped at (the failed checkpoint's), which is in memory only. ``None`` when
+    nothing had been trained yet.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        #: Why the operating system refused, e.g. "No space left on device".
+        self.reason = reason or message
+        self.result: TrainResult | None = None
 
 
 class TrainingError(MlbasicsError):

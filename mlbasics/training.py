@@ -2,8 +2,13 @@
 
 The loop is the lecture's own loop (zero the gradients, forward, loss, backward, step) and adds
 nothing per step that the lecture's loop does not do: no ``.item()``, no progress update. Each
-step's loss stays on the device; every ``log_every`` epochs the losses since the last time are
-copied out in one transfer, and only then do callbacks (progress bars, checks, checkpoints) run.
+step's loss stays on the device; at each sync point the losses since the last one are copied out
+in one transfer, and only then do callbacks (progress bars, checks, checkpoints) run. Sync points
+come every ``log_every`` epochs if it is set; otherwise a :class:`SyncSchedule` places them: the
+first after one epoch, then at intervals that double while an interval takes well under
+:data:`SYNC_SECONDS`, up to about 100 per run and at most :data:`MAX_SYNC_INTERVAL` epochs, so a
+run of a billion epochs shows progress (and is checked for divergence) within seconds, and the
+losses waiting on the device never take more than a bounded buffer.
 On CUDA the steps of each interval are, where safe, replays of one captured CUDA graph (see
 :mod:`mlbasics.steppers`). After every eager step the loop reads one flag, :attr:`Setup.interrupt`,
 so that Ctrl-C or SIGTERM (see :mod:`mlbasics.interrupts`) stops it at a step boundary. At every
@@ -15,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import torch
@@ -25,6 +30,7 @@ from mlbasics.data import Dataset, data_fingerprint
 from mlbasics.devices import resolve_device, synchronize
 from mlbasics.errors import (
     PluginError,
+    SaveError,
     TrainingError,
     UnknownComponentError,
     ValidationError,
@@ -36,7 +42,16 @@ from mlbasics.interrupts import Interrupt, signal_name
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
-from mlbasics.steppers import make_stepper
+from mlbasics.steppers import Stepper, make_stepper
+
+#: The most epochs whose losses wait on the device between two copies to the host. An automatic
+#: sync interval is never longer; a longer ``log_every`` is copied out in pieces of this size (its
+#: callbacks still run every ``log_every`` epochs). This bounds the memory of the losses in flight
+#: (and the history buffer of a CUDA graph) however many epochs a run has.
+MAX_SYNC_INTERVAL: Final = 10_000
+#: An automatic sync interval doubles only while the doubled one is expected to take at most this
+#: long, and halves once one takes more than twice this: progress stays live for a slow model too.
+SYNC_SECONDS: Final = 0.5
 
 
 class StopTraining(Exception):
@@ -108,7 +123,8 @@ class Setup:
     components: dict[Kind, ComponentInfo]
     history: list[float] = attrs.field(factory=list)
     interrupt: Interrupt = attrs.field(factory=Interrupt)
-    #: The epochs between sync points of the training loop, once :func:`fit` has chosen them.
+    #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
+    #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
     _data_fingerprint: str | None = attrs.field(default=None, init=False, repr=False)
 
@@ -384,10 +400,50 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
 
 
 def sync_interval(experiment: Experiment, callbacks: Sequence[Callback] = ()) -> int:
-    """Epochs between copies of the loss off the device: ``log_every``, or about 100 per run, or
-    less if a callback asks for it (:attr:`Callback.sync_every`)."""
-    interval = experiment.log_every or max(1, experiment.epochs // 100)
+    """The most epochs between copies of the loss off the device: ``log_every``, or about 100 per
+    run (at most :data:`MAX_SYNC_INTERVAL`), or less if a callback asks for it
+    (:attr:`Callback.sync_every`)."""
+    interval = experiment.log_every or min(MAX_SYNC_INTERVAL, max(1, experiment.epochs // 100))
     return min([interval, *(c.sync_every for c in callbacks if c.sync_every)])
+
+
+class SyncSchedule:
+    """Where the training loop's sync points fall.
+
+    With ``log_every`` set: every ``log_every`` epochs, or every ``sync_every`` of a callback that
+    asks for less (as ever: exact, the same on every machine). Otherwise the interval starts at one
+    epoch and doubles after each sync point while the doubled interval would take at most
+    :data:`SYNC_SECONDS`, up to :func:`sync_interval`; it halves again when one takes more than
+    twice that. Each sync point falls on a multiple of the current interval and of every callback's
+    ``sync_every`` (so checkpoints come at exact multiples). The losses computed do not depend on
+    where the sync points fall; only what callbacks see between them does.
+    """
+
+    def __init__(self, experiment: Experiment, callbacks: Sequence[Callback] = ()) -> None:
+        #: The longest interval this schedule gives.
+        self.limit = sync_interval(experiment, callbacks)
+        self.automatic = experiment.log_every is None
+        #: The current interval: fixed, or (automatic) grown from 1 towards :attr:`limit`.
+        self.interval = 1 if self.automatic else self.limit
+        self._every = sorted({c.sync_every for c in callbacks if c.sync_every})
+
+    def next(self, done: int, end: int) -> int:
+        """The epochs to train after ``done`` before the next sync point (``end``: the last epoch)."""
+        if self.automatic:
+            steps = min(every - done % every for every in [self.interval, *self._every])
+        else:
+            steps = self.interval
+        return max(1, min(steps, end - done))
+
+    def record(self, epochs: int, seconds: float) -> None:
+        """``epochs`` were trained in ``seconds`` (the steps and the copy, not the callbacks)."""
+        if not self.automatic or epochs < 1:
+            return
+        per_epoch = seconds / epochs
+        if per_epoch * 2 * self.interval <= SYNC_SECONDS:
+            self.interval = min(2 * self.interval, self.limit)
+        elif per_epoch * self.interval > 2 * SYNC_SECONDS:
+            self.interval = max(1, self.interval // 2)
 
 
 def fit(
@@ -397,6 +453,11 @@ def fit(
 
     A non-finite loss or parameter, or (with ``divergence_threshold``) a loss that exceeds that many
     times the first epoch's loss, raises :class:`mlbasics.DivergenceError` at the next sync point.
+
+    A callback that cannot write what it must (a :class:`Checkpointer` on a full disk) raises
+    :class:`mlbasics.SaveError`: training stops there, every callback's ``on_train_end`` still gets
+    the result so far, and the error is raised with that result as its ``result``, so the training
+    done is never lost silently.
     """
     from mlbasics.divergence import DivergenceCheck  # it subclasses Callback, defined above
 
@@ -404,16 +465,21 @@ def fit(
     epochs = setup.end_epoch
     for callback in callbacks:
         callback.on_train_start(setup, epochs)
-    result = None
+    result: TrainResult | None = None
+    failure: SaveError | None = None
     try:
-        result = _run(setup, epochs, callbacks)
+        result, failure = _run(setup, epochs, callbacks)
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
             raise
         raise TrainingError(_out_of_memory(setup, exc)) from exc
     finally:
-        for callback in callbacks:
-            callback.on_train_end(setup, result)
+        ended = _end(setup, callbacks, result)  # with an error in flight, that error wins
+    failure = failure or ended
+    if failure is not None:
+        failure.result = result
+        raise failure
+    assert result is not None
     return result
 
 
@@ -428,10 +494,22 @@ def _out_of_memory(setup: Setup, exc: BaseException) -> str:
     )
 
 
-def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResult:
+def _end(setup: Setup, callbacks: Sequence[Callback], result: TrainResult | None) -> SaveError | None:
+    """Every callback's ``on_train_end``; a :class:`SaveError` of one does not keep it from the rest."""
+    failure = None
+    for callback in callbacks:
+        try:
+            callback.on_train_end(setup, result)
+        except SaveError as exc:
+            failure = failure or exc
+    return failure
+
+
+def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> tuple[TrainResult, SaveError | None]:
     history = setup.history  # the epochs done before (a resumed run); extended at every sync
     resumed_from = len(history)
     stopped = None
+    failure = None
     mode = "closed-form"
     interrupted = 0
     synchronize(setup.device)
@@ -445,14 +523,16 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
                 for callback in callbacks:
                     callback.on_sync(setup, 1, losses)
         else:
-            interval = setup.interval = sync_interval(setup.experiment, callbacks)
+            schedule = SyncSchedule(setup.experiment, callbacks)
             interrupt = setup.interrupt
-            stepper = make_stepper(setup, eager_step(setup), epochs=epochs - len(history), interval=interval)
+            capacity = min(schedule.limit, MAX_SYNC_INTERVAL)
+            stepper = make_stepper(setup, eager_step(setup), epochs=epochs - len(history), interval=capacity)
             mode = stepper.mode
             while len(history) < epochs:
-                losses = stepper.run(
-                    min(interval, epochs - len(history))
-                ).cpu()  # the one host sync per interval
+                steps = setup.interval = schedule.next(len(history), epochs)
+                began = time.perf_counter()
+                losses = _copied_out(stepper, steps, capacity)
+                schedule.record(len(losses), time.perf_counter() - began)
                 mode = stepper.mode
                 history.extend(losses.tolist())
                 for callback in callbacks:
@@ -464,11 +544,14 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
                     )
     except StopTraining as stop:
         stopped = str(stop) or "stopped by a callback"
+    except SaveError as exc:  # the training so far is kept: fit raises this with the result
+        failure = exc
+        stopped = f"saving failed after epoch {len(history)}"
     synchronize(setup.device)
     seconds = time.perf_counter() - start
     if not history:
         raise ValidationError(["training stopped before the first epoch finished"])
-    return TrainResult(
+    result = TrainResult(
         experiment=setup.experiment,
         history=list(history),
         epochs=len(history),
@@ -483,6 +566,23 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> TrainResul
         interrupted_by=interrupted or None,
         resumed_from=resumed_from,
     )
+    return result, failure
+
+
+def _copied_out(stepper: Stepper, steps: int, capacity: int) -> torch.Tensor:
+    """``steps`` steps' losses, on the host: one copy (one host sync), or one per ``capacity``
+    steps for a longer interval, so that no more than that many wait on the device."""
+    if steps <= capacity:
+        return stepper.run(steps).cpu()
+    parts = []
+    while steps > 0:
+        want = min(steps, capacity)
+        part = stepper.run(want).cpu()
+        parts.append(part)
+        steps -= len(part)
+        if len(part) < want:  # stopped by a signal
+            break
+    return torch.cat(parts)
 
 
 def train(
@@ -509,13 +609,21 @@ def train(
     training goes on (:class:`mlbasics.notebook.LivePlot`; outside a notebook it draws nothing).
 
     ``save`` names a run folder to checkpoint into (at the end, and every ``checkpoint_every``
-    epochs); a folder that already holds a run is refused unless ``overwrite``. Continue a saved
-    run with :func:`mlbasics.resume`. ``divergence_threshold``: see :func:`fit`.
+    epochs); a folder that already holds a run, or that another run is saving into, is refused
+    unless ``overwrite`` (the latter always). Continue a saved run with :func:`mlbasics.resume`.
+    If a checkpoint cannot be written (a full disk), a :class:`mlbasics.SaveError` says which one
+    is the last good one and carries the result in its ``result``. ``divergence_threshold``: see
+    :func:`fit`.
     """
     experiment = with_settings(experiment or Experiment(), settings, caller="train()")
     if checkpoint_every is not None and save is None:
         raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
     if save is not None:
+        from mlbasics.checkpoints import check_run_folder
+
+        check_run_folder(save, overwrite=overwrite)  # before building anything: it may take long
+    setup = prepare(experiment, registry)
+    if save is not None:  # locked (and created) only now: a mistake in the experiment creates nothing
         from mlbasics.checkpoints import Checkpointer
 
         callbacks = [*callbacks, Checkpointer(save, every=checkpoint_every, overwrite=overwrite)]
@@ -527,4 +635,4 @@ def train(
         from mlbasics.notebook import LivePlot
 
         callbacks = [*callbacks, LivePlot()]
-    return fit(prepare(experiment, registry), callbacks, divergence_threshold=divergence_threshold)
+    return fit(setup, callbacks, divergence_threshold=divergence_threshold)

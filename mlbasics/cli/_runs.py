@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,25 +68,31 @@ def prepare_run(
     args: argparse.Namespace, experiment: Experiment, checkpoint: Checkpoint | None
 ) -> tuple[Setup, Checkpointer | None]:
     """The setup to train (fresh, or restored from ``checkpoint``) and the checkpointer, if any.
-    Every check that can fail runs here, before training starts."""
-    from mlbasics.checkpoints import Checkpointer
+    Every check that can fail runs here, before training starts. The run folder is checked first
+    and locked (which creates it) last, so that a mistake found in between creates nothing."""
+    from mlbasics.checkpoints import Checkpointer, check_run_folder
     from mlbasics.divergence import DivergenceCheck
     from mlbasics.training import prepare
 
     DivergenceCheck(args.divergence_threshold)  # validates the threshold
     folder = args.save or args.resume
+    if folder is not None:
+        Checkpointer.check_interval(args.checkpoint_every)
+        own = checkpoint is not None and Path(folder).resolve() == checkpoint.run.resolve()
+        check_run_folder(folder, overwrite=args.force or own)
+    if checkpoint is None:
+        setup = prepare(experiment)
+    else:
+        from mlbasics.resuming import restore
+
+        setup, notes = restore(checkpoint, experiment, force=args.force)
+        for note in notes:
+            print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
     checkpointer = None
     if folder is not None:
         checkpointer = Checkpointer.for_run(
             folder, checkpoint, every=args.checkpoint_every, overwrite=args.force
         )
-    if checkpoint is None:
-        return prepare(experiment), checkpointer
-    from mlbasics.resuming import restore
-
-    setup, notes = restore(checkpoint, experiment, force=args.force)
-    for note in notes:
-        print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
     return setup, checkpointer
 
 

@@ -141,14 +141,22 @@ def run(args: argparse.Namespace) -> int:
         vmap=not args.sequential,
         progress=not (args.json or args.quiet),
     )
-    if args.plot:
+    plot, failure = args.plot, None
+    if plot:
+        from mlbasics.errors import SaveError
         from mlbasics.plotting import save_sweep_plot
 
-        save_sweep_plot(result, args.plot)
+        try:
+            save_sweep_plot(result, plot)
+        except SaveError as exc:  # the sweep's results are shown all the same, then the error
+            plot, failure = None, exc
     if args.json:
         print_json(result.to_dict(history=args.history))
     else:
-        stdout().print(render_sweep(result, top=args.top, plot=args.plot))
+        stdout().print(render_sweep(result, top=args.top, plot=plot))
+    if failure is not None:
+        where = "in the JSON on stdout" if args.json else "above"
+        raise SaveError(f"{failure}; the results of the sweep are shown {where}, not saved")
     return 0
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlbasics.cli import _runs
 from mlbasics.cli._output import print_json, show_notes, stderr, stdout
+from mlbasics.errors import SaveError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 
 
@@ -95,17 +96,32 @@ def run(args: argparse.Namespace) -> int:
         callbacks.append(ProgressBar(stderr()))
     if checkpointer is not None:
         callbacks.append(checkpointer)
-    result = _runs.train_guarded(args, setup, callbacks, checkpointer)
-    if args.plot:
+    failure = None
+    try:
+        result = _runs.train_guarded(args, setup, callbacks, checkpointer)
+    except SaveError as exc:
+        if exc.result is None:
+            raise
+        result, failure = exc.result, exc  # the training done is shown before the error
+    plot = args.plot
+    if plot:
         from mlbasics.plotting import save_training_plot
 
-        save_training_plot(result, args.plot)
+        try:
+            save_training_plot(result, plot)
+        except SaveError as exc:
+            failure, plot = failure or exc, None
     if args.json:
         print_json(result.to_dict())
     else:
         from mlbasics.cli._summary import render_summary
 
-        stdout().print(render_summary(result, plot=args.plot))
+        stdout().print(render_summary(result, plot=plot))
+    if failure is not None:
+        where = "in the JSON on stdout" if args.json else "above"
+        saved = checkpointer is not None and checkpointer.written_epoch == result.epochs
+        kept = f"and saved in {checkpointer.folder}" if saved and checkpointer else "not saved"
+        raise SaveError(f"{failure}; the result of training is shown {where}, {kept}")
     if result.interrupted_by:
         return _runs.report_interrupt(result, checkpointer)
     return 0
