@@ -62,6 +62,13 @@ class Dataset:
     feature_names: tuple[str, ...] = attrs.field(converter=_to_names)
     target_name: str = "y"
     ground_truth: GroundTruth | None = None
+    #: Held-out rows the dataset brings itself (same columns); when given, they are used instead of
+    #: splitting the table by the experiment's ``validation`` / ``test`` fractions.
+    validation: Dataset | None = None
+    test: Dataset | None = None
+    #: True when the tensors are CPU views of a memory-mapped file that may be larger than memory:
+    #: training then never copies them whole, but gathers each mini-batch on the host.
+    memory_mapped: bool = False
 
     @feature_names.default
     def _default_feature_names(self) -> tuple[str, ...]:
@@ -84,6 +91,11 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.features.shape[1])
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`mlbasics.errors.DataError` naming the file if the file behind the data
+        changed since it was read. The training loop calls it at every sync point; data held in
+        memory cannot change, so by default it does nothing."""
 
     @classmethod
     def from_rows(

@@ -47,10 +47,20 @@ def training_figure(result: TrainResult) -> Any:
     )
     loss_axes = axes[0][0]
     epochs = range(1, len(result.history) + 1)
-    loss_axes.plot(epochs, result.history, color="tab:blue")
-    if min(result.history) > 0:
+    loss_axes.plot(epochs, result.history, color="tab:blue", label="training")
+    held_out = result.validation_history
+    if held_out:
+        loss_axes.plot(
+            [epoch for epoch, _ in held_out],
+            [loss for _, loss in held_out],
+            color="tab:orange",
+            label="validation",
+        )
+        loss_axes.legend()
+    if min(result.history) > 0 and all(loss > 0 for _, loss in held_out):
         loss_axes.set_yscale("log")
-    loss_axes.set(xlabel="epoch", ylabel=f"loss ({result.components['loss'].name})", title="Training loss")
+    title = "Training and validation loss" if held_out else "Training loss"
+    loss_axes.set(xlabel="epoch", ylabel=f"loss ({result.components['loss'].name})", title=title)
     loss_axes.grid(True, alpha=0.3)
     if one_feature:
         fit_axes = axes[0][1]
