@@ -5,7 +5,9 @@
     DIR/checkpoint/          the latest checkpoint; replaced as a whole, never edited in place
         manifest.json        format version, epoch, and the SHA-256 of each file below
         experiment.toml      the experiment: components by registry name, with their params
-        history.csv          epoch,loss for every epoch so far (exact: floats written as repr)
+        history.csv          epoch,loss for every epoch so far (exact: floats written as repr);
+                             epoch,loss,validation_loss with a validation part
+        standardization.safetensors   the training rows' means and stds (standardize only)
         model.safetensors    the model's state_dict
         state.safetensors    the optimizer's tensors and the random generators' states
         state.json           the rest: epoch, the optimizer's non-tensor state, Python's random
