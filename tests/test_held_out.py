@@ -83,12 +83,12 @@ def test_the_run_folder_keeps_validation_history_split_and_scaling(tmp_path: Pat
     result = mlbasics.train(experiment, save=folder)
     lines = (folder / "checkpoint" / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,validation_loss"
-    assert (
-        lines[1].endswith(",") and lines[5] == f"5,{result.history[4]!r},{result.validation_history[0][1]!r}"
-    )
+    assert lines[1].endswith(",")
+    assert lines[5] == f"5,{result.history[4]!r},{result.validation_history[0][1]!r}"
     checkpoint = Checkpoint.load(folder)
     assert checkpoint.validation_history == result.validation_history
-    assert checkpoint.split is not None and checkpoint.split["sizes"] == {
+    assert checkpoint.split is not None
+    assert checkpoint.split["sizes"] == {
         "train": 75,
         "validation": 25,
         "test": 0,
@@ -111,7 +111,8 @@ def test_a_dataset_can_bring_its_own_validation_rows() -> None:
         registry=Registry.isolated(Plugin()), dataset="own", model="linear", optimizer="lstsq", device="cpu"
     )
     assert result.split_sizes == {"train": 4, "validation": 2, "test": 0}
-    assert result.validation_loss is not None and result.validation_loss < 1e-6
+    assert result.validation_loss is not None
+    assert result.validation_loss < 1e-6
 
 
 def test_a_sweep_ranks_by_validation_loss_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,7 +148,8 @@ def test_the_cuda_graph_is_not_used_with_mini_batches_and_a_note_says_why() -> N
 
     setup = prepare(Experiment(**LINEAR, batch_size=10))
     problem = capture_problem(setup)
-    assert problem is not None and "mini-batches" in problem
+    assert problem is not None
+    assert "mini-batches" in problem
 
 
 def test_lbfgs_takes_a_closure_per_mini_batch() -> None:
@@ -178,7 +180,14 @@ def _mapped_registry(data: Dataset) -> Registry:
 
 def test_a_memory_mapped_dataset_trains_on_host_gathered_batches_bitwise_as_in_memory() -> None:
     source = mlbasics.registry.default_registry().build("dataset", "synthetic-linear", noise=0.5)
-    common = dict(model="linear", device="cpu", epochs=3, log_every=1, batch_size=16, validation=0.2)
+    common = {
+        "model": "linear",
+        "device": "cpu",
+        "epochs": 3,
+        "log_every": 1,
+        "batch_size": 16,
+        "validation": 0.2,
+    }
     common |= {"standardize": "features", "optimizer": {"name": "sgd", "lr": 0.05}}
     in_memory = mlbasics.train(registry=_mapped_registry(source), dataset="mapped", **common)
     mapped = _Mapped(features=source.features, targets=source.targets, memory_mapped=True)
@@ -186,7 +195,7 @@ def test_a_memory_mapped_dataset_trains_on_host_gathered_batches_bitwise_as_in_m
     assert streamed.history == in_memory.history
     assert streamed.validation_history == in_memory.validation_history
     assert len(mapped.checks) == 3  # at every sync point
-    with pytest.raises(mlbasics.ValidationError, match="memory-mapped.*--batch-size"):
+    with pytest.raises(mlbasics.ValidationError, match=r"memory-mapped.*--batch-size"):
         mlbasics.train(registry=_mapped_registry(mapped), dataset="mapped", model="linear", device="cpu")
 
 
@@ -270,7 +279,7 @@ def test_bad_data_settings_are_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str], message: str
 ) -> None:
     folder = tmp_path / "run"
-    status, out, err = _cli(
+    status, _out, err = _cli(
         capsys, "train", "--dataset", "attendance", "--model", "linear", "--save", str(folder), *flags
     )
     assert status == 2
