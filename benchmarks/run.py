@@ -15,6 +15,9 @@ the candidate is faster; "speed-up" is the inverse. Rows:
   csv-load    the `csv` dataset loading a generated 1,000,000 x 10 CSV (95 MB) vs numpy.loadtxt
               on the same file, per load; notes: peak memory above the baseline, in a fresh
               process each (benchmarks/csv_load.py)
+  batch-32    an epoch of the lecture MLP on 100,000 rows in mini-batches of 32 (256), per step,
+  batch-256   vs DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True) (benchmarks/batches.py)
+  batch-32-hand, batch-256-hand   the same epoch vs a hand-written index-slicing loop
 
 Run:  python benchmarks/run.py [--device cpu|cuda] [--quick] [--json results.json] [--only train,lstsq]
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -38,6 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import Row, compare, markdown_table, timed
+from batches import versus_dataloader, versus_hand_loop
 from csv_load import csv_load_row
 from training_overhead import lecture_loop, mlbasics_train, overhead_row
 
@@ -63,12 +68,14 @@ class Settings:
     list_repeats: int
     csv_rows: int
     csv_repeats: int
+    batch_rows: int  # rows of the mini-batch epochs
+    batch_repeats: int
 
     @classmethod
     def of(cls, quick: bool) -> Settings:
         if quick:
-            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1)
-        return cls(15, 2000, 3000, 1000, {100: 200, 1000: 50}, 31, 11, 1_000_000, 5)
+            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1, 2000, 3)
+        return cls(15, 2000, 3000, 1000, {100: 200, 1000: 50}, 31, 11, 1_000_000, 5, 100_000, 7)
 
 
 @attrs.frozen
@@ -194,6 +201,15 @@ def csv_load_measured(s: Settings) -> Measured:
     return Measured("csv-load", row, notes)
 
 
+def batch_row(
+    batch_size: int, hand: bool, device: torch.device, s: Settings, registry: mlbasics.Registry
+) -> Measured:
+    compare_with = versus_hand_loop if hand else versus_dataloader
+    row = compare_with(batch_size, device, s.batch_repeats, registry, s.batch_rows)
+    key = f"batch-{batch_size}{'-hand' if hand else ''}"
+    return Measured(key, row, {"rows": s.batch_rows, "batch_size": batch_size})
+
+
 def machine(device: torch.device) -> dict[str, Any]:
     info = {
         "date": datetime.date.today().isoformat(),
@@ -238,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         "list-cold": lambda: list_row(settings),
         "csv-load": lambda: csv_load_measured(settings),
     }
+    for size in (32, 256):
+        rows[f"batch-{size}"] = functools.partial(batch_row, size, False, device, settings, registry)
+        rows[f"batch-{size}-hand"] = functools.partial(batch_row, size, True, device, settings, registry)
     if device.type != "cuda":
         del rows["graph"]
     wanted = args.only.split(",") if args.only else list(rows)

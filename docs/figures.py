@@ -1,4 +1,5 @@
-"""The pictures of the lecture walkthrough (docs/lecture.md), drawn from the same mlbasics runs.
+"""The pictures of the lecture walkthrough (docs/lecture.md) and of the next lesson
+(docs/overfitting.md), drawn from the same mlbasics runs.
 
     python docs/figures.py            # write docs/images/*.png and docs/images/figures.json
     python docs/figures.py --check    # redraw every picture and compare it with what is committed
@@ -211,12 +212,58 @@ def linear_stack() -> Any:
     return figure
 
 
+#: docs/overfitting.md: a few noisy points of y = x - 2x², polynomials of growing degree.
+OVERFITTING_DEGREES = (1, 2, 3, 5, 7)
+OVERFITTING = Experiment(
+    dataset={
+        "name": "polynomial",
+        "coefficients": [0.0, 1.0, -2.0],
+        "n": 15,
+        "low": -1.0,
+        "high": 1.0,
+        "noise": 0.3,
+    },
+    model={"name": "polynomial"},
+    optimizer={"name": "lbfgs"},
+    epochs=30,
+    validation=0.4,
+    device="cpu",
+)
+
+
+@functools.cache
+def overfitting_runs() -> dict[int, mlbasics.TrainResult]:
+    """One run per degree of docs/overfitting.md's experiment."""
+    return {
+        degree: mlbasics.train(OVERFITTING, model={"name": "polynomial", "degree": degree})
+        for degree in OVERFITTING_DEGREES
+    }
+
+
+def overfitting() -> Any:
+    """docs/overfitting.md: training loss falls with the degree while validation loss rises."""
+    runs = overfitting_runs()
+    figure, axes = _pyplot().subplots(figsize=(6, 4))
+    degrees = list(runs)
+    axes.plot(degrees, [runs[d].final_loss for d in degrees], "o-", color="tab:blue", label="training rows")
+    axes.plot(
+        degrees, [runs[d].validation_loss for d in degrees], "o-", color="tab:orange", label="validation rows"
+    )
+    axes.set_yscale("log")
+    axes.set(xlabel="degree of the polynomial", ylabel="loss (mse)", title="9 training rows, 6 held out")
+    axes.legend()
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 FIGURES: dict[str, Callable[[], Any]] = {
     "error-surface": error_surface,
     "gradient-descent": gradient_descent,
     "synthetic-linear": synthetic_linear,
     "quadratic-mlp": quadratic_mlp,
     "linear-stack": linear_stack,
+    "overfitting": overfitting,
 }
 
 

@@ -24,7 +24,11 @@ FORMAT: Final = "mlbasics-checkpoint"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 FILES: Final = ("experiment.toml", "history.csv", "model.safetensors", "state.safetensors", "state.json")
+#: Written only by runs that have them (standardize); checked like the others when listed.
+OPTIONAL_FILES: Final = ("standardization.safetensors",)
 HISTORY_HEADER: Final = ["epoch", "loss"]
+#: The header of a run with a validation part: its loss at each sync epoch, empty in between.
+VALIDATION_HEADER: Final = ["epoch", "loss", "validation_loss"]
 
 
 def _text(path: Path, data: bytes) -> str:
@@ -158,25 +162,34 @@ def _component_record(path: Path, entry: Any, what: str, *, depth: int = 0) -> C
 
 
 def read_history(path: Path, data: bytes, epoch: int) -> list[float]:
+    return read_histories(path, data, epoch)[0]
+
+
+def read_histories(path: Path, data: bytes, epoch: int) -> tuple[list[float], list[tuple[int, float]]]:
+    """The training loss of every epoch and the ``(epoch, validation loss)`` pairs."""
     text = _text(path, data)
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or rows[0] != HISTORY_HEADER:
-        raise DataError(f"{path}, line 1: expected the header 'epoch,loss'")
-    history = []
+    if not rows or rows[0] not in (HISTORY_HEADER, VALIDATION_HEADER):
+        raise DataError(f"{path}, line 1: expected the header 'epoch,loss' (or 'epoch,loss,validation_loss')")
+    header = rows[0]
+    history: list[float] = []
+    validation: list[tuple[int, float]] = []
     for line, row in enumerate(rows[1:], start=2):
         expected = line - 1
         try:
             number, loss = int(row[0]), float(row[1])
+            if len(header) == 3 and len(row) == 3 and row[2] != "":
+                validation.append((number, float(row[2])))
         except (ValueError, IndexError):
             raise DataError(
-                f"{path}, line {line}: expected 'epoch,loss', got {','.join(row)!r:.60}"
+                f"{path}, line {line}: expected {','.join(header)!r}, got {','.join(row)!r:.60}"
             ) from None
-        if number != expected or len(row) != 2:
+        if number != expected or len(row) != len(header):
             raise DataError(f"{path}, line {line}: expected epoch {expected}, got {','.join(row)!r:.60}")
         history.append(loss)
     if len(history) != epoch:
         raise DataError(f"{path}: {len(history)} epochs, but the checkpoint is at epoch {epoch}")
-    return history
+    return history, validation
 
 
 def read_experiment(path: Path, data: bytes) -> Experiment:

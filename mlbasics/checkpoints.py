@@ -5,7 +5,9 @@
     DIR/checkpoint/          the latest checkpoint; replaced as a whole, never edited in place
         manifest.json        format version, epoch, and the SHA-256 of each file below
         experiment.toml      the experiment: components by registry name, with their params
-        history.csv          epoch,loss for every epoch so far (exact: floats written as repr)
+        history.csv          epoch,loss for every epoch so far (exact: floats written as repr);
+                             epoch,loss,validation_loss with a validation part
+        standardization.safetensors   the training rows' means and stds (standardize only)
         model.safetensors    the model's state_dict
         state.safetensors    the optimizer's tensors and the random generators' states
         state.json           the rest: epoch, the optimizer's non-tensor state, Python's random
@@ -50,9 +52,10 @@ from mlbasics._checkpoint_files import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    OPTIONAL_FILES,
     read_components,
     read_experiment,
-    read_history,
+    read_histories,
     read_manifest,
     read_state,
     read_tensors,
@@ -67,6 +70,7 @@ from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import Kind
+from mlbasics.standardization import Standardization
 from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
 
 CHECKPOINT: Final = "checkpoint"
@@ -186,6 +190,14 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         name: tensor.detach().to("cpu", copy=True).contiguous()
         for name, tensor in setup.model.state_dict().items()
     }
+    data: dict[str, Any] = {
+        "feature_names": list(setup.dataset.feature_names),
+        "target_name": setup.dataset.target_name,
+        "target_names": list(setup.dataset.target_names),
+        "fingerprint": setup.data_fingerprint,
+    }
+    if setup.split is not None and not setup.split.is_whole:
+        data["split"] = {"sizes": setup.split.sizes(), "fingerprint": setup.split.fingerprint()}
     state = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -194,28 +206,34 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "torch_version": torch.__version__,
         "device": str(setup.device),
         "components": {kind: info.to_dict() for kind, info in setup.components.items()},
-        "data": {
-            "feature_names": list(setup.dataset.feature_names),
-            "target_name": setup.dataset.target_name,
-            "target_names": list(setup.dataset.target_names),
-            "fingerprint": setup.data_fingerprint,
-        },
+        "data": data,
         "optimizer": optimizer,
         "rng": capture_rng(state_tensors),
     }
     metadata = {"format": FORMAT}
-    return {
+    optional = {}
+    if setup.standardization is not None:
+        optional["standardization.safetensors"] = safetensors.torch.save(
+            setup.standardization.to_tensors(), metadata=metadata
+        )
+    return optional | {
         "experiment.toml": setup.experiment.to_toml().encode(),
-        "history.csv": _history_csv(setup.history).encode(),
+        "history.csv": _history_csv(setup.history, setup.validation_history).encode(),
         "model.safetensors": safetensors.torch.save(model_tensors, metadata=metadata),
         "state.safetensors": safetensors.torch.save(state_tensors, metadata=metadata),
         "state.json": _json_bytes(state),
     }
 
 
-def _history_csv(history: Sequence[float]) -> str:
+def _history_csv(history: Sequence[float], validation: Sequence[tuple[int, float]] = ()) -> str:
     # repr() writes the shortest text that reads back as the same float: the history stays exact.
-    return "epoch,loss\n" + "".join(f"{epoch},{loss!r}\n" for epoch, loss in enumerate(history, start=1))
+    if not validation:
+        return "epoch,loss\n" + "".join(f"{epoch},{loss!r}\n" for epoch, loss in enumerate(history, start=1))
+    held_out = dict(validation)
+    return "epoch,loss,validation_loss\n" + "".join(
+        f"{epoch},{loss!r},{held_out[epoch]!r}\n" if epoch in held_out else f"{epoch},{loss!r},\n"
+        for epoch, loss in enumerate(history, start=1)
+    )
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -384,6 +402,12 @@ class Checkpoint:
     optimizer_state: Any = attrs.field(repr=False)
     rng_state: Any = attrs.field(repr=False)
     state_tensors: dict[str, torch.Tensor] = attrs.field(repr=False)
+    #: ``(epoch, validation loss)`` at each sync point (empty without a validation part).
+    validation_history: list[tuple[int, float]] = attrs.field(factory=list)
+    #: The statistics the run's data were scaled with (``standardize``), or ``None``.
+    standardization: Standardization | None = None
+    #: The held-out split's sizes and row fingerprint (``None``: nothing held out by a split).
+    split: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, run: str | Path) -> Checkpoint:
@@ -391,12 +415,22 @@ class Checkpoint:
         truncated, edited or foreign files) is a :class:`mlbasics.DataError` naming the file."""
         folder = locate(run)
         manifest = read_manifest(folder)
-        contents = {name: verified(folder, name, manifest) for name in FILES}
+        listed = [name for name in OPTIONAL_FILES if name in manifest["files"]]
+        contents = {name: verified(folder, name, manifest) for name in (*FILES, *listed)}
         state = read_state(folder / "state.json", contents["state.json"])
         epoch = manifest["epoch"]
         if state["epoch"] != epoch:
             raise DataError(f"{folder / 'state.json'}: epoch {state['epoch']}, but {MANIFEST} says {epoch}")
-        history = read_history(folder / "history.csv", contents["history.csv"], epoch)
+        history, validation_history = read_histories(folder / "history.csv", contents["history.csv"], epoch)
+        standardization = None
+        if "standardization.safetensors" in contents:
+            path = folder / "standardization.safetensors"
+            try:
+                standardization = Standardization.from_tensors(
+                    read_tensors(path, contents["standardization.safetensors"]), str(path)
+                )
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
         experiment = read_experiment(folder / "experiment.toml", contents["experiment.toml"])
         components = read_components(folder / "state.json", state["components"], experiment)
         data = state["data"]
@@ -417,6 +451,9 @@ class Checkpoint:
             optimizer_state=state["optimizer"],
             rng_state=state["rng"],
             state_tensors=read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
+            validation_history=validation_history,
+            standardization=standardization,
+            split=data.get("split") if isinstance(data.get("split"), dict) else None,
         )
 
     def __repr__(self) -> str:
@@ -467,8 +504,11 @@ class Checkpoint:
                     f"({', '.join(self.feature_names)}), got shape {tuple(x.shape)}"
                 ]
             )
+        model = self.model(registry, force=force)
         with torch.no_grad():
-            predictions: torch.Tensor = self.model(registry, force=force)(x)
+            if self.standardization is not None:  # scaled as in training, back in the data's units
+                return self.standardization.predict(model, x)
+            predictions: torch.Tensor = model(x)
         return predictions
 
     def load_weights(self, model: nn.Module, *, built: Component | None = None) -> None:

@@ -141,6 +141,10 @@ class Dataset:
     memory_mapped: bool = False
     #: The files the tensors are read from while training; :meth:`check_unchanged` checks them.
     source_files: tuple[SourceFile, ...] = attrs.field(default=(), converter=_to_sources)
+    #: Held-out rows the dataset brings itself (same columns); when given, they are used instead of
+    #: splitting the table by the experiment's ``validation`` / ``test`` fractions.
+    validation: Dataset | None = None
+    test: Dataset | None = None
 
     @feature_names.default
     def _default_feature_names(self) -> tuple[str, ...]:

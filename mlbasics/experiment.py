@@ -109,6 +109,21 @@ class Experiment:
     #: On CUDA, capture the training step in a CUDA graph and replay it where that is safe (see
     #: mlbasics/steppers.py); False trains eagerly everywhere. Elsewhere it changes nothing.
     cuda_graph: bool = True
+    #: Fractions of the rows held out for validation (its loss is computed at every sync point) and
+    #: for test (evaluated once, at the end), split by ``split_seed``: see :mod:`mlbasics.splits`.
+    validation: float = 0.0
+    test: float = 0.0
+    split_seed: int = 0
+    #: Rows per step; ``None``: the whole training set (the lecture's full-batch training). An
+    #: epoch is one pass over the training rows: see :mod:`mlbasics.batches`.
+    batch_size: int | None = None
+    #: A new order of the training rows every epoch; ``None``: on when there are mini-batches.
+    shuffle: bool | None = None
+    #: Leave out the last batch of an epoch if it is smaller than ``batch_size``.
+    drop_last: bool = False
+    #: Scale to mean 0 and standard deviation 1, with statistics of the training rows:
+    #: "none", "features" or "features+target" (see :mod:`mlbasics.standardization`).
+    standardize: str = "none"
 
     def components(self) -> dict[Kind, Component]:
         return {kind: getattr(self, kind) for kind in COMPONENT_KINDS}
@@ -152,6 +167,32 @@ class Experiment:
         device_problem = check_device_name(self.device)
         if device_problem:
             found.append(device_problem)
+        found += self.data_problems()
+        return found
+
+    def data_problems(self) -> list[str]:
+        """What is wrong with the held-out, batching and standardization settings by themselves
+        (sizes that depend on the data are checked when the data are loaded)."""
+        from mlbasics.splits import fraction_problems
+
+        found = fraction_problems(self.validation, self.test)
+        split_seed: object = self.split_seed
+        if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+            found.append(f"split_seed must be an integer >= 0, got {split_seed!r}")
+        batch_size: object = self.batch_size
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)):
+            found.append(f"batch_size must be an integer (rows per step), got {batch_size!r}")
+        elif batch_size is not None and batch_size < 1:
+            found.append(f"batch_size must be >= 1 (rows per step), got {batch_size}")
+        shuffle: object = self.shuffle
+        if shuffle is not None and not isinstance(shuffle, bool):
+            found.append(f"shuffle must be true or false, got {shuffle!r}")
+        drop_last: object = self.drop_last
+        if not isinstance(drop_last, bool):
+            found.append(f"drop_last must be true or false, got {drop_last!r}")
+        if self.standardize not in STANDARDIZE_CHOICES:
+            choices = ", ".join(repr(choice) for choice in STANDARDIZE_CHOICES)
+            found.append(f"standardize must be one of {choices}, got {self.standardize!r}")
         return found
 
     # -- overrides, as the CLI applies them ----------------------------------------------------
@@ -163,7 +204,8 @@ class Experiment:
         return self if current.name == name else self._replace(kind, Component(name))
 
     def with_value(self, key: str, value: Any) -> Experiment:
-        """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, a component
+        """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, ``validation``,
+        ``test``, ``split_seed``, ``batch_size``, ``shuffle``, ``drop_last``, ``standardize``, a component
         (``model``), or a component param (``optimizer.lr``)."""
         if nested_too_deeply(value):
             raise ValidationError([f"{key}: {_TOO_DEEP}"])
@@ -207,6 +249,10 @@ class Experiment:
             data["log_every"] = self.log_every
         if self.cuda_graph is not True:
             data["cuda_graph"] = self.cuda_graph
+        for field, default in _DATA_DEFAULTS.items():  # only what differs: lecture files stay as they were
+            value = getattr(self, field)
+            if value != default or type(value) is not type(default):
+                data[field] = value
         for kind, component in self.components().items():
             data[kind] = component.to_dict()
         return data
@@ -267,7 +313,17 @@ class Experiment:
 
 
 _TOO_DEEP: Final = f"nested more than {MAX_NESTING} levels deep (lists in lists or tables in tables)"
-_SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph")
+STANDARDIZE_CHOICES: Final = ("none", "features", "features+target")
+_DATA_DEFAULTS: Final[dict[str, Any]] = {
+    "validation": 0.0,
+    "test": 0.0,
+    "split_seed": 0,
+    "batch_size": None,
+    "shuffle": None,
+    "drop_last": False,
+    "standardize": "none",
+}
+_SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph", *_DATA_DEFAULTS)
 _ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS)
 
 

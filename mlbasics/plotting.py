@@ -45,7 +45,9 @@ def training_figure(result: TrainResult) -> Any:
     one_feature = result.dataset.n_features == 1
     figure = _figure(11 if one_feature else 6, 4)
     axes = figure.subplots(1, 2 if one_feature else 1, squeeze=False)
-    draw_losses(axes[0][0], result.history, result.components["loss"].name)
+    draw_losses(
+        axes[0][0], result.history, result.components["loss"].name, validation=result.validation_history
+    )
     if one_feature:
         fit_axes = axes[0][1]
         x = result.dataset.features[:, 0]
@@ -81,17 +83,33 @@ def training_figure(result: TrainResult) -> Any:
 
 
 def draw_losses(
-    axes: Any, history: Sequence[float], loss_name: str, *, epochs: int | None = None, start: int = 0
+    axes: Any,
+    history: Sequence[float],
+    loss_name: str,
+    *,
+    epochs: int | None = None,
+    start: int = 0,
+    validation: Sequence[tuple[int, float]] = (),
 ) -> None:
-    """The loss per epoch on ``axes`` (log scale when every loss is positive); ``epochs``, if
-    given, fixes the x axis to the whole run, so a live plot's curve grows across a still frame."""
-    finite = [value for value in history if math.isfinite(value)]
-    axes.plot(range(start + 1, start + len(history) + 1), history, color="tab:blue")
+    """The loss per epoch on ``axes`` (log scale when every loss is positive), and the validation
+    loss at its ``(epoch, loss)`` points if there are any; ``epochs``, if given, fixes the x axis to
+    the whole run, so a live plot's curve grows across a still frame."""
+    finite = [value for value in [*history, *(loss for _, loss in validation)] if math.isfinite(value)]
+    axes.plot(range(start + 1, start + len(history) + 1), history, color="tab:blue", label="training")
+    if validation:
+        axes.plot(
+            [epoch for epoch, _ in validation],
+            [loss for _, loss in validation],
+            color="tab:orange",
+            label="validation",
+        )
+        axes.legend()
     if finite and min(finite) > 0:
         axes.set_yscale("log")
     if epochs is not None:
         axes.set_xlim(0, max(epochs, 1))
-    axes.set(xlabel="epoch", ylabel=f"loss ({loss_name})", title="Training loss")
+    title = "Training and validation loss" if validation else "Training loss"
+    axes.set(xlabel="epoch", ylabel=f"loss ({loss_name})", title=title)
     axes.grid(True, alpha=0.3)
 
 

@@ -1,5 +1,6 @@
-"""A rich progress bar for training: epoch, loss, steps/s and time left, refreshed at most 10 times
-a second and fed only at the loop's sync points, so it costs the loop nothing per step.
+"""A rich progress bar for training: epoch, loss (and validation loss), steps/s and time left,
+refreshed at most 10 times a second and fed only at the loop's sync points, so it costs the loop
+nothing per step.
 
 In a Jupyter notebook (and no ``console`` given) the bar is one output of the cell, redrawn in
 place at the sync points (:class:`mlbasics.notebook.RichOutput`): rich's own live display would
@@ -44,7 +45,7 @@ class ProgressBar(Callback):
             TextColumn("[bold]epoch"),
             MofNCompleteColumn(),
             BarColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"),
+            TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}"),
             _StepsPerSecond(),
             TimeRemainingColumn(),
             console=self.console,
@@ -54,7 +55,9 @@ class ProgressBar(Callback):
         )
         done = len(setup.history)  # a resumed run starts where it stopped
         last = f"{setup.history[-1]:.6g}" if done else "-"
-        self._task = self._progress.add_task("train", total=epochs, completed=done, loss=last)
+        self._task = self._progress.add_task(
+            "train", total=epochs, completed=done, loss=last, validation=self._validation(setup)
+        )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable(), force=True)
         else:
@@ -63,9 +66,18 @@ class ProgressBar(Callback):
     def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:
         assert self._progress is not None
         last = float(losses[-1])  # type: ignore[index]
-        self._progress.update(self._task, completed=epoch, loss=f"{last:.6g}")
+        self._progress.update(
+            self._task, completed=epoch, loss=f"{last:.6g}", validation=self._validation(setup)
+        )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable())
+
+    @staticmethod
+    def _validation(setup: Setup) -> str:
+        """`` validation 0.123`` once there is a validation loss; nothing without a validation part."""
+        if not setup.validation_history:
+            return " validation -" if setup.validation is not None else ""
+        return f" validation [magenta]{setup.validation_history[-1][1]:.6g}[/]"
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
         if self._progress is None:

@@ -28,6 +28,9 @@ from mlbasics.registry import Registry, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import Callback, Setup, TrainResult, fit, prepare
 
+#: Experiment settings that decide which rows are trained on, in which order and scale.
+DATA_SETTINGS = ("validation", "test", "split_seed", "batch_size", "shuffle", "drop_last", "standardize")
+
 
 class ResumeWarning(UserWarning):
     """A forced resume went ahead despite a difference, or part of the state could not be restored."""
@@ -47,6 +50,18 @@ def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
                 found.append(f"{kind} {new.name!r}: {key} is {now!r} now but was {was!r}")
     if setup.experiment.seed != checkpoint.experiment.seed:
         found.append(f"seed is {setup.experiment.seed} now but was {checkpoint.experiment.seed}")
+    for field in DATA_SETTINGS:  # they change which rows, in which order and scale, are trained on
+        now, was = getattr(setup.experiment, field), getattr(checkpoint.experiment, field)
+        if now != was:
+            found.append(f"{field} is {now!r} now but was {was!r}")
+    split = setup.split
+    recorded = checkpoint.split
+    now_split = None if split is None or split.is_whole else split.fingerprint()
+    if recorded is not None and now_split is not None and recorded.get("fingerprint") != now_split:
+        found.append(
+            f"the held-out rows differ from the run's (split sizes {split.sizes() if split else None} now, "
+            f"{recorded.get('sizes')} then)"
+        )
     old, new = checkpoint.components["dataset"], setup.components["dataset"]
     same_dataset = (old.name, old.params) == (new.name, new.params)
     if same_dataset and setup.data_fingerprint != checkpoint.data_fingerprint:
@@ -95,6 +110,7 @@ def restore(
             )
     notes += checkpoint.restore_rng()
     setup.history.extend(checkpoint.history)
+    setup.validation_history.extend(checkpoint.validation_history)
     return setup, notes
 
 

@@ -96,6 +96,13 @@ def capture_problem(setup: Setup) -> str | None:
     Looks only at the components, so it can be asked (and tested) on any device."""
     spec = setup.specs["optimizer"]
     optimizer = setup.optimizer
+    from mlbasics.batches import is_full_batch
+
+    if not is_full_batch(setup):
+        return (
+            f"the run trains on mini-batches (batch_size {setup.experiment.batch_size}): an epoch is "
+            "many steps over rows gathered anew each epoch, and the captured step is one full-batch step"
+        )
     if isinstance(optimizer, ClosedFormSolver):
         return f"optimizer {spec.name!r} solves in closed form: there is no step to capture"
     if setup.needs_closure:

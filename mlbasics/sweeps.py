@@ -54,10 +54,19 @@ class SweepMember:
     #: The loss per epoch (float32, on the CPU), as :attr:`TrainResult.history` holds it.
     history: torch.Tensor
     parameters: dict[str, torch.Tensor]
+    #: The loss on the validation rows after training (``None`` without a validation part).
+    validation_loss: float | None = None
+    #: The loss on the test rows, evaluated once at the end (``None`` without a test part).
+    test_loss: float | None = None
 
     @property
     def final_loss(self) -> float:
         return float(self.history[-1])
+
+    @property
+    def ranking_loss(self) -> float:
+        """The loss members are ranked by: the validation loss where there is one, else the final loss."""
+        return self.final_loss if self.validation_loss is None else self.validation_loss
 
     @property
     def label(self) -> str:
@@ -75,7 +84,7 @@ def _label(values: Mapping[str, Any]) -> str:
 
 
 def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
-    loss = member.final_loss
+    loss = member.ranking_loss
     finite = math.isfinite(loss)
     return (not finite, loss if finite else 0.0, member.index)  # diverged members last
 
@@ -97,8 +106,15 @@ class SweepResult:
     setup_seconds: float
 
     def ranked(self) -> list[SweepMember]:
-        """The members, lowest final loss first; members whose loss is not finite come last."""
+        """The members, lowest validation loss first (final training loss without a validation
+        part: :attr:`ranked_by`); members whose loss is not finite come last."""
         return sorted(self.members, key=_rank_key)
+
+    @property
+    def ranked_by(self) -> str:
+        """What :meth:`ranked` orders by: ``"validation loss"`` or ``"final loss"``."""
+        held_out = any(member.validation_loss is not None for member in self.members)
+        return "validation loss" if held_out else "final loss"
 
     @property
     def best(self) -> SweepMember:
@@ -130,12 +146,19 @@ class SweepResult:
             "seconds": self.seconds,
             "setup_seconds": self.setup_seconds,
             "axes": list(self.axes),
+            **({"ranked_by": self.ranked_by} if self.ranked_by != "final loss" else {}),
             "experiment": self.experiment.to_dict(),
             "members": [
                 {
                     "index": member.index,
                     "values": member.values,
                     "final_loss": member.final_loss,
+                    **(
+                        {"validation_loss": member.validation_loss}
+                        if member.validation_loss is not None
+                        else {}
+                    ),
+                    **({"test_loss": member.test_loss} if member.test_loss is not None else {}),
                     "parameters": {name: value.tolist() for name, value in member.parameters.items()},
                     **({"history": member.history.tolist()} if history else {}),
                 }
@@ -246,6 +269,10 @@ def ensemble_plan(setups: Sequence[Setup]) -> EnsemblePlan | str:
         return "members differ in their optimizer"
     if isinstance(first.optimizer, ClosedFormSolver):
         return f"optimizer {name!r} solves in closed form: there are no steps to batch"
+    if first.experiment.batch_size is not None and first.experiment.batch_size < first.n_train:
+        return f"members train on mini-batches (batch_size {first.experiment.batch_size}), which the ensemble does not batch"
+    if first.dataset.memory_mapped:
+        return "the dataset is memory-mapped, and the ensemble trains on data held whole on the device"
     if first.needs_closure:
         return f"optimizer {name!r} needs a closure, which the ensemble cannot batch"
     if spec.stacked is None:
@@ -360,9 +387,17 @@ def _vmapped(
             f"ensemble on {first.device}; sweep fewer at once, or train them one after another with "
             f"--sequential ({one_line(exc)})"
         ) from exc
+    validation = _held_out_losses(setups, run.parameters, "validation")
+    test = _held_out_losses(setups, run.parameters, "test")
     result_members = tuple(
         SweepMember(
-            index=i, values=values, experiment=member, history=run.histories[i], parameters=run.parameters[i]
+            index=i,
+            values=values,
+            experiment=member,
+            history=run.histories[i],
+            parameters=run.parameters[i],
+            validation_loss=validation[i],
+            test_loss=test[i],
         )
         for i, (values, member) in enumerate(members)
     )
@@ -393,17 +428,29 @@ def _one_after_another(
     for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
         callbacks = [] if bar is None else [_Advance(bar, finished)]
         start = time.perf_counter()
+        validation_loss = test_loss = None
         try:
             result = fit(setup, callbacks)
             losses, parameters = result.history, result.parameters
+            validation_loss, test_loss = result.validation_loss, result.test_loss
         except DivergenceError as diverged:  # one member's bad learning rate must not end the sweep
             losses = diverged.history
             parameters = {name: p.detach().cpu().clone() for name, p in setup.model.named_parameters()}
+            if setup.validation is not None:
+                validation_loss = float("nan")  # ranked last, with the diverged
         finished += len(losses)
         seconds += time.perf_counter() - start
         history = torch.tensor(losses, dtype=torch.float32)
         result_members.append(
-            SweepMember(index=i, values=values, experiment=member, history=history, parameters=parameters)
+            SweepMember(
+                index=i,
+                values=values,
+                experiment=member,
+                history=history,
+                parameters=parameters,
+                validation_loss=validation_loss,
+                test_loss=test_loss,
+            )
         )
     return SweepResult(
         experiment=experiment,
@@ -415,6 +462,24 @@ def _one_after_another(
         seconds=seconds,
         setup_seconds=setup_seconds,
     )
+
+
+def _held_out_losses(
+    setups: Sequence[Setup], parameters: Sequence[dict[str, torch.Tensor]], part: str
+) -> list[float | None]:
+    """Each stacked member's loss on a held-out part after training: computed on the device,
+    copied out in one transfer."""
+    if getattr(setups[0], part) is None:
+        return [None] * len(setups)
+    losses = []
+    for setup, learned in zip(setups, parameters, strict=True):
+        x, y, _ = getattr(setup, part)
+        values = {name: value.to(setup.device) for name, value in learned.items()}
+        with torch.no_grad():
+            losses.append(
+                setup.loss(torch.func.functional_call(setup.model, values, (x,)), y).detach().reshape(())
+            )
+    return [float(loss) for loss in torch.stack(losses).cpu()]
 
 
 class _ProgressBar:

@@ -39,9 +39,12 @@ from mlbasics.errors import (
 )
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.interrupts import Interrupt, signal_name
+from mlbasics.notes import note_once
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
+from mlbasics.splits import Split, split_rows
+from mlbasics.standardization import Standardization, fit_standardization
 from mlbasics.steppers import Stepper, make_stepper
 
 #: The most epochs whose losses wait on the device between two copies to the host. An automatic
@@ -52,6 +55,10 @@ MAX_SYNC_INTERVAL: Final = 10_000
 #: An automatic sync interval doubles only while the doubled one is expected to take at most this
 #: long, and halves once one takes more than twice this: progress stays live for a slow model too.
 SYNC_SECONDS: Final = 0.5
+
+#: A part of the data: features, targets (on the device, scaled) and ``None``; or, for a
+#: memory-mapped table, the whole table (on the CPU, raw) and the part's row numbers.
+Part = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 class StopTraining(Exception):
@@ -123,6 +130,19 @@ class Setup:
     components: dict[Kind, ComponentInfo]
     history: list[float] = attrs.field(factory=list)
     interrupt: Interrupt = attrs.field(factory=Interrupt)
+    #: How the dataset's rows were split (``None``: the dataset brought its own held-out rows).
+    split: Split | None = None
+    #: The training rows' numbers in ``features`` when those are a memory-mapped table (then the
+    #: whole table, on the CPU, unscaled); ``None`` when ``features`` are the training rows.
+    train_rows: torch.Tensor | None = None
+    #: The validation and test parts as (features, targets, row numbers or ``None``), like the
+    #: training part; ``None`` where there is no such part.
+    validation: Part | None = None
+    test: Part | None = None
+    #: The statistics the data were scaled with (``standardize``), or ``None``.
+    standardization: Standardization | None = None
+    #: ``(epoch, validation loss)`` at every sync point so far.
+    validation_history: list[tuple[int, float]] = attrs.field(factory=list)
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
@@ -145,10 +165,28 @@ class Setup:
     def needs_closure(self) -> bool:
         return "closure" in self.specs["optimizer"].tags
 
+    @property
+    def n_train(self) -> int:
+        """The number of training rows."""
+        return int(self.features.shape[0] if self.train_rows is None else self.train_rows.shape[0])
+
     def evaluate(self) -> torch.Tensor:
-        """The loss of the current parameters on the whole dataset (no gradients)."""
-        with torch.no_grad():
-            return self.loss(self.model(self.features), self.targets).detach()
+        """The loss of the current parameters on the training rows (no gradients)."""
+        from mlbasics.batches import evaluate_rows
+
+        return evaluate_rows(self, self.features, self.targets, self.train_rows)
+
+    def evaluate_part(self, part: Part) -> torch.Tensor:
+        """The loss of the current parameters on a held-out part, on the device (no gradients)."""
+        from mlbasics.batches import evaluate_rows
+
+        return evaluate_rows(self, *part)
+
+    def scale_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw rows scaled as the model is trained on them (for data not scaled in advance)."""
+        if self.standardization is None:
+            return x, y
+        return self.standardization.features(x), self.standardization.targets(y)
 
 
 class Callback:
@@ -190,6 +228,28 @@ class TrainResult:
     interrupted_by: int | None = None
     #: The epochs already done when this call began (non-zero for a resumed run).
     resumed_from: int = 0
+    #: ``(epoch, validation loss)`` at every sync point (empty without a validation part).
+    validation_history: list[tuple[int, float]] = attrs.field(factory=list)
+    #: The loss on the test part, evaluated once at the end (``None`` without a test part).
+    test_loss: float | None = None
+    #: Rows in each part: ``{"train": ..., "validation": ..., "test": ...}``.
+    split_sizes: dict[str, int] = attrs.field(factory=dict)
+    #: The statistics the data were scaled with (``standardize``), or ``None``.
+    standardization: Standardization | None = None
+
+    @property
+    def validation_loss(self) -> float | None:
+        """The validation loss at the last sync point, or ``None`` without a validation part."""
+        return self.validation_history[-1][1] if self.validation_history else None
+
+    def parameters_in_data_units(self) -> dict[str, torch.Tensor]:
+        """The learned parameters; for a linear model (``weight``, ``bias``) trained on
+        standardized data, the W and b that act on the data's own units."""
+        weight = self.parameters.get("weight")
+        if self.standardization is None or weight is None or set(self.parameters) - {"weight", "bias"}:
+            return self.parameters
+        raw_weight, raw_bias = self.standardization.linear_in_data_units(weight, self.parameters.get("bias"))
+        return {"weight": raw_weight, "bias": raw_bias}
 
     @property
     def final_loss(self) -> float:
@@ -212,8 +272,11 @@ class TrainResult:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
         device = next(self.model.parameters()).device
+        x = features.to(device, torch.float32)
         with torch.no_grad():
-            predictions: torch.Tensor = self.model(features.to(device, torch.float32))
+            if self.standardization is not None:  # back in the data's units
+                return self.standardization.predict(self.model, x).cpu()
+            predictions: torch.Tensor = self.model(x)
         return predictions.cpu()
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,7 +294,27 @@ class TrainResult:
             "components": {kind: info.to_dict() for kind, info in self.components.items()},
             "experiment": self.experiment.to_dict(),
             "history": self.history,
+            **self._held_out_dict(),
         }
+
+    def _held_out_dict(self) -> dict[str, Any]:
+        """The keys of held-out data and standardization, present only where the run had them."""
+        extra: dict[str, Any] = {}
+        if self.split_sizes and self.split_sizes.get("train") != self.dataset.n_samples:
+            extra["split"] = self.split_sizes
+        if self.validation_history:
+            extra["validation_loss"] = self.validation_loss
+            extra["validation_history"] = [list(pair) for pair in self.validation_history]
+        if self.test_loss is not None:
+            extra["test_loss"] = self.test_loss
+        if self.standardization is not None:
+            extra["standardization"] = {
+                name: value.tolist() for name, value in self.standardization.to_tensors().items()
+            }
+            in_data_units = self.parameters_in_data_units()
+            if in_data_units is not self.parameters:
+                extra["parameters_in_data_units"] = {k: v.tolist() for k, v in in_data_units.items()}
+        return extra
 
 
 # -- putting the experiment together -------------------------------------------------------------
@@ -292,17 +375,19 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise _contract_broken(specs["optimizer"], optimizer, "a torch.optim.Optimizer or a ClosedFormSolver")
     components = {kind: component_info(registry, specs[kind], kwargs[kind]) for kind in specs}
+    data = _place_data(
+        experiment, dataset, device, specs, closed_form=isinstance(optimizer, ClosedFormSolver)
+    )
     return Setup(
         experiment=experiment,
         device=device,
         dataset=dataset,
-        features=dataset.features.to(device),
-        targets=dataset.targets.to(device),
         model=model,
         loss=loss,
         optimizer=optimizer,
         specs=specs,
         components=components,
+        **data,
     )
 
 
@@ -316,6 +401,150 @@ def component_info(registry: Registry, spec: ComponentSpec, params: dict[str, An
             nested = component_info(registry, registry.get(param.component, value), {})
             uses[param.name] = attrs.evolve(nested, kind=param.component)
     return attrs.evolve(ComponentInfo.of(spec, params), uses=uses)
+
+
+def _place_data(
+    experiment: Experiment,
+    dataset: Dataset,
+    device: torch.device,
+    specs: dict[Kind, ComponentSpec],
+    *,
+    closed_form: bool,
+) -> dict[str, Any]:
+    """The dataset's rows split into training, validation and test parts, scaled (standardize)
+    with the training rows' statistics and put on the device: the ``Setup`` fields they fill.
+    With the defaults this is ``dataset.features.to(device)``, the very tensors as before."""
+    name = experiment.dataset.name
+    brought = dataset.validation is not None or dataset.test is not None
+    if brought:
+        if experiment.validation or experiment.test:
+            note_once(
+                f"dataset {name!r} brings its own held-out rows; the validation/test fractions are not used"
+            )
+        split = None
+        n_train = dataset.n_samples
+    else:
+        try:
+            split = split_rows(
+                dataset.n_samples,
+                validation=experiment.validation,
+                test=experiment.test,
+                seed=experiment.split_seed,
+            )
+        except ValueError as exc:
+            raise ValidationError([f"dataset {name!r}: {exc}"]) from None
+        n_train = len(split.train)
+    _check_batching(experiment, dataset, specs["optimizer"].name, n_train, closed_form=closed_form)
+
+    standardization = None
+    if experiment.standardize != "none":
+        train_x, train_y, rows = _raw_part(dataset, split, "train")
+        standardization = fit_standardization(
+            experiment.standardize,
+            train_x,
+            train_y,
+            feature_names=dataset.feature_names,
+            target_names=_target_names(dataset),
+            rows=rows,
+        )
+
+    def placed(part: str) -> Part | None:
+        if brought:
+            held: Dataset | None = dataset if part == "train" else getattr(dataset, part)
+            if held is None:
+                return None
+            _check_same_columns(name, part, dataset, held)
+            x, y, rows = held.features, held.targets, None
+            if held.memory_mapped:
+                rows = torch.arange(held.n_samples)
+        else:
+            assert split is not None
+            if part != "train" and len(getattr(split, part)) == 0:
+                return None
+            x, y, rows = _raw_part(dataset, split, part)
+        if rows is not None:  # memory-mapped: scaled batch by batch, on the device
+            return x, y, rows
+        if standardization is not None:
+            x, y = standardization.features(x), standardization.targets(y)
+        return x.to(device), y.to(device), None
+
+    train = placed("train")
+    assert train is not None
+    return {
+        "features": train[0],
+        "targets": train[1],
+        "train_rows": train[2],
+        "validation": placed("validation"),
+        "test": placed("test"),
+        "split": split,
+        "standardization": standardization,
+    }
+
+
+def _raw_part(dataset: Dataset, split: Split | None, part: str) -> Part:
+    """A part's raw rows: a copy (CPU) of them, or, memory-mapped, the table and their numbers."""
+    if split is None:  # the dataset's own parts: its table is the training part
+        return (
+            dataset.features,
+            dataset.targets,
+            torch.arange(dataset.n_samples) if dataset.memory_mapped else None,
+        )
+    rows: torch.Tensor = getattr(split, part)
+    if dataset.memory_mapped:
+        return dataset.features, dataset.targets, rows
+    if part == "train" and split.is_whole:
+        return dataset.features, dataset.targets, None  # the very tensors: no copy, same numbers
+    return dataset.features.index_select(0, rows), dataset.targets.index_select(0, rows), None
+
+
+def _target_names(dataset: Dataset) -> tuple[str, ...]:
+    k = int(dataset.targets.shape[1])
+    names = getattr(dataset, "target_names", None)  # multi-column targets name each column
+    if isinstance(names, tuple | list) and len(names) == k:
+        return tuple(str(n) for n in names)
+    return (dataset.target_name,) if k == 1 else tuple(f"{dataset.target_name}[{i}]" for i in range(k))
+
+
+def _check_same_columns(name: str, part: str, dataset: Dataset, held: Dataset) -> None:
+    if (
+        held.features.shape[1:] != dataset.features.shape[1:]
+        or held.targets.shape[1:] != dataset.targets.shape[1:]
+    ):
+        raise PluginError(
+            f"dataset {name!r}: its {part} rows have {held.n_features} feature and "
+            f"{held.targets.shape[1]} target columns, but its training rows {dataset.n_features} and "
+            f"{dataset.targets.shape[1]}"
+        )
+
+
+def _check_batching(
+    experiment: Experiment, dataset: Dataset, optimizer: str, n_train: int, *, closed_form: bool
+) -> None:
+    """``batch_size`` against the training rows, and what cannot use mini-batches, said once."""
+    size, name = experiment.batch_size, experiment.dataset.name
+    if size is not None and size > n_train:
+        raise ValidationError(
+            [f"batch_size {size} is larger than the {n_train} training rows of dataset {name!r}"]
+        )
+    if dataset.memory_mapped and size is None:
+        raise ValidationError(
+            [
+                f"dataset {name!r} is memory-mapped (it may not fit in memory) and cannot be trained "
+                "full-batch; pass --batch-size N (batch_size = N)"
+            ]
+        )
+    if closed_form and dataset.memory_mapped:
+        raise ValidationError(
+            [
+                f"optimizer {optimizer!r} solves on all training rows at once, which "
+                f"memory-mapped dataset {name!r} cannot hold in memory; use an iterative optimizer"
+            ]
+        )
+    if closed_form and size is not None and size < n_train:
+        note_once(
+            f"optimizer {optimizer!r} solves in closed form on all {n_train} training rows at once: "
+            f"batch_size {size} is not used"
+        )
 
 
 def _model_sizes(experiment: Experiment, dataset: Dataset) -> dict[str, int]:
@@ -369,27 +598,38 @@ def gradient_reset(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
 
 
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
-    """One full-batch training step, returning its loss (detached, still on the device)."""
+    """One epoch of training, returning its loss (detached, still on the device): one full-batch
+    step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.batches`)."""
+    from mlbasics.batches import is_full_batch, minibatch_epoch
+
+    body = batch_step(setup)
+    if is_full_batch(setup):
+        x, y = setup.features, setup.targets
+        return lambda: body(x, y)
+    return minibatch_epoch(setup, body)
+
+
+def batch_step(setup: Setup) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One training step on rows ``x``, ``y``, returning its loss (detached, still on the device)."""
     model, loss_fn, optimizer = setup.model, setup.loss, setup.optimizer
-    x, y = setup.features, setup.targets
     assert isinstance(optimizer, torch.optim.Optimizer)
     zero_grad = gradient_reset(optimizer)
 
     if setup.needs_closure:
 
-        def closure() -> Any:
-            zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()  # type: ignore[no-untyped-call]
-            return loss
+        def step_with_closure(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            def closure() -> Any:
+                zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()  # type: ignore[no-untyped-call]
+                return loss
 
-        def step_with_closure() -> torch.Tensor:
             loss: torch.Tensor = optimizer.step(closure)  # type: ignore[assignment]
             return loss.detach()
 
         return step_with_closure
 
-    def step() -> torch.Tensor:
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -518,7 +758,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> tuple[Trai
         if isinstance(setup.optimizer, ClosedFormSolver):
             if not history:
                 setup.optimizer.solve(setup.model, setup.features, setup.targets)
-                losses = setup.evaluate().reshape(1).cpu()
+                losses = _copy_out(setup, setup.evaluate().reshape(1))
                 history.extend(losses.tolist())
                 for callback in callbacks:
                     callback.on_sync(setup, 1, losses)
@@ -531,7 +771,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> tuple[Trai
             while len(history) < epochs:
                 steps = setup.interval = schedule.next(len(history), epochs)
                 began = time.perf_counter()
-                losses = _copied_out(stepper, steps, capacity)
+                losses = _copied_out(setup, stepper, steps, capacity)
                 schedule.record(len(losses), time.perf_counter() - began)
                 mode = stepper.mode
                 history.extend(losses.tolist())
@@ -551,6 +791,7 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> tuple[Trai
     seconds = time.perf_counter() - start
     if not history:
         raise ValidationError(["training stopped before the first epoch finished"])
+    test_loss = float(setup.evaluate_part(setup.test)) if setup.test is not None else None
     result = TrainResult(
         experiment=setup.experiment,
         history=list(history),
@@ -565,24 +806,54 @@ def _run(setup: Setup, epochs: int, callbacks: Sequence[Callback]) -> tuple[Trai
         step_mode=mode,
         interrupted_by=interrupted or None,
         resumed_from=resumed_from,
+        validation_history=list(setup.validation_history),
+        test_loss=test_loss,
+        split_sizes=_split_sizes(setup),
+        standardization=setup.standardization,
     )
     return result, failure
 
 
-def _copied_out(stepper: Stepper, steps: int, capacity: int) -> torch.Tensor:
+def _copied_out(setup: Setup, stepper: Stepper, steps: int, capacity: int) -> torch.Tensor:
     """``steps`` steps' losses, on the host: one copy (one host sync), or one per ``capacity``
     steps for a longer interval, so that no more than that many wait on the device."""
     if steps <= capacity:
-        return stepper.run(steps).cpu()
-    parts = []
-    while steps > 0:
-        want = min(steps, capacity)
-        part = stepper.run(want).cpu()
-        parts.append(part)
-        steps -= len(part)
-        if len(part) < want:  # stopped by a signal
-            break
+        return _copy_out(setup, stepper.run(steps))
+    parts: list[torch.Tensor] = []
+    done = 0
+    while steps > done:
+        want = min(steps - done, capacity)
+        part = stepper.run(want)
+        done += len(part)
+        if done < steps and len(part) == want:
+            parts.append(part.cpu())
+            continue
+        parts.append(_copy_out(setup, part, before=done - len(part)))  # the last piece
+        break
     return torch.cat(parts)
+
+
+def _copy_out(setup: Setup, losses: torch.Tensor, *, before: int = 0) -> torch.Tensor:
+    """Training ``losses`` (on the device) on the host, ``before`` epochs after the history's end.
+    With a validation part, its loss (of the parameters after the last of these steps) is computed
+    on the device and comes out in the same transfer, and is recorded in
+    :attr:`Setup.validation_history`. The data's file, if it has one, is checked for changes here
+    too."""
+    setup.dataset.check_unchanged()
+    if setup.validation is None:
+        return losses.cpu()
+    validation = setup.evaluate_part(setup.validation).reshape(1).to(losses.dtype)
+    both = torch.cat([losses, validation]).cpu()
+    setup.validation_history.append((len(setup.history) + before + len(losses), float(both[-1])))
+    return both[:-1]
+
+
+def _split_sizes(setup: Setup) -> dict[str, int]:
+    sizes = {"train": setup.n_train}
+    for part in ("validation", "test"):
+        held: Part | None = getattr(setup, part)
+        sizes[part] = 0 if held is None else len(held[2]) if held[2] is not None else int(held[0].shape[0])
+    return sizes
 
 
 def train(

@@ -44,19 +44,29 @@ def _result_line(result: TrainResult) -> Text:
     if result.resumed_from:
         text.append(f", resumed at epoch {result.resumed_from}")
     if trained > 1 and result.seconds > 0:
-        text.append(f" ({trained / result.seconds:,.0f} steps/s)")
+        unit = "steps/s" if result.experiment.batch_size is None else "epochs/s"  # an epoch of mini-batches
+        text.append(f" ({trained / result.seconds:,.0f} {unit})")
+    sizes = result.split_sizes
+    if result.validation_loss is not None:
+        text.append("\nvalidation loss ")
+        text.append(f"{result.validation_loss:.6g}", style="bold magenta")
+        text.append(f" on {sizes.get('validation', 0)} held-out rows")
+    if result.test_loss is not None:
+        text.append("\ntest loss ")
+        text.append(f"{result.test_loss:.6g}", style="bold")
+        text.append(f" on {sizes.get('test', 0)} rows, evaluated once")
+    if result.standardization is not None:
+        text.append(
+            f"\nstandardized: {result.standardization.mode} (statistics of the {sizes.get('train')} training rows)"
+        )
     return text
 
 
 def _linear_parameters_table(result: TrainResult) -> Table | None:
     """For H(x) = Wx + b: each learned weight and the bias, beside the truth where the data knows it."""
-    weight, bias = result.parameters.get("weight"), result.parameters.get("bias")
-    if (
-        weight is None
-        or weight.ndim != 2
-        or weight.shape[0] != 1
-        or set(result.parameters) - {"weight", "bias"}
-    ):
+    parameters = result.parameters_in_data_units()  # trained on standardized data: back in its units
+    weight, bias = parameters.get("weight"), parameters.get("bias")
+    if weight is None or weight.ndim != 2 or weight.shape[0] != 1 or set(parameters) - {"weight", "bias"}:
         return None
     truth = result.dataset.ground_truth
     table = Table(title="Learned H(x) = Wx + b", title_justify="left")

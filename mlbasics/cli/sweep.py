@@ -174,22 +174,36 @@ def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None)
     )
     if steps and result.seconds > 0:
         headline.append(f" ({result.seconds / steps * 1e6:,.1f} µs per model-step)")
-    table = Table(title="Sweep, best first", title_justify="left")
+    held_out = result.ranked_by == "validation loss"
+    title = "Sweep, best first" + (" (ranked by validation loss)" if held_out else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     for axis in result.axes:
         table.add_column(axis, justify="right")
     table.add_column("final loss", justify="right", style="cyan")
+    if held_out:
+        table.add_column("validation loss", justify="right", style="magenta")
     for rank, member in enumerate(shown, start=1):
-        loss = member.final_loss
-        cell = Text(f"{loss:.6g}") if math.isfinite(loss) else Text(f"{loss} (diverged)", style="red")
-        table.add_row(str(rank), *(Text(format_value(member.values[a])) for a in result.axes), cell)
+        cells = [_loss_cell(member.final_loss)]
+        if held_out:
+            cells.append(_loss_cell(member.validation_loss))
+        table.add_row(str(rank), *(Text(format_value(member.values[a])) for a in result.axes), *cells)
     if len(shown) < len(ranked):
         table.caption = f"{len(ranked) - len(shown)} more not shown (--top 0 shows all)"
     parts: list[RenderableType] = [table, headline]
     best = result.best
-    parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> final loss {best.final_loss:.6g}"))
+    outcome = f"final loss {best.final_loss:.6g}"
+    if held_out and best.validation_loss is not None:
+        outcome = f"validation loss {best.validation_loss:.6g} (final loss {best.final_loss:.6g})"
+    parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> {outcome}"))
     if result.reason:
         parts.append(Text(f"one after another because {result.reason}", style="yellow"))
     if plot:
         parts.append(Text(f"plot written to {plot}"))
     return Group(*parts)
+
+
+def _loss_cell(loss: float | None) -> Text:
+    if loss is None:
+        return Text("-")
+    return Text(f"{loss:.6g}") if math.isfinite(loss) else Text(f"{loss} (diverged)", style="red")

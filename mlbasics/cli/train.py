@@ -8,7 +8,7 @@ from typing import Any
 from mlbasics.cli import _runs
 from mlbasics.cli._output import print_json, show_notes, stderr, stdout
 from mlbasics.errors import SaveError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.experiment import COMPONENT_KINDS, STANDARDIZE_CHOICES, Experiment
 
 
 def add_parser(commands: Any) -> None:
@@ -49,6 +49,33 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set any value, e.g. model.hidden=[8,8], dataset.noise=0.1, epochs=500 (repeatable)",
     )
+    data = parser.add_argument_group("held-out rows, mini-batches and standardization")
+    data.add_argument(
+        "--validation",
+        type=float,
+        metavar="F",
+        help="hold out fraction F of the rows; its loss is shown as training goes",
+    )
+    data.add_argument(
+        "--test", type=float, metavar="F", help="hold out fraction F of the rows, evaluated once at the end"
+    )
+    data.add_argument(
+        "--split-seed", type=int, metavar="N", help="seed of the split into training/validation/test rows"
+    )
+    data.add_argument(
+        "--batch-size", type=int, metavar="N", help="rows per step (default: all training rows)"
+    )
+    data.add_argument(
+        "--no-shuffle", action="store_true", help="with --batch-size: keep the rows' order every epoch"
+    )
+    data.add_argument(
+        "--drop-last", action="store_true", help="with --batch-size: leave out an epoch's last, smaller batch"
+    )
+    data.add_argument(
+        "--standardize",
+        choices=STANDARDIZE_CHOICES,
+        help="scale to mean 0, std 1 with the training rows' statistics (predictions stay in the data's units)",
+    )
     parser.add_argument(
         "--no-cuda-graph",
         action="store_true",
@@ -58,8 +85,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
 
 def experiment_from_args(args: argparse.Namespace, base: Experiment | None = None) -> Experiment:
     """The config file (or ``base``, or the default experiment) with the command line's flags
-    applied in order: component names, then --lr/--epochs/--device/--seed/--no-cuda-graph, then
-    every --set."""
+    applied in order: component names, then --lr/--epochs/--device/--seed/--no-cuda-graph and the
+    data flags (--validation ... --standardize), then every --set."""
     experiment = Experiment.load(args.config) if args.config else base or Experiment()
     for kind in COMPONENT_KINDS:
         name = getattr(args, kind)
@@ -71,6 +98,13 @@ def experiment_from_args(args: argparse.Namespace, base: Experiment | None = Non
         "device": args.device,
         "seed": args.seed,
         "cuda_graph": False if args.no_cuda_graph else None,
+        "validation": args.validation,
+        "test": args.test,
+        "split_seed": args.split_seed,
+        "batch_size": args.batch_size,
+        "shuffle": False if args.no_shuffle else None,
+        "drop_last": True if args.drop_last else None,
+        "standardize": args.standardize,
     }
     for key, value in flags.items():
         if value is not None:
