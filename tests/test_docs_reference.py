@@ -101,6 +101,7 @@ TYPE_WORDS = {
     "float": "float",
     "float | None": "float",
     "bool": "boolean",
+    "bool | None": "boolean",
     "str": "string",
     "str | None": "string",
 }
