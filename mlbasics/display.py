@@ -180,7 +180,14 @@ def train_result(result: Any) -> tuple[str, Rows]:
     if result.stopped:
         rows.append(("stopped", result.stopped))
     rows.append(("loss", loss_text(result.history)))
-    rows.append(("parameters", parameters_text(result.parameters)))
+    if result.validation_history:
+        epoch, last = result.validation_history[-1]
+        best_epoch, best = min(reversed(result.validation_history), key=lambda pair: pair[1])
+        lowest = "" if best_epoch == epoch else f" (lowest {number(best)} at epoch {best_epoch})"
+        rows.append(("validation", f"{number(last)} at epoch {epoch}{lowest}"))
+    if result.test_loss is not None:
+        rows.append(("test", f"{number(result.test_loss)} (once, at the end)"))
+    rows.append(("parameters", parameters_text(result.parameters_in_data_units())))
     return title, rows
 
 
