@@ -146,7 +146,9 @@ def test_resume_continues_in_the_same_folder(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "after 30 epochs on cpu in " in again.stdout
     assert ", resumed at epoch 30" in again.stdout
-    further = run_main("train", "--resume", "run", "--save", "./run", "--epochs", "32", "--json", cwd=tmp_path)
+    further = run_main(
+        "train", "--resume", "run", "--save", "./run", "--epochs", "32", "--json", cwd=tmp_path
+    )
     assert further.returncode == 0, further.stderr  # ./run is the same folder, not another run to protect
     assert Checkpoint.load(tmp_path / "run").epoch == 32
 

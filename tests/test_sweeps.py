@@ -11,12 +11,11 @@ from typing import Any
 import attrs
 import pytest
 import torch
-from _stand_ins import ReadsOnTheHost, hook_plugin
+from _stand_ins import FLOAT64, FLOAT64_TOLERANCE, ReadsOnTheHost, hook_plugin
 from torch import nn
 
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Registry, ValidationError
-from mlbasics.builtin import models as builtin_models
 from mlbasics.ensemble import SGDSettings, StackedSGD, sgd_settings
 from mlbasics.sweeps import SweepResult, grid_axes, sweep
 
@@ -46,39 +45,6 @@ def _assert_members_match_single_runs(result: SweepResult, registry: Registry) -
             torch.testing.assert_close(member.parameters[name], value, msg=f"{member.label}: {name}")
 
 
-class InFloat64(nn.Module):
-    """A model computed in float64 (the data stay float32, as mlbasics requires, and are widened)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model.double()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        result: torch.Tensor = self.model(x.double())
-        return result
-
-
-def _mse_in_float64() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    return lambda prediction, target: nn.functional.mse_loss(prediction, target.double())
-
-
-_MLP = Registry.isolated().get("model", "mlp")
-FLOAT64 = hook_plugin(
-    "test-sweep-float64",
-    mlbasics_models=lambda: [
-        ComponentSpec(
-            kind="model",
-            name="mlp-float64",
-            factory=lambda **params: InFloat64(builtin_models.mlp(**params)),
-            summary="the built-in mlp, in float64",
-            params=_MLP.params,
-        )
-    ],
-    mlbasics_losses=lambda: [
-        ComponentSpec(kind="loss", name="mse-float64", factory=_mse_in_float64, summary="MSE in float64")
-    ],
-)
-
 # How close two float32 runs of the lecture's MLP stay although their kernels round differently
 # (batched and unbatched, one CPU and another: Intel and AMD differ here). Rounding differences are
 # about u = 2^-24 relative per operation on any CPU; how much the training then amplifies them is a
@@ -91,10 +57,10 @@ FLOAT64 = hook_plugin(
 # on an Intel CPU the batched and unbatched float32 runs were 6.4e-5 apart at epoch 74, so no
 # float32 tolerance worth the name holds there. The whole run is compared in float64 instead: the
 # same amplification of float64 roundings (u = 2^-53) leaves 2·1700·2^-53 ≈ 4e-13 (measured: 6e-14
-# at most, parameters included); FLOAT64_TOLERANCE = 1e-9 has three orders of magnitude to spare.
+# at most, parameters included); FLOAT64_TOLERANCE = 1e-9 has three orders of magnitude to spare
+# (_stand_ins.py says when it holds in general).
 TIGHT_EPOCHS = 10
 TIGHT_RTOL = 1e-5
-FLOAT64_TOLERANCE = 1e-9
 
 
 def test_each_member_of_the_lecture_sweep_trains_as_it_would_alone(
