@@ -22,8 +22,9 @@ WHEELS="${WHEELS:-wheelhouse}"
 #   bash benchmarks/gpu_check.sh --wheelhouse --python-version 3.12 --platform manylinux2014_x86_64
 # NumPy is left out: a CUDA build of torch usually comes with it. sybil is in: the root
 # conftest.py collects the docs' code blocks, so pytest needs it to start at all.
+# pytest-xdist (and execnet) too: pyproject.toml's addopts pass it -n.
 DEPENDENCIES=(pluggy attrs rich markdown-it-py mdurl pygments tomli-w safetensors pytest iniconfig
-              packaging hypothesis sortedcontainers sybil setuptools)
+              packaging hypothesis sortedcontainers sybil setuptools pytest-xdist execnet)
 
 if [ "${1:-}" = "--wheelhouse" ]; then
     exec "$PYTHON" -m pip download --only-binary=:all: --no-deps -d "$WHEELS" "${@:2}" "${DEPENDENCIES[@]}"
@@ -50,11 +51,12 @@ if ! "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation -e .; then
     echo "entry-point plugins will be missing, so list-cold and some tests will fail)"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
-"$PYTHON" -c 'import mlbasics, pluggy, attrs, rich, tomli_w, safetensors, pytest, sybil' || status=1
+"$PYTHON" -c 'import mlbasics, pluggy, attrs, rich, tomli_w, safetensors, pytest, sybil, xdist' || status=1
 
 echo "== tests marked cuda"
-# (torch warns on import when NumPy is missing; the suite turns warnings into errors)
-"$PYTHON" -m pytest -m cuda -q -p no:cacheprovider --continue-on-collection-errors \
+# (torch warns on import when NumPy is missing; the suite turns warnings into errors; -n 0: the
+# few CUDA tests in one process, with one CUDA context)
+"$PYTHON" -m pytest -m cuda -n 0 -q -p no:cacheprovider --continue-on-collection-errors \
     -W "ignore:Failed to initialize NumPy" --junitxml="$OUT/cuda-tests.xml" 2>&1 | tee "$OUT/cuda-tests.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 

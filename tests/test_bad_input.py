@@ -1,4 +1,5 @@
-"""Every kind of bad input, through the real command in a subprocess: one line on stderr naming the
+"""Every kind of bad input, through the real command (``mlbasics.cli.main``, in this process, with
+its stdout, stderr and exit status captured as a subprocess's would be): one line on stderr naming the
 offending thing, exit status 2, no traceback, nothing on stdout, and not one file written or changed."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 import mlbasics
 from mlbasics.checkpoints import CHECKPOINT, MANIFEST
-from tests.conftest import FakeSite, plugin_source, run_cli
+from tests.conftest import FakeSite, plugin_source, run_main
 
 CSV_FILES = {
     "ok.csv": "x,y\n1,2\n2,4\n",
@@ -340,7 +341,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     workspace: Path, case: str, args: list[str], message: str
 ) -> None:
     before = _snapshot(workspace)
-    result = run_cli(*args, cwd=workspace)
+    result = run_main(*args, cwd=workspace)
     assert result.stderr == f"mlbasics: error: {message}\n", case
     assert result.returncode == 2
     assert result.stdout == ""
@@ -354,7 +355,7 @@ def test_a_run_whose_plugin_is_gone_names_the_plugin(site: FakeSite, tmp_path: P
         entry_points={"softsign": "softsign_gone_plugin"},
         modules={"softsign_gone_plugin": plugin_source("softsign_gone_plugin")},
     )
-    trained = run_cli(
+    trained = run_main(
         "train",
         "--set",
         "model.activation=softsign",
@@ -369,7 +370,7 @@ def test_a_run_whose_plugin_is_gone_names_the_plugin(site: FakeSite, tmp_path: P
     assert trained.returncode == 0, trained.stderr
     before = _snapshot(tmp_path / "run")
     env = site.env() | {"MLBASICS_DISABLE_PLUGINS": "softsign"}
-    result = run_cli("train", "--resume", "run", "--epochs", "4", env=env, cwd=tmp_path)
+    result = run_main("train", "--resume", "run", "--epochs", "4", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(
         "mlbasics: error: cannot resume run: it was trained with activation 'softsign' (the activation of "

@@ -1,4 +1,5 @@
-"""The ``mlbasics`` command end to end, in a subprocess, as a user runs it."""
+"""The ``mlbasics`` command end to end, as a user runs it: ``mlbasics.cli.main`` in this process
+(``run_main``), and in a fresh interpreter where the interpreter's own part is what is tested."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FakeSite, builtins_only_env, plugin_source, run_cli
+from tests.conftest import FakeSite, builtins_only_env, plugin_source, run_cli, run_main
 
 ROOT = Path(__file__).parent.parent
 BUILTIN_NAMES = [
@@ -33,7 +34,7 @@ BUILTIN_NAMES = [
 
 
 def test_no_command_prints_help() -> None:
-    result = run_cli()
+    result = run_main()
     assert result.returncode == 0
     assert "usage: mlbasics" in result.stdout
     for command in ("list", "plugins", "train"):
@@ -41,13 +42,13 @@ def test_no_command_prints_help() -> None:
 
 
 def test_version() -> None:
-    result = run_cli("--version")
+    result = run_main("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("mlbasics 0.")
 
 
 def test_list_shows_every_builtin_with_its_plugin() -> None:
-    result = run_cli("list", "--json", env=builtins_only_env())
+    result = run_main("list", "--json", env=builtins_only_env())
     assert result.returncode == 0, result.stderr
     components = json.loads(result.stdout)
     assert sorted(c["name"] for c in components) == sorted(BUILTIN_NAMES)
@@ -65,7 +66,7 @@ def test_list_shows_every_builtin_with_its_plugin() -> None:
 
 
 def test_list_table_filters_by_kind_and_pattern() -> None:
-    result = run_cli("list", "models", "lin*", env={"COLUMNS": "200", "PATH": ""})
+    result = run_main("list", "models", "lin*", env={"COLUMNS": "200", "PATH": ""})
     assert result.returncode == 0, result.stderr
     assert "linear-stack" in result.stdout
     assert "hidden: list[int] = [6, 10, 6]" in result.stdout
@@ -74,14 +75,14 @@ def test_list_table_filters_by_kind_and_pattern() -> None:
 
 
 def test_list_markdown_is_the_committed_reference() -> None:
-    result = run_cli("list", "--format", "markdown")
+    result = run_main("list", "--format", "markdown")
     assert result.returncode == 0
     assert result.stdout.startswith("## Datasets\n")
     assert "| `mlp` |" in result.stdout
 
 
 def test_list_unknown_kind() -> None:
-    result = run_cli("list", "layers")
+    result = run_main("list", "layers")
     assert result.returncode == 2
     assert (
         result.stderr
@@ -90,7 +91,7 @@ def test_list_unknown_kind() -> None:
 
 
 def test_plugins_shows_the_builtins() -> None:
-    result = run_cli("plugins", "--json", env=builtins_only_env())
+    result = run_main("plugins", "--json", env=builtins_only_env())
     assert result.returncode == 0
     records = json.loads(result.stdout)
     [builtins] = [r for r in records if r["name"] == "builtins"]
@@ -120,7 +121,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_works(site: FakeSite) -> None:
         entry_points={"softsign": "softsign_cli_plugin"},
         modules={"softsign_cli_plugin": plugin_source("softsign_cli_plugin")},
     )
-    plugins = run_cli("plugins", "--json", env=site.env())
+    plugins = run_main("plugins", "--json", env=site.env())
     assert plugins.returncode == 0, plugins.stderr
     records = {r["name"]: r for r in json.loads(plugins.stdout)}
     assert records["broken"]["status"] == "failed"
@@ -130,12 +131,12 @@ def test_a_broken_plugin_is_reported_and_the_rest_works(site: FakeSite) -> None:
         == "import failed: ModuleNotFoundError: No module named 'not_installed_dependency'"
     )
     assert records["softsign"]["status"] == "active"
-    table = run_cli("plugins", env=site.env() | {"COLUMNS": "200"})
+    table = run_main("plugins", env=site.env() | {"COLUMNS": "200"})
     assert "failed: import failed: ModuleNotFoundError" in table.stdout
-    listing = run_cli("list", "--json", env=site.env())
+    listing = run_main("list", "--json", env=site.env())
     assert listing.returncode == 0
     assert "softsign" in [c["name"] for c in json.loads(listing.stdout)]
-    train = run_cli(
+    train = run_main(
         "train",
         "--model",
         "mlp",
@@ -151,7 +152,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_works(site: FakeSite) -> None:
 
 
 def test_train_synthetic_linear_example_as_json() -> None:
-    result = run_cli("train", "examples/synthetic-linear.toml", "--json", cwd=ROOT)
+    result = run_main("train", "examples/synthetic-linear.toml", "--json", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)  # stdout holds the JSON and nothing else
     weight, bias = data["parameters"]["weight"][0], data["parameters"]["bias"][0]
@@ -170,7 +171,7 @@ def test_train_synthetic_linear_example_as_json() -> None:
 
 
 def test_train_summary_shows_learned_and_true_parameters() -> None:
-    result = run_cli(
+    result = run_main(
         "train", "examples/synthetic-linear.toml", "--quiet", cwd=ROOT, env={"COLUMNS": "120", "PATH": ""}
     )
     assert result.returncode == 0, result.stderr
@@ -180,7 +181,7 @@ def test_train_summary_shows_learned_and_true_parameters() -> None:
 
 
 def test_flags_override_the_config() -> None:
-    result = run_cli(
+    result = run_main(
         "train", "examples/tiny.toml", "--optimizer", "lstsq", "--set", "epochs=7", "--json", cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
@@ -192,7 +193,7 @@ def test_flags_override_the_config() -> None:
 
 @pytest.mark.slow
 def test_train_with_no_arguments_runs_the_lecture_mlp() -> None:
-    result = run_cli("train", "--json")
+    result = run_main("train", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["epochs"] == 10000
@@ -208,7 +209,7 @@ def test_train_with_no_arguments_runs_the_lecture_mlp() -> None:
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     plot = tmp_path / "fit.png"
-    result = run_cli(
+    result = run_main(
         "train", "--dataset", "tiny", "--model", "linear", "--epochs", "50", "--quiet", "--plot", str(plot)
     )
     assert result.returncode == 0, result.stderr
@@ -255,7 +256,7 @@ USER_ERRORS = [
 
 @pytest.mark.parametrize(("args", "message"), USER_ERRORS, ids=[" ".join(a) for a, _ in USER_ERRORS])
 def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_main(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == message + "\n"
     assert result.stdout == ""
@@ -264,7 +265,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], me
 
 def test_malformed_toml_gives_the_line(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("epochs = 10\n[model\n")
-    result = run_cli("train", "bad.toml", cwd=tmp_path)
+    result = run_main("train", "bad.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("mlbasics: error: bad.toml: invalid TOML: ")
     assert "line 2" in result.stderr
@@ -272,6 +273,8 @@ def test_malformed_toml_gives_the_line(tmp_path: Path) -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
+    # A subprocess: --debug lets the error escape main(), and the traceback and the exit status the
+    # user sees are the interpreter's.
     result = run_cli("--debug", "train", "--model", "mpl")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
@@ -280,6 +283,6 @@ def test_debug_shows_the_traceback() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_unavailable_device(tmp_path: Path) -> None:
-    result = run_cli("train", "--device", "cuda", cwd=tmp_path)
+    result = run_main("train", "--device", "cuda", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("mlbasics: error: device 'cuda' is not available: no CUDA GPU found")

@@ -1,5 +1,6 @@
 """``mlbasics train --save/--resume``, Ctrl-C and SIGTERM, divergence, anomaly detection and
-``mlbasics predict``, end to end in a subprocess."""
+``mlbasics predict``, end to end: signals and --debug tracebacks in a subprocess (what is tested
+is the process: its exit status and what the interpreter prints), the rest in this process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlbasics import Checkpoint
-from tests.conftest import FakeSite, run_cli
+from tests.conftest import FakeSite, run_cli, run_main
 
 # Long enough that only a signal ends it; tiny, so each step takes microseconds.
 ENDLESS = ["train", "--dataset", "tiny", "--model", "linear", "--lr", "0.01", "--epochs", "100000000"]
@@ -45,6 +46,7 @@ def marked_mse(marker):
 
 
 def _start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A subprocess: a signal sent to a real process, and the exit status it ends with, are tested."""
     return subprocess.Popen(
         [sys.executable, "-m", "mlbasics", *args],
         cwd=cwd,
@@ -88,7 +90,7 @@ def test_a_signal_checkpoints_says_how_to_resume_and_exits_128_plus_its_number(
     assert checkpoint.epoch == epoch  # the stop itself was checkpointed, not only the periodic ones
     assert len(checkpoint.history) == epoch
 
-    resumed = run_cli("train", "--resume", "run", "--epochs", str(epoch + 5), "--json", cwd=tmp_path)
+    resumed = run_main("train", "--resume", "run", "--epochs", str(epoch + 5), "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
     assert (result["epochs"], result["resumed_from"]) == (epoch + 5, epoch)
@@ -117,7 +119,7 @@ def test_without_save_an_interrupt_says_nothing_was_saved(site: FakeSite, tmp_pa
 
 
 def test_resume_continues_in_the_same_folder(tmp_path: Path) -> None:
-    first = run_cli(
+    first = run_main(
         "train",
         "--dataset",
         "tiny",
@@ -131,27 +133,29 @@ def test_resume_continues_in_the_same_folder(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert first.returncode == 0, first.stderr
-    more = run_cli(
+    more = run_main(
         "train", "--resume", "run", "--epochs", "30", "--json", "--checkpoint-every", "4", cwd=tmp_path
     )
     assert more.returncode == 0, more.stderr
-    straight = run_cli(
+    straight = run_main(
         "train", "--dataset", "tiny", "--model", "linear", "--epochs", "30", "--json", cwd=tmp_path
     )
     assert json.loads(more.stdout)["history"] == json.loads(straight.stdout)["history"]
     assert Checkpoint.load(tmp_path / "run").epoch == 30
-    again = run_cli("train", "--resume", "run", "--quiet", cwd=tmp_path, env={"COLUMNS": "160", "PATH": ""})
+    again = run_main("train", "--resume", "run", "--quiet", cwd=tmp_path, env={"COLUMNS": "160", "PATH": ""})
     assert again.returncode == 0, again.stderr
     assert "after 30 epochs on cpu in " in again.stdout
     assert ", resumed at epoch 30" in again.stdout
-    further = run_cli("train", "--resume", "run", "--save", "./run", "--epochs", "32", "--json", cwd=tmp_path)
+    further = run_main(
+        "train", "--resume", "run", "--save", "./run", "--epochs", "32", "--json", cwd=tmp_path
+    )
     assert further.returncode == 0, further.stderr  # ./run is the same folder, not another run to protect
     assert Checkpoint.load(tmp_path / "run").epoch == 32
 
 
 def test_divergence_on_the_command_line_points_at_the_last_finite_checkpoint(tmp_path: Path) -> None:
     args = ["train", "--dataset", "synthetic-linear", "--model", "linear", "--lr", "2", "--epochs", "300"]
-    result = run_cli(
+    result = run_main(
         *args, "--quiet", "--set", "log_every=5", "--save", "run", "--checkpoint-every", "5", cwd=tmp_path
     )
     assert result.returncode == 2
@@ -173,13 +177,14 @@ def test_divergence_on_the_command_line_points_at_the_last_finite_checkpoint(tmp
 
 def test_detect_anomaly_names_the_operation_and_debug_shows_the_forward_call(tmp_path: Path) -> None:
     args = ["train", "--dataset", "synthetic-linear", "--model", "linear", "--lr", "2", "--epochs", "300"]
-    result = run_cli(*args, "--quiet", "--detect-anomaly", "--set", "log_every=300", cwd=tmp_path)
+    result = run_main(*args, "--quiet", "--detect-anomaly", "--set", "log_every=300", cwd=tmp_path)
     assert result.returncode == 2
     assert re.fullmatch(
         r"mlbasics: error: anomaly detection: the backward pass of \w+ \(\w+Backward\d\) returned NaN in its "
         r"output \d+ in one of epochs 1 to 300; the forward call that made it is in the details \(--debug shows them\)\n",
         result.stderr,
     ), result.stderr
+    # A subprocess: --debug lets the error escape main(); the traceback is the interpreter's.
     debug = run_cli("--debug", *args, "--detect-anomaly", "--set", "log_every=300", cwd=tmp_path)
     assert debug.returncode != 0
     assert "Traceback of forward call that caused the error" in debug.stderr
@@ -187,7 +192,7 @@ def test_detect_anomaly_names_the_operation_and_debug_shows_the_forward_call(tmp
 
 
 def test_predict_from_values_and_csv(tmp_path: Path) -> None:
-    trained = run_cli(
+    trained = run_main(
         "train",
         "examples/scores.toml",
         "--optimizer",
@@ -198,13 +203,13 @@ def test_predict_from_values_and_csv(tmp_path: Path) -> None:
         cwd=Path(__file__).parent.parent,
     )
     assert trained.returncode == 0, trained.stderr
-    values = run_cli("predict", "run", "--x", "10,8,5", "1,4,3", cwd=tmp_path)
+    values = run_main("predict", "run", "--x", "10,8,5", "1,4,3", cwd=tmp_path)
     assert values.returncode == 0, values.stderr
     lines = values.stdout.splitlines()
     assert lines[0] == "attendance,quiz,assignment1,midterm"
     assert [line.split(",")[:3] for line in lines[1:]] == [["10", "8", "5"], ["1", "4", "3"]]
     (tmp_path / "new.csv").write_text("quiz,attendance,assignment1,name\n8,10,5,ann\n4,1,3,bob\n")
-    from_csv = run_cli("predict", "run", "--csv", "new.csv", "--output", "out.csv", cwd=tmp_path)
+    from_csv = run_main("predict", "run", "--csv", "new.csv", "--output", "out.csv", cwd=tmp_path)
     assert from_csv.returncode == 0, from_csv.stderr
     assert from_csv.stdout == ""
     assert (tmp_path / "out.csv").read_text() == values.stdout  # columns picked by name, in the model's order
@@ -213,7 +218,7 @@ def test_predict_from_values_and_csv(tmp_path: Path) -> None:
 
 def test_predict_never_runs_code_from_the_folder(tmp_path: Path) -> None:
     """A run folder naming a component that is not installed is refused; nothing in it is imported."""
-    trained = run_cli(
+    trained = run_main(
         "train",
         "--dataset",
         "tiny",
@@ -228,6 +233,8 @@ def test_predict_never_runs_code_from_the_folder(tmp_path: Path) -> None:
     )
     assert trained.returncode == 0, trained.stderr
     (tmp_path / "run" / "checkpoint" / "evil.py").write_text("raise SystemExit('executed')\n")
+    # A subprocess: a fresh interpreter started with the folder on its PYTHONPATH, importing nothing
+    # from it (this process has long imported everything it needs).
     env = dict(os.environ) | {"PYTHONPATH": str(tmp_path / "run" / "checkpoint")}
     result = run_cli("predict", "run", "--x", "2", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr

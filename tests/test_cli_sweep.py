@@ -11,13 +11,13 @@ from mlbasics import Experiment, MlbasicsError
 from mlbasics.cli import build_parser
 from mlbasics.cli.sweep import parse_grid, parse_numbers, parse_seeds
 from mlbasics.cli.train import experiment_from_args
-from tests.conftest import run_cli
+from tests.conftest import run_main
 
 LINEAR = ["--dataset", "tiny", "--model", "linear", "--epochs", "40"]
 
 
 def test_sweep_prints_the_members_best_first() -> None:
-    result = run_cli(
+    result = run_main(
         "sweep", *LINEAR, "--seeds", "0-2", "--lrs", "0.01,0.1", "--quiet", env={"COLUMNS": "150"}
     )
     assert result.returncode == 0, result.stderr
@@ -33,7 +33,7 @@ def test_sweep_prints_the_members_best_first() -> None:
 
 
 def test_sweep_json_is_machine_readable_and_ranked() -> None:
-    result = run_cli("sweep", *LINEAR, "--lrs", "0.1,0.01", "--grid", "optimizer.momentum=0,0.5", "--json")
+    result = run_main("sweep", *LINEAR, "--lrs", "0.1,0.01", "--grid", "optimizer.momentum=0,0.5", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["mode"] == "vmap"
@@ -42,14 +42,14 @@ def test_sweep_json_is_machine_readable_and_ranked() -> None:
     assert losses == sorted(losses)
     assert len(losses) == 4
     assert "history" not in data["members"][0]
-    with_history = json.loads(run_cli("sweep", *LINEAR, "--lrs", "0.1", "--json", "--history").stdout)
+    with_history = json.loads(run_main("sweep", *LINEAR, "--lrs", "0.1", "--json", "--history").stdout)
     assert len(with_history["members"][0]["history"]) == 40
 
 
 def test_sweep_says_why_it_trains_one_after_another(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     plot = tmp_path / "curves.png"
-    result = run_cli(
+    result = run_main(
         "sweep", *LINEAR, "--optimizer", "lstsq", "--seeds", "0,1", "--quiet", "--plot", str(plot)
     )
     assert result.returncode == 0, result.stderr
@@ -64,7 +64,7 @@ def test_sweep_says_why_it_trains_one_after_another(tmp_path: Path) -> None:
 def test_sweep_plot_of_many_members(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     plot = tmp_path / "many.png"
-    result = run_cli(
+    result = run_main(
         "sweep", *LINEAR, "--seeds", "0-11", "--lrs", "0.1,5", "--top", "0", "--quiet", "--plot", str(plot)
     )
     assert result.returncode == 0, result.stderr
@@ -88,7 +88,7 @@ SWEEP_ERRORS = [
 
 @pytest.mark.parametrize(("args", "message"), SWEEP_ERRORS, ids=[" ".join(a) for a, _ in SWEEP_ERRORS])
 def test_sweep_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    result = run_cli("sweep", *LINEAR, *args, cwd=tmp_path)
+    result = run_main("sweep", *LINEAR, *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == message + "\n"
     assert result.stdout == ""
@@ -137,6 +137,6 @@ def test_cuda_graph_must_be_a_bool() -> None:
     assert Experiment.from_toml('cuda_graph = "no"').problems() == [
         "cuda_graph must be true or false, got 'no'"
     ]
-    result = run_cli("train", "--set", "cuda_graph=1")
+    result = run_main("train", "--set", "cuda_graph=1")
     assert result.returncode == 2
     assert result.stderr == "mlbasics: error: cuda_graph must be true or false, got 1\n"

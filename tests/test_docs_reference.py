@@ -17,7 +17,7 @@ import pytest
 from mlbasics import hookspecs
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
-from tests.conftest import builtins_only_env, run_cli
+from tests.conftest import builtins_only_env, run_main
 
 DOCS = Path(__file__).parent.parent / "docs"
 MARKER = "<!-- generated -->\n\n"
@@ -82,7 +82,7 @@ def test_every_builtin_component_is_in_the_reference() -> None:
 
 def test_the_component_reference_is_what_mlbasics_list_prints() -> None:
     # The built-ins only, whatever else is installed: the page documents what mlbasics itself ships.
-    result = run_cli("list", "--format", "markdown", env=builtins_only_env())
+    result = run_main("list", "--format", "markdown", env=builtins_only_env())
     assert result.returncode == 0, result.stderr
     reference = (DOCS / "components.md").read_text(encoding="utf-8")
     assert MARKER in reference, "docs/components.md lost its '<!-- generated -->' marker line"

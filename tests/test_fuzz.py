@@ -1,7 +1,7 @@
 """Fuzzing the readers of user files: whatever the text or bytes, the result is a valid object or a
 :class:`mlbasics.MlbasicsError`, never another exception (which the CLI would show as a traceback).
 
-The readers are fuzzed in this process for speed; a few cases go through the CLI in a subprocess.
+The readers are fuzzed directly for speed; a few cases go through the CLI (``mlbasics.cli.main``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mlbasics.builtin.datasets import csv_table
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST
 from mlbasics.prediction import parse_samples
 from mlbasics.resuming import restore
-from tests.conftest import run_cli
+from tests.conftest import run_main
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 REGISTRY = Registry.isolated()
@@ -301,7 +301,7 @@ def test_random_bytes_through_the_command_line(tmp_path: Path, seed: int) -> Non
     (tmp_path / "config.toml").write_bytes(blob)
     (tmp_path / "data.csv").write_bytes(blob)
     for args in (["train", "config.toml"], ["train", "--dataset", "csv", "--set", "dataset.path=data.csv"]):
-        result = run_cli(*args, cwd=tmp_path)
+        result = run_main(*args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("mlbasics: error: ")
         assert result.stderr.count("\n") == 1
@@ -319,7 +319,7 @@ def test_random_bytes_through_the_command_line(tmp_path: Path, seed: int) -> Non
 )
 def test_odd_but_valid_toml_through_the_command_line(tmp_path: Path, text: str) -> None:
     (tmp_path / "config.toml").write_text(text)
-    result = run_cli("train", "config.toml", cwd=tmp_path)
+    result = run_main("train", "config.toml", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("mlbasics: error: ")
     assert "Traceback" not in result.stderr

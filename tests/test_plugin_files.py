@@ -15,7 +15,7 @@ from mlbasics import PluginError, PluginSettings, Registry
 from mlbasics.plugin_files import module_name, plugin_files
 from mlbasics.plugins import PluginSet
 from mlbasics.registry import default_registry
-from tests.conftest import builtins_only_env, run_cli
+from tests.conftest import builtins_only_env, run_main
 
 # A student's model for today's lecture: H(x) = s·Σx³ with one learnable scale s.
 CUBE_MODEL = """
@@ -244,7 +244,7 @@ def test_the_default_registry_takes_a_path(tmp_path: Path) -> None:
 def test_cli_plugins_dir_lists_trains_and_reports(tmp_path: Path) -> None:
     folder = _write(tmp_path / "lecture", {"cube.py": CUBE_MODEL, "broken.py": BROKEN})
     env = builtins_only_env(MLBASICS_PLUGINS="builtins,cube,broken")
-    listing = run_cli("--plugins-dir", str(folder), "list", "models", "--json", env=env)
+    listing = run_main("--plugins-dir", str(folder), "list", "models", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
     cube = next(c for c in json.loads(listing.stdout) if c["name"] == "cube")
     assert cube["plugin"] == {
@@ -253,15 +253,15 @@ def test_cli_plugins_dir_lists_trains_and_reports(tmp_path: Path) -> None:
         "version": None,
         "path": str(folder / "cube.py"),
     }
-    plugins = run_cli("--plugins-dir", str(folder), "plugins", "--json", env=env)
+    plugins = run_main("--plugins-dir", str(folder), "plugins", "--json", env=env)
     records = {r["name"]: r for r in json.loads(plugins.stdout)}
     assert records["cube"]["status"] == "active"
     assert records["cube"]["path"] == str(folder / "cube.py")
     assert records["broken"]["status"] == "failed"
     assert records["broken"]["error"].startswith("import failed: ModuleNotFoundError")
-    table = run_cli("--plugins-dir", str(folder), "plugins", env=env | {"COLUMNS": "250"})
+    table = run_main("--plugins-dir", str(folder), "plugins", env=env | {"COLUMNS": "250"})
     assert str(folder / "cube.py") in table.stdout
-    train = run_cli(
+    train = run_main(
         "--plugins-dir",
         str(folder / "cube.py"),
         "train",
@@ -281,12 +281,12 @@ def test_cli_plugins_dir_lists_trains_and_reports(tmp_path: Path) -> None:
 def test_cli_environment_variable(tmp_path: Path) -> None:
     folder = _write(tmp_path / "lecture", {"cube.py": CUBE_MODEL})
     env = builtins_only_env(MLBASICS_PLUGINS="builtins,cube", MLBASICS_PLUGINS_DIR=str(folder))
-    listing = run_cli("list", "models", "cube", "--json", env=env)
+    listing = run_main("list", "models", "cube", "--json", env=env)
     assert [c["name"] for c in json.loads(listing.stdout)] == ["cube"]
 
 
 def test_cli_missing_plugins_dir_is_a_user_error(tmp_path: Path) -> None:
-    result = run_cli("--plugins-dir", "lectrue", "list", cwd=tmp_path)
+    result = run_main("--plugins-dir", "lectrue", "list", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == "mlbasics: error: --plugins-dir 'lectrue': no such file or folder\n"
     assert result.stdout == ""
