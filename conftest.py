@@ -62,3 +62,14 @@ def _sybil(path: str, patterns: list[str], name: str, excludes: tuple[str, ...] 
 pytest_collect_file = (
     _sybil("docs", ["*.md"], "docs") + _sybil(".", ["README.md"], "readme", excludes=("*/README.md",))
 ).pytest()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker is its own process on a share of the CPUs: one torch thread
+    each, so that workers do not contend for the same cores (results do not depend on it)."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

@@ -62,11 +62,14 @@ def name_problem(path: Path, *, longest_inside: str = "") -> str | None:
     return None
 
 
-def refusal(exc: OSError, place: Path) -> str:
-    """The operating system's reason for refusing to write at ``place``, in words a user can act on."""
-    if exc.errno == errno.ENOENT and _nearest_existing(place).is_dir():
+def refusal(exc: OSError, place: Path, *, creates_folders: bool = False) -> str:
+    """The operating system's reason for refusing to write at ``place``, in words a user can act on.
+    ``creates_folders``: the writer makes ``place`` and its missing parents itself, so a missing
+    folder cannot be the reason."""
+    existing = _nearest_existing(place)
+    if exc.errno == errno.ENOENT and existing.is_dir() and (creates_folders or existing == place):
         # /proc and other pseudo file systems answer "no such file" to creating one
-        return f"{_nearest_existing(place)} does not take new files"
+        return f"{existing} does not take new files"
     return exc.strerror or str(exc)
 
 

@@ -117,5 +117,5 @@ def _remove_empty(folder: Path) -> None:
 
 
 def _refused(folder: Path, exc: OSError) -> SaveError:
-    reason = refusal(exc, folder)
+    reason = refusal(exc, folder, creates_folders=True)
     return SaveError(f"{folder}: cannot write the run folder there ({reason})", reason=reason)

@@ -133,7 +133,7 @@ def write_checkpoint(run: str | Path, setup: Setup) -> Path:
     try:
         return _write_files(folder, files, epoch=len(setup.history))
     except OSError as exc:
-        reason = refusal(exc, folder)
+        reason = refusal(exc, folder, creates_folders=True)
         raise SaveError(f"{run}: cannot write a checkpoint ({reason})", reason=reason) from None
 
 

@@ -169,14 +169,16 @@ def test_a_shuffled_mini_batch_run_resumed_midway_is_bitwise_the_same(
     experiment = Experiment(
         dataset={"name": "quadratic", "n": n, "noise": 0.1},
         model={"name": "mlp", "hidden": [4]},
-        optimizer={"name": "sgd", "lr": 0.02, "momentum": 0.9},
+        # What is compared is bitwise sameness, not convergence: the targets are standardized too
+        # and the steps small, so no drawn start diverges (y = x² + 3 unscaled reached NaN at lr 0.02).
+        optimizer={"name": "sgd", "lr": 0.005, "momentum": 0.9},
         epochs=10,
         seed=seed,
         device="cpu",
         log_every=1,
         batch_size=batch,
         validation=validation,
-        standardize="features",
+        standardize="features+target",
     )
     whole = mlbasics.train(experiment)
     mlbasics.train(experiment, epochs=stop, save=folder)

@@ -20,12 +20,25 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever ``sys.stderr`` is when a note is given, not the one it was
+    made with: ``main()`` may run many times in one process (tests, notebooks), each with its own."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # the stream is always the current sys.stderr
+
+
 def show_notes() -> None:
     """Print the notes mlbasics gives (why a faster path was not taken) as ``mlbasics: note: ...``
     on stderr, instead of Python's bare default."""
     logger = logging.getLogger("mlbasics")
     if not any(getattr(handler, "_mlbasics_notes", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("mlbasics: note: %(message)s"))
         handler._mlbasics_notes = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
