@@ -79,12 +79,7 @@ def _lock(path: Path) -> int:
         except BlockingIOError:
             holder = _read_holder(descriptor)
             os.close(descriptor)
-            who = f"process {holder}" if holder else "another process"
-            raise SaveError(
-                f"{path.parent}: another run is writing into this folder ({who}); wait for it to end, "
-                "or save into another folder",
-                reason="the folder is in use by another run",
-            ) from None
+            raise _in_use(path.parent, holder) from None
         except BaseException:
             os.close(descriptor)
             raise
@@ -102,6 +97,35 @@ def _lock(path: Path) -> int:
         os.close(descriptor)
         raise
     return descriptor
+
+
+def refuse_if_in_use(folder: Path) -> None:
+    """Refuse, as :meth:`RunFolderLock.acquire` would, if another run holds ``folder``; take nothing.
+    A run resumed into its own folder asks this before it reads the checkpoint there, which the
+    run holding the folder may be replacing at that very moment."""
+    if sys.platform == "win32":
+        return
+    import fcntl
+
+    try:
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file: no run has ever held it (or it cannot be read: acquire() will say)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use(folder, _read_holder(descriptor)) from None
+    finally:
+        os.close(descriptor)  # closing also lets go of the shared lock just taken
+
+
+def _in_use(folder: Path, holder: int | None) -> SaveError:
+    who = f"process {holder}" if holder else "another process"
+    return SaveError(
+        f"{folder}: another run is writing into this folder ({who}); wait for it to end, "
+        "or save into another folder",
+        reason="the folder is in use by another run",
+    )
 
 
 def _read_holder(descriptor: int) -> int | None:

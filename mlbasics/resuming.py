@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbasics._provenance import provenance_problems, refuse
+from mlbasics._run_lock import refuse_if_in_use
 from mlbasics.checkpoints import Checkpoint, Checkpointer
 from mlbasics.errors import ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
@@ -134,12 +135,14 @@ def resume(
     what is trained (a component, a param, the seed) is refused unless ``force``. Checkpoints go on
     into ``run`` (or into ``save``), at the end and every ``checkpoint_every`` epochs.
     """
+    target = Path(save) if save is not None else Path(run)
+    if target.resolve() == Path(run).resolve():
+        refuse_if_in_use(target)  # before reading a checkpoint its holder may be replacing
     checkpoint = Checkpoint.load(run)
     experiment = with_settings(checkpoint.experiment, settings, caller="resume()")
     setup, notes = restore(checkpoint, experiment, registry, force=force)
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
-    target = Path(save) if save is not None else Path(run)
     checkpointer = Checkpointer.for_run(target, checkpoint, every=checkpoint_every, overwrite=force)
     callbacks = [*callbacks, checkpointer]
     if progress:

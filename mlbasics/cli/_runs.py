@@ -59,8 +59,11 @@ def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
 
             raise ValidationError(["--checkpoint-every needs --save DIR (or --resume DIR)"])
         return None
+    from mlbasics._run_lock import refuse_if_in_use
     from mlbasics.checkpoints import Checkpoint
 
+    if args.save is None or Path(args.save).resolve() == Path(args.resume).resolve():
+        refuse_if_in_use(Path(args.resume))  # before reading a checkpoint its holder may be replacing
     return Checkpoint.load(args.resume)
 
 
