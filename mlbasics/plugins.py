@@ -167,13 +167,7 @@ class PluginSet:
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load and register every plugin installed under the entry-point ``group``."""
         for ep in importlib.metadata.entry_points(group=group):
-            dist = ep.dist
-            info = PluginInfo(
-                name=ep.name,
-                distribution=dist.name if dist else None,
-                version=dist.version if dist else None,
-                module=ep.value,
-            )
+            info = _entry_point_info(ep)
             if self._blocked(info):
                 continue
             try:
@@ -357,18 +351,22 @@ def _path_state(entry: str) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=4)
+def _entry_point_info(ep: importlib.metadata.EntryPoint) -> PluginInfo:
+    """The plugin an installed entry point names: its name, distribution, version and module."""
+    dist = ep.dist
+    return PluginInfo(
+        name=ep.name,
+        distribution=dist.name if dist else None,
+        version=dist.version if dist else None,
+        module=ep.value,
+    )
+
+
 def _installed_plugins(path: tuple[tuple[str, int], ...]) -> dict[str, PluginInfo]:
     """Entry-point target module -> its plugin's info, for what is installed on ``path`` (the cache
     key: what importlib.metadata searches, as it stands; reading every distribution's metadata
     takes milliseconds, and an isolated registry is made for many a test)."""
     found: dict[str, PluginInfo] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
-        info = PluginInfo(
-            name=ep.name,
-            distribution=dist.name if dist else None,
-            version=dist.version if dist else None,
-            module=ep.value,
-        )
-        found.setdefault(ep.value, info)
+        found.setdefault(ep.value, _entry_point_info(ep))
     return found
