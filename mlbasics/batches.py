@@ -68,9 +68,10 @@ def minibatch_epoch(setup: Setup, body: Callable[[torch.Tensor, torch.Tensor], t
     device = setup.device
     weights = torch.tensor([rows / used for _, rows in bounds], dtype=torch.float32, device=device)
     shuffle = shuffles(setup)
-    generator = torch.Generator(device=device)
-    epochs_done = [len(setup.history)]  # the epoch the next call trains (0-based)
     gather = _host_gather(setup) if setup.dataset.memory_mapped else None
+    # A memory-mapped table's row numbers live on the host, and so must the permutation indexing them.
+    generator = torch.Generator(device="cpu" if gather is not None else device)
+    epochs_done = [len(setup.history)]  # the epoch the next call trains (0-based)
     x_all, y_all = setup.features, setup.targets
 
     def order() -> torch.Tensor | None:
@@ -105,17 +106,22 @@ def _host_gather(
     then moved to the device and scaled there."""
     rows_of_train = setup.train_rows
     assert rows_of_train is not None
-    features, targets = setup.features, setup.targets
-    scale = setup.scale_batch
 
     def gather(permutation: torch.Tensor | None, start: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         positions = slice(start, start + rows)
         numbers = rows_of_train[positions] if permutation is None else rows_of_train[permutation[positions]]
-        x = features.index_select(0, numbers).to(setup.device)
-        y = targets.index_select(0, numbers).to(setup.device)
-        return scale(x, y)
+        return _rows_on_device(setup, setup.features, setup.targets, numbers)
 
     return gather
+
+
+def _rows_on_device(
+    setup: Setup, x: torch.Tensor, y: torch.Tensor, numbers: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``numbers`` of a host table, gathered there, moved to the device and scaled there."""
+    return setup.scale_batch(
+        x.index_select(0, numbers).to(setup.device), y.index_select(0, numbers).to(setup.device)
+    )
 
 
 def evaluate_rows(
@@ -131,9 +137,7 @@ def evaluate_rows(
         n = len(rows)
         for start in range(0, n, EVALUATION_ROWS):
             numbers = rows[start : start + EVALUATION_ROWS]
-            xb, yb = setup.scale_batch(
-                x.index_select(0, numbers).to(setup.device), y.index_select(0, numbers).to(setup.device)
-            )
+            xb, yb = _rows_on_device(setup, x, y, numbers)
             part = setup.loss(setup.model(xb), yb).detach() * (len(numbers) / n)
             total = part if total is None else total + part
         assert total is not None

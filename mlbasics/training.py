@@ -61,6 +61,12 @@ SYNC_SECONDS: Final = 0.5
 Part = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
+def part_rows(part: Part) -> int:
+    """The number of rows in a part: its row numbers', or its features' (on the device whole)."""
+    x, _, rows = part
+    return int(x.shape[0] if rows is None else rows.shape[0])
+
+
 class StopTraining(Exception):
     """Raised by a callback to end training early; the result keeps the epochs done so far."""
 
@@ -168,7 +174,7 @@ class Setup:
     @property
     def n_train(self) -> int:
         """The number of training rows."""
-        return int(self.features.shape[0] if self.train_rows is None else self.train_rows.shape[0])
+        return part_rows((self.features, self.targets, self.train_rows))
 
     def evaluate(self) -> torch.Tensor:
         """The loss of the current parameters on the training rows (no gradients)."""
@@ -444,7 +450,7 @@ def _place_data(
             train_x,
             train_y,
             feature_names=dataset.feature_names,
-            target_names=_target_names(dataset),
+            target_names=dataset.target_names,
             rows=rows,
         )
 
@@ -495,14 +501,6 @@ def _raw_part(dataset: Dataset, split: Split | None, part: str) -> Part:
     if part == "train" and split.is_whole:
         return dataset.features, dataset.targets, None  # the very tensors: no copy, same numbers
     return dataset.features.index_select(0, rows), dataset.targets.index_select(0, rows), None
-
-
-def _target_names(dataset: Dataset) -> tuple[str, ...]:
-    k = int(dataset.targets.shape[1])
-    names = getattr(dataset, "target_names", None)  # multi-column targets name each column
-    if isinstance(names, tuple | list) and len(names) == k:
-        return tuple(str(n) for n in names)
-    return (dataset.target_name,) if k == 1 else tuple(f"{dataset.target_name}[{i}]" for i in range(k))
 
 
 def _check_same_columns(name: str, part: str, dataset: Dataset, held: Dataset) -> None:
@@ -727,7 +725,7 @@ def _out_of_memory(setup: Setup, exc: BaseException) -> str:
     """One line for a training step that ran out of memory: which model, how big, how many rows."""
     model = setup.components["model"]
     sizes = ", ".join(f"{k}={v!r}" for k, v in model.params.items() if k not in MODEL_SIZE_PARAMS)
-    rows = setup.features.shape[0]
+    rows = setup.n_train
     return (
         f"out of memory training model {model.name!r}{f' ({sizes})' if sizes else ''} on {setup.device} "
         f"with {rows:,} rows, in epoch {len(setup.history) + 1}; choose smaller sizes ({one_line(exc)})"
@@ -849,11 +847,10 @@ def _copy_out(setup: Setup, losses: torch.Tensor, *, before: int = 0) -> torch.T
 
 
 def _split_sizes(setup: Setup) -> dict[str, int]:
-    sizes = {"train": setup.n_train}
-    for part in ("validation", "test"):
-        held: Part | None = getattr(setup, part)
-        sizes[part] = 0 if held is None else len(held[2]) if held[2] is not None else int(held[0].shape[0])
-    return sizes
+    held = {"validation": setup.validation, "test": setup.test}
+    return {"train": setup.n_train} | {
+        name: 0 if part is None else part_rows(part) for name, part in held.items()
+    }
 
 
 def train(
