@@ -67,7 +67,7 @@ from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import capture_rng, decode, encode, restore_rng
 from mlbasics.errors import DataError, PluginError, SaveError, ValidationError
 from mlbasics.experiment import Component, Experiment
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, default_registry
+from mlbasics.registry import Registry, default_registry, shown_params
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import Kind
 from mlbasics.standardization import Standardization
@@ -532,7 +532,7 @@ class Checkpoint:
             elif built.name != saved.name:
                 which = f"model {built.name!r} (the run was trained with {saved.name!r})"
             else:
-                which = f"model {built.name!r} with {_shown(built.params)} (the run was trained with {_shown(saved.params)})"
+                which = f"model {built.name!r} with {shown_params(built.params)} (the run was trained with {shown_params(saved.params)})"
             raise DataError(
                 f"{self.folder / 'model.safetensors'}: the weights do not fit {which}: "
                 f"{'; '.join(problems[:3])}{more}"
@@ -583,11 +583,6 @@ def locate(run: str | Path) -> Path:
         if (folder / name).exists():
             return folder / name
     raise DataError(f"{run}: holds no checkpoint (no {CHECKPOINT}/ folder); write one with --save {run}")
-
-
-def _shown(params: dict[str, Any]) -> str:
-    """A model's params as a message shows them: ``hidden=[3], activation='relu'``."""
-    return ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in MODEL_SIZE_PARAMS)
 
 
 def _describe(tensor: torch.Tensor) -> str:

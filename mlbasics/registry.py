@@ -313,13 +313,19 @@ class Registry:
         return values, problems
 
 
+def shown_params(params: Mapping[str, Any]) -> str:
+    """Params as a message shows them, without a model's sizes (the data set those):
+    ``hidden=[3], activation='relu'``."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in MODEL_SIZE_PARAMS)
+
+
 def build_error(spec: ComponentSpec, values: Mapping[str, Any], exc: BaseException) -> Exception:
     """The one-line error for ``exc``, raised by ``spec``'s factory building from ``values``:
     :class:`ComponentBuildError` when the params caused it, else :class:`PluginBugError`
     (see :func:`mlbasics.errors.caused_by_params`)."""
     where = f"{spec.kind} {spec.name!r} from plugin {spec.plugin or '?'}"
     if is_out_of_memory(exc):
-        given = ", ".join(f"{k}={v!r}" for k, v in values.items() if k not in MODEL_SIZE_PARAMS)
+        given = shown_params(values)
         with_params = f" with {given}" if given else ""
         return ComponentBuildError(
             f"{where} ran out of memory being built{with_params}; choose smaller sizes ({one_line(exc)})",

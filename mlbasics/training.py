@@ -40,7 +40,7 @@ from mlbasics.errors import (
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.interrupts import Interrupt, signal_name
 from mlbasics.notes import note_once
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
+from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry, shown_params
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec, Kind
 from mlbasics.splits import Split, split_rows
@@ -724,7 +724,7 @@ def fit(
 def _out_of_memory(setup: Setup, exc: BaseException) -> str:
     """One line for a training step that ran out of memory: which model, how big, how many rows."""
     model = setup.components["model"]
-    sizes = ", ".join(f"{k}={v!r}" for k, v in model.params.items() if k not in MODEL_SIZE_PARAMS)
+    sizes = shown_params(model.params)
     rows = setup.n_train
     return (
         f"out of memory training model {model.name!r}{f' ({sizes})' if sizes else ''} on {setup.device} "
