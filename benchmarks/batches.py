@@ -30,7 +30,8 @@ from _timing import Row, compare, markdown_table, timed
 
 import mlbasics
 from mlbasics.devices import synchronize
-from mlbasics.training import eager_step, prepare
+from mlbasics.setup import prepare
+from mlbasics.steppers import eager_step
 
 ROWS = 100_000
 GOALS = {32: 1.95, 256: 4.1}  # the DataLoader's time / mlbasics' time measured before this work

@@ -35,12 +35,17 @@ from mlbasics.specs import KINDS, REQUIRED, ComponentSpec, Kind, Param, PluginIn
 if TYPE_CHECKING:
     from mlbasics.analysis import NotCollapsibleError, collapse
     from mlbasics.anomaly import detect_anomaly
+    from mlbasics.callbacks import Callback, StopTraining
     from mlbasics.checkpoints import Checkpoint, Checkpointer
     from mlbasics.data import Dataset, GroundTruth
+    from mlbasics.loop import fit
+    from mlbasics.metrics import Metric
+    from mlbasics.results import TrainResult
     from mlbasics.resuming import resume
+    from mlbasics.setup import Setup, prepare
     from mlbasics.solvers import ClosedFormSolver
     from mlbasics.sweeps import SweepMember, SweepResult, sweep
-    from mlbasics.training import Callback, Setup, StopTraining, TrainResult, fit, prepare, train
+    from mlbasics.training import train
 
 __version__ = "0.1.0"
 
@@ -56,12 +61,13 @@ _LAZY = {
     "Dataset": "mlbasics.data",
     "GroundTruth": "mlbasics.data",
     "ClosedFormSolver": "mlbasics.solvers",
-    "Callback": "mlbasics.training",
-    "Setup": "mlbasics.training",
-    "StopTraining": "mlbasics.training",
-    "TrainResult": "mlbasics.training",
-    "fit": "mlbasics.training",
-    "prepare": "mlbasics.training",
+    "Callback": "mlbasics.callbacks",
+    "Metric": "mlbasics.metrics",
+    "Setup": "mlbasics.setup",
+    "StopTraining": "mlbasics.callbacks",
+    "TrainResult": "mlbasics.results",
+    "fit": "mlbasics.loop",
+    "prepare": "mlbasics.setup",
     "train": "mlbasics.training",
     "sweep": "mlbasics.sweeps",
     "SweepMember": "mlbasics.sweeps",
@@ -105,6 +111,7 @@ __all__ = [
     "Experiment",
     "GroundTruth",
     "Kind",
+    "Metric",
     "MlbasicsError",
     "NotCollapsibleError",
     "Param",

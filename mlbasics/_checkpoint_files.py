@@ -17,8 +17,8 @@ import torch
 
 from mlbasics.errors import DataError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.setup import ComponentInfo
 from mlbasics.specs import KINDS, MAX_NESTING, Kind
-from mlbasics.training import ComponentInfo
 
 FORMAT: Final = "mlbasics-checkpoint"
 FORMAT_VERSION: Final = 1

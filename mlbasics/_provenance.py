@@ -13,8 +13,8 @@ import attrs
 from mlbasics.errors import PluginError, ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Experiment
 from mlbasics.registry import Registry
+from mlbasics.setup import ComponentInfo
 from mlbasics.specs import Kind
-from mlbasics.training import ComponentInfo
 
 if TYPE_CHECKING:
     from mlbasics.checkpoints import Checkpoint

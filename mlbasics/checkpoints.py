@@ -65,13 +65,15 @@ from mlbasics._files import name_problem, refusal
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import capture_rng, decode, encode, restore_rng
+from mlbasics.callbacks import Callback
 from mlbasics.errors import DataError, PluginError, SaveError, ValidationError
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import Registry, default_registry, shown_params
+from mlbasics.results import TrainResult
+from mlbasics.setup import ComponentInfo, Setup
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import Kind
 from mlbasics.standardization import Standardization
-from mlbasics.training import Callback, ComponentInfo, Setup, TrainResult
 
 CHECKPOINT: Final = "checkpoint"
 PREVIOUS: Final = "checkpoint.previous"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from mlbasics.experiment import Component, Experiment
-    from mlbasics.training import ComponentInfo
+    from mlbasics.setup import ComponentInfo
 
 Rows = list[tuple[str, str]]
 

@@ -20,8 +20,9 @@ import math
 
 import torch
 
+from mlbasics.callbacks import Callback
 from mlbasics.errors import DivergenceError, ValidationError
-from mlbasics.training import Callback, Setup
+from mlbasics.setup import Setup
 
 
 class DivergenceCheck(Callback):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlbasics.training import TrainResult
+    from mlbasics.results import TrainResult
 
 
 class MlbasicsError(Exception):

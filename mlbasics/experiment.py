@@ -85,6 +85,15 @@ def _to_component(value: str | Mapping[str, Any] | Component) -> Component:
     return Component.of(value)
 
 
+def _to_components(values: Any) -> tuple[Component, ...]:
+    """A list of components: names, ``{"name": ..., **params}`` tables or Components."""
+    if isinstance(values, str | Mapping | Component):
+        values = [values]
+    if not isinstance(values, Iterable):
+        raise ValidationError([f"expected a list of components, got {values!r}"])
+    return tuple(Component.of(value) for value in values)
+
+
 def _default(name: str, **params: Any) -> Callable[[], Component]:
     return lambda: Component(name, params)
 
@@ -124,6 +133,12 @@ class Experiment:
     #: Scale to mean 0 and standard deviation 1, with statistics of the training rows:
     #: "none", "features" or "features+target" (see :mod:`mlbasics.standardization`).
     standardize: str = "none"
+    #: Metrics computed at sync points on the training and validation rows and once on the test
+    #: rows, by registry name (``["r2", "mae"]``): see :mod:`mlbasics.metrics`.
+    metrics: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
+    #: Callbacks that watch and steer training (early stopping, loggers, schedules), by registry
+    #: name with their params, in the order they run: see :mod:`mlbasics.callbacks`.
+    callbacks: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
 
     def components(self) -> dict[Kind, Component]:
         return {kind: getattr(self, kind) for kind in COMPONENT_KINDS}
@@ -143,6 +158,10 @@ class Experiment:
             parts.append(f"log_every={self.log_every!r}")
         if self.cuda_graph is not True:
             parts.append(f"cuda_graph={self.cuda_graph!r}")
+        for field in ("metrics", "callbacks"):
+            listed = [c.name if not c.params else {"name": c.name, **c.params} for c in getattr(self, field)]
+            if listed:
+                parts.append(f"{field}={listed!r}")
         return f"Experiment({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
@@ -210,6 +229,8 @@ class Experiment:
         if nested_too_deeply(value):
             raise ValidationError([f"{key}: {_TOO_DEEP}"])
         head, dot, param = key.partition(".")
+        if head in LIST_KINDS:
+            return self._with_listed(head, param, value)
         if not dot:
             if head in COMPONENT_KINDS:
                 if isinstance(value, str):
@@ -223,6 +244,32 @@ class Experiment:
         if param == "name":
             return self.with_component(kind, value)
         return self._replace(kind, Component(component.name, {**component.params, param: value}))
+
+    def with_listed(self, field: str, name: str) -> Experiment:
+        """Add metric or callback ``name`` to ``field`` (``"metrics"``, ``"callbacks"``) unless it is there."""
+        listed: tuple[Component, ...] = getattr(self, field)
+        if any(component.name == name for component in listed):
+            return self
+        return self._replace(field, (*listed, Component(name)))
+
+    def _with_listed(self, field: str, rest: str, value: Any) -> Experiment:
+        """``metrics = [...]`` replaces the list; ``callbacks.NAME.PARAM = value`` sets a param of
+        callback NAME (added if it is not there yet)."""
+        if not rest:
+            try:
+                return self._replace(field, _to_components(value))
+            except ValidationError as exc:
+                raise ValidationError([f"{field}: {line}" for line in exc.problems]) from None
+        name, dot, param = rest.partition(".")
+        if not dot or not param:
+            raise ValidationError(
+                [f"{field}.{rest}: name a param, as in {field}.{name or 'NAME'}.PARAM=VALUE"]
+            )
+        listed: tuple[Component, ...] = getattr(self.with_listed(field, name), field)
+        changed = tuple(
+            Component(c.name, {**c.params, param: value}) if c.name == name else c for c in listed
+        )
+        return self._replace(field, changed)
 
     def _replace(self, field: str, value: Any) -> Experiment:
         changes: dict[str, Any] = {field: value}
@@ -255,6 +302,11 @@ class Experiment:
                 data[field] = value
         for kind, component in self.components().items():
             data[kind] = component.to_dict()
+        if self.metrics:  # names alone where none has params: metrics = ["r2", "mae"]
+            plain = not any(metric.params for metric in self.metrics)
+            data["metrics"] = [m.name if plain else m.to_dict() for m in self.metrics]
+        if self.callbacks:
+            data["callbacks"] = [callback.to_dict() for callback in self.callbacks]
         return data
 
     def to_toml(self) -> str:
@@ -266,7 +318,9 @@ class Experiment:
         values: dict[str, Any] = {}
         for key, value in data.items():
             # A component's table is one level more than its params, which are what --set sets.
-            if nested_too_deeply(value, MAX_NESTING + (key in COMPONENT_KINDS and isinstance(value, dict))):
+            if nested_too_deeply(
+                value, MAX_NESTING + _TABLE_LEVELS.get(key, 0) * isinstance(value, dict | list)
+            ):
                 problems.append(f"{source}: {key}: {_TOO_DEEP}")
             elif key in COMPONENT_KINDS:
                 try:
@@ -275,6 +329,11 @@ class Experiment:
                     problems.extend(f"{source}: [{key}] {line}" for line in exc.problems)
             elif key in _SCALAR_KEYS:
                 values[key] = value
+            elif key in LIST_KINDS:
+                try:
+                    values[key] = _to_components(value)
+                except ValidationError as exc:
+                    problems.extend(f"{source}: {key}: {line}" for line in exc.problems)
             else:
                 problems.append(f"{source}: unknown key {key!r}{suggest(key, _ALL_KEYS)}")
         if problems:
@@ -324,7 +383,11 @@ _DATA_DEFAULTS: Final[dict[str, Any]] = {
     "standardize": "none",
 }
 _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph", *_DATA_DEFAULTS)
-_ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS)
+#: How many levels a field's TOML form adds above its params: a component's table, or a list of them.
+_TABLE_LEVELS: Final = dict.fromkeys(COMPONENT_KINDS, 1) | {"metrics": 2, "callbacks": 2}
+#: The experiment's lists of components, by field, and the kind of each.
+LIST_KINDS: Final[dict[str, Kind]] = {"metrics": "metric", "callbacks": "callback"}
+_ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS, *LIST_KINDS)
 
 
 def with_settings(experiment: Experiment, settings: Mapping[str, Any], *, caller: str) -> Experiment:

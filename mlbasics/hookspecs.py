@@ -1,4 +1,5 @@
-"""The hooks a plugin implements: one per component kind.
+"""The hooks a plugin implements: one per component kind (five build a model and its training;
+metrics and callbacks watch and steer training).
 
 A plugin is any module or object with functions marked ``@mlbasics.hookimpl`` and named after these
 hooks. Each hook takes no arguments and returns an iterable of :class:`mlbasics.ComponentSpec` of
@@ -86,6 +87,30 @@ def mlbasics_optimizers() -> Iterable[ComponentSpec]:  # type: ignore[empty-body
     """
 
 
+@hookspec
+def mlbasics_metrics() -> Iterable[ComponentSpec]:  # type: ignore[empty-body]
+    """Return the metrics this plugin provides (specs of kind ``"metric"``).
+
+    The factory is called with the validated params and returns a :class:`mlbasics.Metric`: a
+    function of ``(prediction, target)``, both shaped ``(..., n, k)``, that reduces the rows and
+    outputs (the last two dimensions) and keeps any leading ones (a vmapped ensemble's members),
+    with its ``mode`` (``"min"`` for an error, ``"max"`` for a score) and its ``best`` value (that
+    of a perfect prediction). It is computed on the device, in the data's units, at sync points.
+    """
+
+
+@hookspec
+def mlbasics_callbacks() -> Iterable[ComponentSpec]:  # type: ignore[empty-body]
+    """Return the training callbacks this plugin provides (specs of kind ``"callback"``).
+
+    The factory is called with the validated params and returns a :class:`mlbasics.Callback`,
+    which the loop calls at the start, at every sync point and at the end of training (see
+    :mod:`mlbasics.callbacks`). A callback that keeps state across a run (a best epoch, a
+    schedule's step) returns it from ``state_dict`` and takes it back in ``load_state_dict``:
+    mlbasics saves it in the run folder, so a resumed run behaves as one never interrupted.
+    """
+
+
 #: Hook name for each component kind, in the order listings show them.
 HOOK_FOR_KIND: dict[str, str] = {
     "dataset": "mlbasics_datasets",
@@ -93,4 +118,6 @@ HOOK_FOR_KIND: dict[str, str] = {
     "activation": "mlbasics_activations",
     "loss": "mlbasics_losses",
     "optimizer": "mlbasics_optimizers",
+    "metric": "mlbasics_metrics",
+    "callback": "mlbasics_callbacks",
 }

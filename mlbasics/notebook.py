@@ -20,9 +20,11 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
+from mlbasics.callbacks import Callback
 from mlbasics.errors import MlbasicsError
 from mlbasics.notes import note_once
-from mlbasics.training import Callback, Setup, TrainResult
+from mlbasics.results import TrainResult
+from mlbasics.setup import Setup
 
 
 def in_notebook() -> bool:

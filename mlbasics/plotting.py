@@ -18,8 +18,8 @@ from mlbasics._files import atomic_path, check_output_path
 from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
+    from mlbasics.results import TrainResult
     from mlbasics.sweeps import SweepResult
-    from mlbasics.training import TrainResult
 
 
 def check_can_plot(path: str | Path) -> None:

@@ -20,7 +20,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from mlbasics.training import Callback, Setup, TrainResult
+from mlbasics.callbacks import Callback
+from mlbasics.results import TrainResult
+from mlbasics.setup import Setup
 
 
 class _StepsPerSecond(ProgressColumn):

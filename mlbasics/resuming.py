@@ -22,12 +22,15 @@ from typing import Any
 
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import refuse_if_in_use
+from mlbasics.callbacks import Callback
 from mlbasics.checkpoints import Checkpoint, Checkpointer
 from mlbasics.errors import ValidationError
 from mlbasics.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
 from mlbasics.registry import Registry, default_registry
+from mlbasics.results import TrainResult
+from mlbasics.setup import Setup, prepare
 from mlbasics.solvers import ClosedFormSolver
-from mlbasics.training import Callback, Setup, TrainResult, fit, prepare
+from mlbasics.training import run as run_setup
 
 #: Experiment settings that decide which rows are trained on, in which order and scale.
 DATA_SETTINGS = ("validation", "test", "split_seed", "batch_size", "shuffle", "drop_last", "standardize")
@@ -144,9 +147,10 @@ def resume(
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
     checkpointer = Checkpointer.for_run(target, checkpoint, every=checkpoint_every, overwrite=force)
-    callbacks = [*callbacks, checkpointer]
-    if progress:
-        from mlbasics.progress import ProgressBar
-
-        callbacks = [ProgressBar(), *callbacks]
-    return fit(setup, callbacks, divergence_threshold=divergence_threshold)
+    return run_setup(
+        setup,
+        callbacks,
+        progress=progress,
+        checkpointer=checkpointer,
+        divergence_threshold=divergence_threshold,
+    )

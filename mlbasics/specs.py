@@ -21,7 +21,7 @@ import attrs
 
 from mlbasics.errors import PluginError
 
-Kind = Literal["dataset", "model", "activation", "loss", "optimizer"]
+Kind = Literal["dataset", "model", "activation", "loss", "optimizer", "metric", "callback"]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 #: Each kind's plural, as headings and messages spell it.
 PLURALS: Final[dict[Kind, str]] = {kind: "losses" if kind == "loss" else f"{kind}s" for kind in KINDS}

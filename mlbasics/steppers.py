@@ -25,8 +25,8 @@ honour it at the end of the interval, which on a GPU is milliseconds later.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import torch
 
@@ -36,10 +36,12 @@ from mlbasics.notes import note_once
 from mlbasics.solvers import ClosedFormSolver
 
 if TYPE_CHECKING:
-    from mlbasics.training import Setup
+    from mlbasics.callbacks import Callback
+    from mlbasics.setup import Setup
 
 EAGER: Final = "eager"
 CUDA_GRAPH: Final = "cuda-graph"
+CLOSED_FORM: Final = "closed-form"
 
 #: Eager steps before the capture (PyTorch's recipe uses 3): they create the optimizer's state
 #: (momentum buffers, step counters) and the libraries' lazy handles outside the capture.
@@ -86,6 +88,85 @@ class EagerStepper:
 
     def run(self, n: int) -> torch.Tensor:
         return eager_steps(self._step, n, self._interrupt)
+
+
+class ClosedFormStepper:
+    """A closed-form solver's one "step": solve on the training rows, then the loss of the solution."""
+
+    mode: str = CLOSED_FORM
+
+    def __init__(self, setup: Setup) -> None:
+        self._setup = setup
+
+    def run(self, n: int) -> torch.Tensor:
+        setup = self._setup
+        assert isinstance(setup.optimizer, ClosedFormSolver)
+        setup.optimizer.solve(setup.model, setup.features, setup.targets)
+        return setup.evaluate().reshape(1)
+
+
+# -- building the step ---------------------------------------------------------------------------
+
+
+def gradient_reset(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """What ``optimizer.zero_grad()`` does, as cheaply as possible.
+
+    ``torch.optim.Optimizer.zero_grad`` sets every gradient to ``None``, inside a profiler range
+    and a TorchDynamo guard that cost more than the resetting itself (about 20 µs a step on a CPU,
+    some 4% of a step of the lecture's MLP). For an optimizer that keeps that method, the same
+    resetting is done directly; one that defines its own ``zero_grad`` gets it called.
+    """
+    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
+        return optimizer.zero_grad
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def set_to_none() -> None:
+        for parameter in parameters:
+            parameter.grad = None
+
+    return set_to_none
+
+
+def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
+    """One epoch of training, returning its loss (detached, still on the device): one full-batch
+    step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.batches`)."""
+    from mlbasics.batches import is_full_batch, minibatch_epoch
+
+    body = batch_step(setup)
+    if is_full_batch(setup):
+        x, y = setup.features, setup.targets
+        return lambda: body(x, y)
+    return minibatch_epoch(setup, body)
+
+
+def batch_step(setup: Setup) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One training step on rows ``x``, ``y``, returning its loss (detached, still on the device)."""
+    model, loss_fn, optimizer = setup.model, setup.loss, setup.optimizer
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    zero_grad = gradient_reset(optimizer)
+
+    if setup.needs_closure:
+
+        def step_with_closure(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            def closure() -> Any:
+                zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()  # type: ignore[no-untyped-call]
+                return loss
+
+            loss: torch.Tensor = optimizer.step(closure)  # type: ignore[assignment]
+            return loss.detach()
+
+        return step_with_closure
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        return loss.detach()
+
+    return step
 
 
 # -- when a graph can be used --------------------------------------------------------------------
@@ -139,6 +220,22 @@ def use_cuda_graph(setup: Setup, epochs: int) -> bool:
         note_once(f"CUDA graph capture not possible because {problem}; training eagerly")
         return False
     return True
+
+
+def stepper_for(setup: Setup, *, epochs: int, interval: int, callbacks: Sequence[Callback] = ()) -> Stepper:
+    """The stepper that trains ``setup`` for ``epochs`` more, ``interval`` steps per sync at most:
+    a closed-form solver's, a CUDA graph's where one can be used, or the eager one. A callback
+    that changes the optimizer's hyperparameters (a schedule) keeps training eager: a captured
+    graph would go on with the values it was captured with."""
+    if isinstance(setup.optimizer, ClosedFormSolver):
+        return ClosedFormStepper(setup)
+    changer = next((c for c in callbacks if c.changes_optimizer), None)
+    if changer is not None and setup.device.type == "cuda" and setup.experiment.cuda_graph:
+        from mlbasics.callbacks import named
+
+        note_once(f"CUDA graph capture not used because {named(changer)} changes the optimizer as it trains")
+        return EagerStepper(eager_step(setup), setup.interrupt)
+    return make_stepper(setup, eager_step(setup), epochs=epochs, interval=interval)
 
 
 def make_stepper(setup: Setup, step: Step, *, epochs: int, interval: int) -> Stepper:

@@ -20,6 +20,7 @@ from typing import Any, Final
 import attrs
 import torch
 
+from mlbasics.callbacks import Callback
 from mlbasics.ensemble import NotVmappable, StackedUpdate, model_problem, stacked_hyper, train_stacked
 from mlbasics.errors import (
     DivergenceError,
@@ -30,10 +31,11 @@ from mlbasics.errors import (
     one_line,
 )
 from mlbasics.experiment import Experiment, with_settings
+from mlbasics.loop import fit, sync_interval
 from mlbasics.notes import note
 from mlbasics.registry import Registry, default_registry
+from mlbasics.setup import Setup, prepare
 from mlbasics.solvers import ClosedFormSolver
-from mlbasics.training import Callback, Setup, fit, prepare, sync_interval
 
 VMAP: Final = "vmap"
 SEQUENTIAL: Final = "sequential"

@@ -30,6 +30,11 @@ BUILTIN_NAMES = [
     "sse-half",
     "sgd",
     "lstsq",
+    "rmse",
+    "mae",
+    "max-error",
+    "r2",
+    "explained-variance",
 ]
 
 

@@ -21,8 +21,8 @@ from _stand_ins import FLOAT64, FLOAT64_TOLERANCE, ReadsOnTheHost, hook_plugin
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Param, Registry
 from mlbasics.notes import forget_notes
-from mlbasics.steppers import CudaGraphs, GraphStepper
-from mlbasics.training import eager_step, prepare
+from mlbasics.setup import prepare
+from mlbasics.steppers import CudaGraphs, GraphStepper, eager_step
 
 pytestmark = pytest.mark.cuda
 

@@ -14,7 +14,7 @@ import mlbasics
 from mlbasics import Checkpoint, ComponentSpec, Dataset, DivergenceError, Experiment, Registry, hookimpl
 from mlbasics.cli import main
 from mlbasics.errors import DataError
-from mlbasics.training import prepare
+from mlbasics.setup import prepare
 
 ROOT = Path(__file__).parent.parent
 HOUSES = str(ROOT / "examples" / "houses.csv")

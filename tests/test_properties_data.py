@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 import mlbasics
 from mlbasics import ComponentSpec, Dataset, Experiment, Registry, hookimpl
 from mlbasics.batches import minibatch_epoch
+from mlbasics.setup import prepare
 from mlbasics.splits import split_rows
 from mlbasics.testing.strategies import linear_datasets, seeds, tensors
-from mlbasics.training import prepare
 
 
 class DrawnDataset:

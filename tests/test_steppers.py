@@ -16,6 +16,7 @@ from _stand_ins import hook_plugin
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Registry
 from mlbasics.notes import forget_notes
+from mlbasics.setup import Setup, prepare
 from mlbasics.steppers import (
     CUDA_GRAPH,
     EAGER,
@@ -24,10 +25,10 @@ from mlbasics.steppers import (
     EagerStepper,
     GraphStepper,
     capture_problem,
+    eager_step,
     make_stepper,
     use_cuda_graph,
 )
-from mlbasics.training import Setup, eager_step, prepare
 
 MLP = Experiment(model={"name": "mlp", "hidden": [4, 3]}, epochs=60, device="cpu", seed=2)
 
@@ -322,14 +323,14 @@ def test_the_loop_reports_the_graph_path_and_its_history(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fit() drives whatever stepper it is given, one sync per interval, and says which one ran."""
-    import mlbasics.training
+    import mlbasics.steppers
 
     eager = mlbasics.train(MLP, registry=registry, log_every=7)
 
     def graph_stepper(setup: Setup, step: Any, *, epochs: int, interval: int) -> GraphStepper:
         return GraphStepper(setup, step, capacity=interval, backend=ReplayEagerly(setup))
 
-    monkeypatch.setattr(mlbasics.training, "make_stepper", graph_stepper)
+    monkeypatch.setattr(mlbasics.steppers, "make_stepper", graph_stepper)
     graphed = mlbasics.train(MLP, registry=registry, log_every=7)
     assert graphed.step_mode == "cuda-graph"
     assert graphed.history == eager.history

@@ -18,6 +18,7 @@ from mlbasics import (
     StopTraining,
     ValidationError,
 )
+from mlbasics.callbacks import CallbackError
 
 LINEAR = Experiment(
     dataset="synthetic-linear", model="linear", optimizer={"name": "sgd", "lr": 0.1}, epochs=200
@@ -202,8 +203,11 @@ def test_callbacks_hear_about_a_failed_run(registry: Registry) -> None:
             raise RuntimeError("broken callback")
 
     recorder = Recorder()
-    with pytest.raises(RuntimeError, match="broken callback"):
+    with pytest.raises(
+        CallbackError, match=r"^callback .*Exploding failed after epoch 1: RuntimeError: broken callback$"
+    ) as error:
         mlbasics.train(LINEAR, registry=registry, callbacks=[recorder, Exploding()])
+    assert isinstance(error.value.error, RuntimeError)  # the callback's own exception is kept
     assert recorder.events[-1] == ("end", None)
 
 
@@ -277,7 +281,7 @@ def test_training_on_cuda_reaches_the_ground_truth(registry: Registry) -> None:
 def test_gradients_are_reset_as_zero_grad_would() -> None:
     """The loop resets gradients without Optimizer.zero_grad's profiler bookkeeping, but an
     optimizer with a zero_grad of its own still gets it called."""
-    from mlbasics.training import gradient_reset
+    from mlbasics.steppers import gradient_reset
 
     weight = torch.nn.Parameter(torch.ones(3))
     weight.grad = torch.ones(3)

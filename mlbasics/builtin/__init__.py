@@ -208,3 +208,22 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             tags={"closed-form"},
         ),
     ]
+
+
+@hookimpl
+def mlbasics_metrics() -> list[ComponentSpec]:
+    def metric(name: str, function: str, summary: str) -> ComponentSpec:
+        return ComponentSpec(kind="metric", name=name, factory=f"{_HERE}.metrics:{function}", summary=summary)
+
+    return [
+        metric("mse", "mse", "Mean squared error, in the data's units (lower is better)"),
+        metric("rmse", "rmse", "Root mean squared error, in the target's units (lower is better)"),
+        metric("mae", "mae", "Mean absolute error, in the target's units (lower is better)"),
+        metric("max-error", "max_error", "The largest absolute error of any row (lower is better)"),
+        metric("r2", "r2", "Coefficient of determination R² = 1 - SS_res/SS_tot (1 is a perfect fit)"),
+        metric(
+            "explained-variance",
+            "explained_variance",
+            "1 - Var(target - prediction)/Var(target): R² that ignores a constant offset",
+        ),
+    ]

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlbasics.checkpoints import Checkpoint, Checkpointer
     from mlbasics.experiment import Experiment
-    from mlbasics.training import Callback, Setup, TrainResult
+    from mlbasics.progress import ProgressBar
+    from mlbasics.results import TrainResult
+    from mlbasics.setup import Setup
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +76,7 @@ def prepare_run(
     and locked (which creates it) last, so that a mistake found in between creates nothing."""
     from mlbasics.checkpoints import Checkpointer, check_run_folder
     from mlbasics.divergence import DivergenceCheck
-    from mlbasics.training import prepare
+    from mlbasics.setup import prepare
 
     DivergenceCheck(args.divergence_threshold)  # validates the threshold
     folder = args.save or args.resume
@@ -100,23 +101,27 @@ def prepare_run(
 
 
 def train_guarded(
-    args: argparse.Namespace, setup: Setup, callbacks: Sequence[Callback], checkpointer: Checkpointer | None
+    args: argparse.Namespace,
+    setup: Setup,
+    checkpointer: Checkpointer | None,
+    *,
+    progress: ProgressBar | None = None,
 ) -> TrainResult:
     """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
     divergence or an anomaly becomes one clear error."""
-    import contextlib
-
-    from mlbasics.anomaly import AnomalyError, detect_anomaly
+    from mlbasics.anomaly import AnomalyError
     from mlbasics.errors import DivergenceError
-    from mlbasics.interrupts import stop_on_signals
-    from mlbasics.training import fit
+    from mlbasics.training import run
 
     try:
-        with (
-            stop_on_signals(setup),
-            detect_anomaly(setup) if args.detect_anomaly else contextlib.nullcontext(),
-        ):
-            return fit(setup, callbacks, divergence_threshold=args.divergence_threshold)
+        return run(
+            setup,
+            progress=progress or False,
+            checkpointer=checkpointer,
+            divergence_threshold=args.divergence_threshold,
+            signals=True,
+            anomaly_detection=args.detect_anomaly,
+        )
     except AnomalyError as exc:
         if args.debug and exc.details:
             print(exc.details, file=sys.stderr)

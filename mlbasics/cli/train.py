@@ -49,6 +49,22 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set any value, e.g. model.hidden=[8,8], dataset.noise=0.1, epochs=500 (repeatable)",
     )
+    watch = parser.add_argument_group("metrics and callbacks")
+    watch.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="compute metric NAME (r2, mae, rmse, ...) on every part of the data as training goes (repeatable)",
+    )
+    watch.add_argument(
+        "--callback",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add callback NAME (early-stopping, csv-logger, ...); set its params with "
+        "--set callbacks.NAME.PARAM=VALUE (repeatable)",
+    )
     data = parser.add_argument_group("held-out rows, mini-batches and standardization")
     data.add_argument(
         "--validation",
@@ -86,7 +102,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
 def experiment_from_args(args: argparse.Namespace, base: Experiment | None = None) -> Experiment:
     """The config file (or ``base``, or the default experiment) with the command line's flags
     applied in order: component names, then --lr/--epochs/--device/--seed/--no-cuda-graph and the
-    data flags (--validation ... --standardize), then every --set."""
+    data flags (--validation ... --standardize), then --metric and --callback, then every --set."""
     experiment = Experiment.load(args.config) if args.config else base or Experiment()
     for kind in COMPONENT_KINDS:
         name = getattr(args, kind)
@@ -109,6 +125,9 @@ def experiment_from_args(args: argparse.Namespace, base: Experiment | None = Non
     for key, value in flags.items():
         if value is not None:
             experiment = experiment.with_value(key, value)
+    for field, names in (("metrics", args.metric), ("callbacks", args.callback)):
+        for name in names:
+            experiment = experiment.with_listed(field, name)
     return experiment.with_assignments(args.set)
 
 
@@ -119,20 +138,16 @@ def run(args: argparse.Namespace) -> int:
         from mlbasics.plotting import check_can_plot
 
         check_can_plot(args.plot)
-    from mlbasics.training import Callback
-
     show_notes()
     setup, checkpointer = _runs.prepare_run(args, experiment, checkpoint)
-    callbacks: list[Callback] = []
+    progress = None
     if not (args.json or args.quiet):
         from mlbasics.progress import ProgressBar
 
-        callbacks.append(ProgressBar(stderr()))
-    if checkpointer is not None:
-        callbacks.append(checkpointer)
+        progress = ProgressBar(stderr())
     failure = None
     try:
-        result = _runs.train_guarded(args, setup, callbacks, checkpointer)
+        result = _runs.train_guarded(args, setup, checkpointer, progress=progress)
     except SaveError as exc:
         if exc.result is None:
             raise

@@ -1,0 +1,148 @@
+"""What a training run produced: :class:`TrainResult`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from mlbasics.data import Dataset
+from mlbasics.experiment import Experiment
+from mlbasics.interrupts import signal_name
+from mlbasics.setup import ComponentInfo
+from mlbasics.specs import Kind
+from mlbasics.standardization import Standardization
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class TrainResult:
+    """What a training run produced: the loss history, the learned parameters and where they came from."""
+
+    experiment: Experiment
+    history: list[float]
+    epochs: int
+    device: str
+    seconds: float
+    parameters: dict[str, torch.Tensor]
+    components: dict[Kind, ComponentInfo]
+    model: nn.Module
+    dataset: Dataset
+    stopped: str | None = None
+    #: How the steps were taken: "eager", "cuda-graph" (captured once, replayed) or "closed-form".
+    step_mode: str = "eager"
+    #: The signal that stopped training (SIGINT, SIGTERM), if one did.
+    interrupted_by: int | None = None
+    #: The epochs already done when this call began (non-zero for a resumed run).
+    resumed_from: int = 0
+    #: ``(epoch, validation loss)`` at every sync point (empty without a validation part).
+    validation_history: list[tuple[int, float]] = attrs.field(factory=list)
+    #: The loss on the test part, evaluated once at the end (``None`` without a test part).
+    test_loss: float | None = None
+    #: ``(epoch, value)`` of each metric at every sync point, by value name: ``"r2"`` on the
+    #: training rows, ``"validation_r2"`` on the validation rows (see :mod:`mlbasics.metrics`).
+    metric_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
+    #: Each metric on the test rows, evaluated once at the end (empty without a test part).
+    test_metrics: dict[str, float] = attrs.field(factory=dict)
+    #: Which way each metric is better, by metric name: ``"min"`` or ``"max"``.
+    metric_modes: dict[str, str] = attrs.field(factory=dict)
+    #: Provenance of the experiment's metrics and callbacks (``"metrics"``, ``"callbacks"``).
+    listed_components: dict[str, list[ComponentInfo]] = attrs.field(factory=dict)
+    #: Rows in each part: ``{"train": ..., "validation": ..., "test": ...}``.
+    split_sizes: dict[str, int] = attrs.field(factory=dict)
+    #: The statistics the data were scaled with (``standardize``), or ``None``.
+    standardization: Standardization | None = None
+
+    @property
+    def validation_loss(self) -> float | None:
+        """The validation loss at the last sync point, or ``None`` without a validation part."""
+        return self.validation_history[-1][1] if self.validation_history else None
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every metric's value at the last sync point (``"r2"``, ``"validation_r2"``) and on
+        the test rows (``"test_r2"``)."""
+        last = {name: pairs[-1][1] for name, pairs in self.metric_history.items() if pairs}
+        return last | {f"test_{name}": value for name, value in self.test_metrics.items()}
+
+    def parameters_in_data_units(self) -> dict[str, torch.Tensor]:
+        """The learned parameters; for a linear model (``weight``, ``bias``) trained on
+        standardized data, the W and b that act on the data's own units."""
+        weight = self.parameters.get("weight")
+        if self.standardization is None or weight is None or set(self.parameters) - {"weight", "bias"}:
+            return self.parameters
+        raw_weight, raw_bias = self.standardization.linear_in_data_units(weight, self.parameters.get("bias"))
+        return {"weight": raw_weight, "bias": raw_bias}
+
+    @property
+    def final_loss(self) -> float:
+        """The loss of the last epoch (computed before that epoch's update, as the lecture prints it)."""
+        return self.history[-1]
+
+    def __repr__(self) -> str:
+        """A few lines: what was trained, where, for how long, the losses and (when few) the learned
+        parameters. Everything else is on the attributes (``history``, ``parameters``, ``model``)."""
+        from mlbasics import display
+
+        return display.text(*display.train_result(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the same summary as a table, with the loss curve (and the fit) drawn."""
+        from mlbasics import display
+
+        return display.train_result_html(self)
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+        device = next(self.model.parameters()).device
+        x = features.to(device, torch.float32)
+        with torch.no_grad():
+            if self.standardization is not None:  # back in the data's units
+                return self.standardization.predict(self.model, x).cpu()
+            predictions: torch.Tensor = self.model(x)
+        return predictions.cpu()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: losses, parameters as nested lists, and each component's provenance."""
+        return {
+            "final_loss": self.final_loss,
+            "epochs": self.epochs,
+            "device": self.device,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+            "step_mode": self.step_mode,
+            "interrupted_by": signal_name(self.interrupted_by) if self.interrupted_by else None,
+            "resumed_from": self.resumed_from,
+            "parameters": {name: value.tolist() for name, value in self.parameters.items()},
+            "components": {kind: info.to_dict() for kind, info in self.components.items()},
+            "experiment": self.experiment.to_dict(),
+            "history": self.history,
+            **self._held_out_dict(),
+        }
+
+    def _held_out_dict(self) -> dict[str, Any]:
+        """The keys of held-out data and standardization, present only where the run had them."""
+        extra: dict[str, Any] = {}
+        if self.split_sizes and self.split_sizes.get("train") != self.dataset.n_samples:
+            extra["split"] = self.split_sizes
+        if self.validation_history:
+            extra["validation_loss"] = self.validation_loss
+            extra["validation_history"] = [list(pair) for pair in self.validation_history]
+        if self.test_loss is not None:
+            extra["test_loss"] = self.test_loss
+        if self.metric_history or self.test_metrics:
+            extra["metrics"] = self.metrics
+            extra["metric_history"] = {
+                name: [list(pair) for pair in pairs] for name, pairs in self.metric_history.items()
+            }
+        for field, infos in self.listed_components.items():
+            extra[f"{field}_components"] = [info.to_dict() for info in infos]
+        if self.standardization is not None:
+            extra["standardization"] = {
+                name: value.tolist() for name, value in self.standardization.to_tensors().items()
+            }
+            in_data_units = self.parameters_in_data_units()
+            if in_data_units is not self.parameters:
+                extra["parameters_in_data_units"] = {k: v.tolist() for k, v in in_data_units.items()}
+        return extra
