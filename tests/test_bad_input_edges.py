@@ -647,7 +647,15 @@ def test_a_gone_plugin_is_not_offered_force_which_would_fail(tmp_path: Path) -> 
 def test_every_kind_is_pluralised_in_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--format", "markdown"]) == 0
     headings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("## ")]
-    assert headings == ["## Datasets", "## Models", "## Activations", "## Losses", "## Optimizers"]
+    assert headings == [
+        "## Datasets",
+        "## Models",
+        "## Activations",
+        "## Losses",
+        "## Optimizers",
+        "## Metrics",
+        "## Callbacks",
+    ]
 
 
 def test_a_plugin_clashing_with_a_builtin_shows_the_conflict(
