@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import mlbasics
 from mlbasics import Callback, Checkpoint, DataError, Experiment, Registry, Setup, ValidationError
+from mlbasics.callbacks import CallbackError
 from mlbasics.resuming import ResumeWarning
 from tests import reliability_plugin
 
@@ -124,7 +125,7 @@ def test_a_crash_loses_only_the_epochs_since_the_last_periodic_checkpoint(tmp_pa
     _seed_everything(0)
     straight = mlbasics.train(experiment, registry=REGISTRY)
     _seed_everything(0)
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with pytest.raises(CallbackError, match="simulated crash"):
         mlbasics.train(
             experiment, registry=REGISTRY, save=tmp_path, checkpoint_every=10, callbacks=[CrashAt(27)]
         )
