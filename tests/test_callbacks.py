@@ -422,3 +422,33 @@ def test_a_callback_that_raises_is_named_and_the_last_checkpoint_is_kept(tmp_pat
         "(--debug shows the traceback)"
     ]
     assert mlbasics.Checkpoint.load(run).epoch == 20
+
+
+def test_the_overfitting_example_stops_early_with_the_best_weights() -> None:
+    """The issue's check: a wide MLP on 30 noisy points overfits; early stopping stops it and ends
+    with the weights of its best validation loss, and --json says so."""
+    done = run_main(
+        "train", "examples/overfitting-mlp.toml", "--validation", "0.2", "--metric", "r2",
+        "--callback", "early-stopping", "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    checks = [(epoch, loss) for epoch, loss in result["validation_history"] if epoch % 10 == 0]
+    best_epoch, best = min(checks, key=lambda pair: pair[1])
+    assert result["epochs"] == best_epoch + 100 < 2000  # patience 100, checked every 10 epochs
+    assert result["stopped"].startswith(
+        f"validation_loss did not improve for 100 epochs (best {best:.6g} at epoch {best_epoch}"
+    )
+    assert f"the weights of epoch {best_epoch} are restored" in result["stopped"]
+    assert checks[-1][1] > 1.5 * best  # it had begun to overfit: the last check is much worse
+    assert {"r2", "validation_r2"} <= set(result["metrics"])
+    # the weights in the JSON are the best epoch's: their validation loss is that epoch's
+    setup = mlbasics.prepare(
+        Experiment.load("examples/overfitting-mlp.toml")
+        .with_value("validation", 0.2)
+        .with_value("device", "cpu"),
+        REGISTRY,
+    )
+    setup.model.load_state_dict({name: torch.tensor(value) for name, value in result["parameters"].items()})
+    # same weights, rows and operations in the same process: the very same float
+    assert float(setup.evaluate_part(setup.validation)) == best
