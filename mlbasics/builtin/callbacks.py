@@ -68,6 +68,8 @@ class Watch:
         self.mode = "min" if mode == "auto" else mode
         self.best: float | None = None
         self.best_epoch: int | None = None
+        #: The monitor of a state taken back (a resumed run), to tell whether it still applies.
+        self.loaded_monitor: str | None = None
 
     def problems(self, setup: Setup, who: str) -> list[str]:
         """The monitor names no value this run computes: one line, with the names there are."""
@@ -113,6 +115,11 @@ class Watch:
         ):
             raise ValueError(f"malformed best value {best!r} at epoch {epoch!r}")
         self.best, self.best_epoch = best, epoch
+        self.loaded_monitor = state["monitor"]
+
+    def keeps(self, loaded: bool) -> bool:
+        """Whether a state taken back (``loaded``) still applies: it watched the same value."""
+        return loaded and self.loaded_monitor == self.monitor
 
 
 def _at_check(epoch: int, every: int, setup: Setup) -> bool:
@@ -163,7 +170,7 @@ class EarlyStopping(Callback):
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         self.watch.resolve(setup)
-        if not self._loaded:  # a fresh run (a resumed one took its state back already)
+        if not self.watch.keeps(self._loaded):  # a fresh run (a resumed one took its state back)
             self.watch.best = self.watch.best_epoch = None
             self.since, self.best_weights, self.stopped_epoch = len(setup.history), None, None
             self.best_values = {}
@@ -516,7 +523,7 @@ class PlateauSchedule(_Schedule):
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         self.watch.resolve(setup)
-        if not self._loaded:
+        if not self.watch.keeps(self._loaded):
             self.watch.best = self.watch.best_epoch = None
             self.since = len(setup.history)
         super().on_train_start(setup, epochs)

@@ -78,7 +78,7 @@ def prepare_run(
     from mlbasics.divergence import DivergenceCheck
     from mlbasics.setup import prepare
 
-    DivergenceCheck(args.divergence_threshold)  # validates the threshold
+    DivergenceCheck.check_threshold(args.divergence_threshold)
     folder = args.save or args.resume
     if folder is not None:
         Checkpointer.check_interval(args.checkpoint_every)
