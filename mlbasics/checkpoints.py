@@ -9,10 +9,12 @@
                              epoch,loss,validation_loss with a validation part
         standardization.safetensors   the training rows' means and stds (standardize only)
         model.safetensors    the model's state_dict
-        state.safetensors    the optimizer's tensors and the random generators' states
+        state.safetensors    the optimizer's tensors, the random generators' states and the
+                             experiment's callbacks' tensors
         state.json           the rest: epoch, the optimizer's non-tensor state, Python's random
                              state, each component's params, plugin and version, the data's
-                             column names and a fingerprint of the data
+                             column names, a fingerprint of the data and the state of each of the
+                             experiment's callbacks (``Callback.state_dict``), by place and name
 
 A new checkpoint is written into a temporary folder ``DIR/.checkpoint-*.tmp``, flushed to disk, and
 swapped in by two renames: ``checkpoint`` -> ``checkpoint.previous``, then the temporary folder ->
