@@ -6,6 +6,7 @@ never interrupted -- bitwise, on the CPU."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,39 @@ def test_a_callback_state_edited_in_the_checkpoint_is_caught(tmp_path: Path) -> 
         match=r"state.json: the state of callback 'early-stopping' from plugin builtins does not fit it",
     ):
         mlbasics.resume(run, registry=REGISTRY, epochs=40)
+
+
+class InterruptAt(Callback):
+    """Asks the loop to stop as SIGINT would, at the sync point of ``epoch``."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        if epoch == self.epoch:
+            setup.interrupt.request(signal.SIGINT)
+
+
+def test_early_stopping_interrupted_between_its_checks_resumes_exactly(tmp_path: Path) -> None:
+    straight = mlbasics.train(EXPERIMENT, registry=REGISTRY, callbacks=[STOPPING])
+    run = tmp_path / "run"
+    stopped_at = straight.epochs - 13  # not a multiple of check_every: between two checks
+    interrupted = mlbasics.train(
+        EXPERIMENT, registry=REGISTRY, log_every=1, save=run, callbacks=[STOPPING, InterruptAt(stopped_at)]
+    )
+    assert interrupted.epochs == stopped_at
+    resumed = mlbasics.resume(run, registry=REGISTRY, log_every=1)
+    assert (resumed.epochs, resumed.stopped) == (straight.epochs, straight.stopped)
+    assert resumed.history == straight.history
+    _assert_bitwise_equal(resumed.parameters, straight.parameters)
+
+
+def test_a_stopped_run_resumed_goes_on_from_the_best_weights_with_its_patience_anew(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    stopped = mlbasics.train(EXPERIMENT, registry=REGISTRY, save=run, callbacks=[STOPPING])
+    saved = Checkpoint.load(run)
+    assert saved.epoch == stopped.epochs
+    _assert_bitwise_equal(saved.weights, stopped.parameters)  # the restored weights were saved
+    resumed = mlbasics.resume(run, registry=REGISTRY)
+    assert resumed.resumed_from == stopped.epochs
+    assert resumed.epochs >= stopped.epochs + STOPPING["patience"]
