@@ -104,6 +104,11 @@ def run(
     state), and the live loss curve (``live``). ``signals``: Ctrl-C and SIGTERM stop training at a
     step boundary (the result says so) instead of raising. ``anomaly_detection``: run under
     :func:`torch.autograd.detect_anomaly` and name the operation that produced a NaN (slow).
+
+    The divergence check and the progress bar are the registry's callbacks ``divergence-check``
+    and ``progress-bar`` (a plugin may override them). Before anything starts, every callback's
+    :meth:`Callback.problems` is asked: a run with any is refused in one
+    :class:`mlbasics.ValidationError`, and the ``checkpointer``'s folder is let go untouched.
     """
     try:
         if divergence_threshold is not None:

@@ -18,7 +18,7 @@ from _checkpoints import rewrite
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
 from mlbasics import checkpoints as checkpoints_module
-from mlbasics import setup as setup_module
+from mlbasics import setup as setup_code
 from mlbasics._run_lock import LOCK_FILE
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
 
@@ -141,13 +141,13 @@ def test_the_data_are_fingerprinted_once_per_run(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real_fingerprint = setup_module.data_fingerprint
+    real_fingerprint = setup_code.data_fingerprint
 
     def spy(features: torch.Tensor, targets: torch.Tensor) -> str:
         calls.append(len(features))
         return real_fingerprint(features, targets)
 
-    monkeypatch.setattr(setup_module, "data_fingerprint", spy)
+    monkeypatch.setattr(setup_code, "data_fingerprint", spy)
     mlbasics.train(LINEAR, registry=registry, epochs=6, device="cpu", save=tmp_path, checkpoint_every=2)
     assert len(calls) == 1  # not once per checkpoint written
     mlbasics.resume(tmp_path, registry=registry, epochs=10, checkpoint_every=2)
