@@ -16,6 +16,7 @@ import torch
 from _checkpoints import rewrite
 
 import mlbasics
+from conftest import run_main
 from mlbasics import Callback, Checkpoint, DataError, Experiment, Registry, Setup
 from mlbasics.callbacks import CallbackError
 from mlbasics.checkpoints import CHECKPOINT
@@ -193,3 +194,59 @@ def test_a_stopped_run_resumed_goes_on_from_the_best_weights_with_its_patience_a
     resumed = mlbasics.resume(run, registry=REGISTRY)
     assert resumed.resumed_from == stopped.epochs
     assert resumed.epochs >= stopped.epochs + STOPPING["patience"]
+
+
+SCHEDULED = """
+epochs = 40
+device = "cpu"
+log_every = 10
+
+[dataset]
+name = "synthetic-linear"
+n = 20
+
+[model]
+name = "linear"
+
+[optimizer]
+name = "sgd"
+lr = 0.05
+momentum = 0.5
+
+[[callbacks]]
+name = "lr-step"
+step_size = 15
+gamma = 0.5
+
+[[callbacks]]
+name = "csv-logger"
+path = "LOG"
+every = 5
+"""
+
+
+def test_callbacks_from_toml_go_on_from_a_run_folder_on_the_command_line(tmp_path: Path) -> None:
+    """Trained to 40 epochs, saved, then resumed to 80: the same history, weights and log rows as
+    80 epochs straight (the schedule's rates and the log's rows taken up where they were)."""
+
+    def train(name: str, *args: str) -> dict[str, Any]:
+        config = tmp_path / f"{name}.toml"
+        config.write_text(SCHEDULED.replace("LOG", str(tmp_path / f"{name}.csv")))
+        done = run_main("train", str(config), "--json", *args)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    straight = train("straight", "--epochs", "80")
+    train("resumed", "--save", str(tmp_path / "run"))
+    done = run_main("train", "--resume", str(tmp_path / "run"), "--epochs", "80", "--json")
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads(done.stdout)
+    assert resumed["resumed_from"] == 40
+    assert resumed["history"] == straight["history"]
+    assert resumed["parameters"] == straight["parameters"]
+
+    def rows(name: str) -> list[str]:
+        return [line.rsplit(",", 1)[0] for line in (tmp_path / f"{name}.csv").read_text().splitlines()]
+
+    assert rows("resumed") == rows("straight")
+    assert len(rows("straight")) == 1 + 16
