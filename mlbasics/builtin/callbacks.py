@@ -216,7 +216,8 @@ class EarlyStopping(Callback):
             for name, tensor in setup.model.state_dict().items():
                 tensor.copy_(self.best_weights[name])
         self.since = epoch  # a resumed run gets its patience again, from these weights
-        scores = ", ".join(f"{name} {value:.6g}" for name, value in self.best_values.items())
+        others = {k: v for k, v in self.best_values.items() if k != self.watch.monitor}  # it is said already
+        scores = ", ".join(f"{name} {value:.6g}" for name, value in others.items())
         return f"; the weights of epoch {self.watch.best_epoch} are restored" + (
             f" ({scores})" if scores else ""
         )
