@@ -238,16 +238,15 @@ def _callback_states(setup: Setup, tensors: dict[str, torch.Tensor]) -> list[dic
     infos = setup.listed.get("callbacks", [])
     states = []
     for index, (callback, info) in enumerate(zip(setup.callbacks, infos, strict=False)):
-        try:
+        try:  # what it returns is its own: a state that cannot be saved is its bug, named
             state = callback.state_dict()
+            if not isinstance(state, dict):
+                raise TypeError(f"state_dict() returned a {type(state).__name__}, not a dict")
+            encoded = encode(state, f"callbacks.{index}", tensors)
         except MlbasicsError:
             raise
         except Exception as exc:
             raise callback_failed(callback, "saving its state", exc) from exc
-        try:
-            encoded = encode(state, f"callbacks.{index}", tensors)
-        except TypeError as exc:
-            raise PluginError(f"{named(callback)} cannot be checkpointed: its state {exc}") from None
         states.append({"name": info.name, "state": encoded})
     return states if any(entry["state"] != {DICT: []} for entry in states) else []
 

@@ -250,3 +250,27 @@ def test_callbacks_from_toml_go_on_from_a_run_folder_on_the_command_line(tmp_pat
 
     assert rows("resumed") == rows("straight")
     assert len(rows("straight")) == 1 + 16
+
+
+class Unsaveable(Callback):
+    def state_dict(self) -> dict[str, Any]:
+        return {"handle": object()}
+
+
+class UnsaveablePlugin:
+    @mlbasics.hookimpl
+    def mlbasics_callbacks(self) -> list[mlbasics.ComponentSpec]:
+        return [mlbasics.ComponentSpec(kind="callback", name="unsaveable", factory=Unsaveable, summary="x")]
+
+
+def test_a_callback_whose_state_cannot_be_saved_is_named_and_nothing_half_written(tmp_path: Path) -> None:
+    registry = Registry.isolated(UnsaveablePlugin(), strict=False)
+    run = tmp_path / "run"
+    with pytest.raises(CallbackError) as caught:
+        mlbasics.train(
+            EXPERIMENT, registry=registry, epochs=20, save=run, checkpoint_every=10, callbacks=["unsaveable"]
+        )
+    assert str(caught.value).startswith(
+        "callback 'unsaveable' from plugin UnsaveablePlugin failed saving its state: TypeError: callbacks.0.handle is a object"
+    )
+    assert not (run / CHECKPOINT).exists()
