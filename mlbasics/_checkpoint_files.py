@@ -116,6 +116,12 @@ def read_state(path: Path, data: bytes) -> dict[str, Any]:
             raise DataError(f"{path}: {key!r} is missing or malformed")
     if "optimizer" not in state:
         raise DataError(f"{path}: 'optimizer' is missing")
+    callbacks = state.get("callbacks", [])  # absent: no callback had state (or an older checkpoint)
+    if not (
+        isinstance(callbacks, list)
+        and all(isinstance(c, dict) and isinstance(c.get("name"), str) and "state" in c for c in callbacks)
+    ):
+        raise DataError(f"{path}: 'callbacks' is malformed")
     return state
 
 

@@ -47,6 +47,12 @@ class Callback:
     #: How errors name this callback: set from its spec for callbacks built from the registry.
     label: str | None = None
 
+    def problems(self, setup: Setup) -> list[str]:
+        """What keeps this callback from working with ``setup`` (a monitored value the run does not
+        compute), one line each. Asked before training starts, when nothing has run yet: a run
+        with any is refused with a :class:`mlbasics.ValidationError`. None by default."""
+        return []
+
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         """Before the first step; ``epochs`` is the epoch training will end at. A resumed run
         starts at ``len(setup.history)``."""

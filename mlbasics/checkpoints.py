@@ -9,10 +9,12 @@
                              epoch,loss,validation_loss with a validation part
         standardization.safetensors   the training rows' means and stds (standardize only)
         model.safetensors    the model's state_dict
-        state.safetensors    the optimizer's tensors and the random generators' states
+        state.safetensors    the optimizer's tensors, the random generators' states and the
+                             experiment's callbacks' tensors
         state.json           the rest: epoch, the optimizer's non-tensor state, Python's random
                              state, each component's params, plugin and version, the data's
-                             column names and a fingerprint of the data
+                             column names, a fingerprint of the data and the state of each of the
+                             experiment's callbacks (``Callback.state_dict``), by place and name
 
 A new checkpoint is written into a temporary folder ``DIR/.checkpoint-*.tmp``, flushed to disk, and
 swapped in by two renames: ``checkpoint`` -> ``checkpoint.previous``, then the temporary folder ->
@@ -64,9 +66,9 @@ from mlbasics._checkpoint_files import (
 from mlbasics._files import name_problem, refusal
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import RunFolderLock
-from mlbasics._state import capture_rng, decode, encode, restore_rng
-from mlbasics.callbacks import Callback
-from mlbasics.errors import DataError, PluginError, SaveError, ValidationError
+from mlbasics._state import DICT, capture_rng, decode, encode, restore_rng
+from mlbasics.callbacks import Callback, callback_failed, named
+from mlbasics.errors import DataError, MlbasicsError, PluginError, SaveError, ValidationError, one_line
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import Registry, default_registry, shown_params
 from mlbasics.results import TrainResult
@@ -212,6 +214,9 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "optimizer": optimizer,
         "rng": capture_rng(state_tensors),
     }
+    callbacks = _callback_states(setup, state_tensors)
+    if callbacks:
+        state["callbacks"] = callbacks
     metadata = {"format": FORMAT}
     optional = {}
     if setup.standardization is not None:
@@ -225,6 +230,25 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "state.safetensors": safetensors.torch.save(state_tensors, metadata=metadata),
         "state.json": _json_bytes(state),
     }
+
+
+def _callback_states(setup: Setup, tensors: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """The state of each of the experiment's callbacks, in their order, by name: its JSON values
+    here, its tensors into ``tensors`` (state.safetensors). Empty when none has any."""
+    infos = setup.listed.get("callbacks", [])
+    states = []
+    for index, (callback, info) in enumerate(zip(setup.callbacks, infos, strict=False)):
+        try:  # what it returns is its own: a state that cannot be saved is its bug, named
+            state = callback.state_dict()
+            if not isinstance(state, dict):
+                raise TypeError(f"state_dict() returned a {type(state).__name__}, not a dict")
+            encoded = encode(state, f"callbacks.{index}", tensors)
+        except MlbasicsError:
+            raise
+        except Exception as exc:
+            raise callback_failed(callback, "saving its state", exc) from exc
+        states.append({"name": info.name, "state": encoded})
+    return states if any(entry["state"] != {DICT: []} for entry in states) else []
 
 
 def _history_csv(history: Sequence[float], validation: Sequence[tuple[int, float]] = ()) -> str:
@@ -265,9 +289,9 @@ def _fsync_directory(path: Path) -> None:
 
 class Checkpointer(Callback):
     """Writes checkpoints into the run folder ``folder``: every ``every`` epochs (the loop then syncs
-    at least that often; with a shorter ``log_every`` that does not divide ``every``, at the first
-    sync point after each multiple) and when training ends, also when a signal stopped it. Never
-    after an error or a divergence: then the last checkpoint written is the one kept.
+    at every multiple of it) and when training ends, also when a signal or a callback stopped it.
+    Never after an error or a divergence: then the last checkpoint written is the one kept. Each
+    checkpoint holds the state of the experiment's callbacks (their ``state_dict``).
 
     Making one checks the folder and locks it (creating it), so that nothing else saves into it;
     the lock is released when training ends (or by :meth:`close`). A checkpoint that cannot be
@@ -410,6 +434,9 @@ class Checkpoint:
     standardization: Standardization | None = None
     #: The held-out split's sizes and row fingerprint (``None``: nothing held out by a split).
     split: dict[str, Any] | None = None
+    #: The state of each of the experiment's callbacks, in their order: ``{"name": ..., "state":
+    #: ...}`` as state.json holds it (tensors referring into :attr:`state_tensors`).
+    callback_states: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
 
     @classmethod
     def load(cls, run: str | Path) -> Checkpoint:
@@ -456,6 +483,7 @@ class Checkpoint:
             validation_history=validation_history,
             standardization=standardization,
             split=data.get("split") if isinstance(data.get("split"), dict) else None,
+            callback_states=state.get("callbacks", []),
         )
 
     def __repr__(self) -> str:
@@ -566,6 +594,35 @@ class Checkpoint:
                 f"{where}: the optimizer state does not fit optimizer "
                 f"{self.components['optimizer'].name!r} ({exc})"
             ) from None
+
+    def load_callbacks(self, callbacks: Sequence[Callback], names: Sequence[str]) -> list[str]:
+        """Give each of ``callbacks`` (the experiment's, named ``names``) back the state saved for
+        the callback at its place with its name. Returns notes on saved states that found none
+        (the experiment's callbacks changed); a state a callback refuses is a :class:`DataError`."""
+        where = str(self.folder / "state.json")
+        tensors = {name: tensor.clone() for name, tensor in self.state_tensors.items()}
+        notes = []
+        for index, entry in enumerate(self.callback_states):
+            name = entry["name"]
+            if index >= len(callbacks) or names[index] != name:
+                notes.append(
+                    f"the state of callback {name!r} was not restored: the experiment no longer has it there"
+                )
+                continue
+            callback = callbacks[index]
+            with _state_errors(where, f"the state of callback {name!r}"):
+                state = decode(entry["state"], tensors, where)
+            if not isinstance(state, dict):
+                raise DataError(f"{where}: the state of callback {name!r} is malformed")
+            try:
+                callback.load_state_dict(state)
+            except MlbasicsError:
+                raise
+            except Exception as exc:
+                raise DataError(
+                    f"{where}: the state of {named(callback)} does not fit it ({one_line(exc)})"
+                ) from None
+        return notes
 
     def restore_rng(self) -> list[str]:
         """Put the random generators back as they were; returns notes on what could not be."""

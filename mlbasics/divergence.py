@@ -30,6 +30,13 @@ class DivergenceCheck(Callback):
     once the loss exceeds ``threshold`` times the first epoch's loss."""
 
     def __init__(self, threshold: float | None = None) -> None:
+        self.check_threshold(threshold)
+        self.threshold = threshold
+        self._parameters: list[torch.Tensor] = []
+
+    @staticmethod
+    def check_threshold(threshold: float | None) -> None:
+        """Refuse a threshold that is not a finite number > 1."""
         if threshold is not None and (
             isinstance(threshold, bool)
             or not isinstance(threshold, int | float)
@@ -37,8 +44,6 @@ class DivergenceCheck(Callback):
             or threshold <= 1
         ):
             raise ValidationError([f"divergence threshold must be a finite number > 1, got {threshold!r}"])
-        self.threshold = threshold
-        self._parameters: list[torch.Tensor] = []
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         # Detached views share the parameters' storage, so they see every in-place update; made

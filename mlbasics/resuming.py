@@ -113,6 +113,8 @@ def restore(
                 f"the state of optimizer {old_optimizer.name!r} was not restored into {new_optimizer.name!r}"
             )
     notes += checkpoint.restore_rng()
+    names = [info.name for info in setup.listed.get("callbacks", [])]
+    notes += checkpoint.load_callbacks(setup.callbacks, names)
     setup.history.extend(checkpoint.history)
     setup.validation_history.extend(checkpoint.validation_history)
     return setup, notes

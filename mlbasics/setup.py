@@ -135,6 +135,9 @@ class Setup:
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
+    #: The registry the components were built from: the run's own callbacks (progress bar,
+    #: divergence check) are built from it too.
+    registry: Registry | None = attrs.field(default=None, repr=False)
     _data_fingerprint: str | None = attrs.field(default=None, init=False, repr=False)
 
     @property
@@ -267,6 +270,7 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         metrics=metrics,
         callbacks=callbacks,
         listed=listed,
+        registry=registry,
         **data,
     )
 

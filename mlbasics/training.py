@@ -8,14 +8,15 @@ The path is experiment -> registry -> components (:mod:`mlbasics.setup`) -> the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from mlbasics.callbacks import Callback
+from mlbasics.callbacks import Callback, callback_failed, label
 from mlbasics.checkpoints import Checkpointer, check_run_folder
-from mlbasics.errors import ValidationError
-from mlbasics.experiment import Experiment, with_settings
+from mlbasics.errors import MlbasicsError, PluginError, UnknownComponentError, ValidationError
+from mlbasics.experiment import Component, Experiment, with_settings
 from mlbasics.loop import fit
 from mlbasics.registry import Registry
 from mlbasics.results import TrainResult
@@ -30,7 +31,7 @@ def train(
     /,
     *,
     registry: Registry | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback | str | Mapping[str, Any] | Component] = (),
     progress: bool = False,
     live: bool = False,
     save: str | Path | None = None,
@@ -43,7 +44,10 @@ def train(
 
     ``settings`` override fields of ``experiment`` (or of the default experiment, the lecture's MLP):
     ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
-    :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``.
+    :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``,
+    ``metrics``. ``callbacks`` takes :class:`Callback` objects and registered callbacks by name
+    (``"early-stopping"`` or ``{"name": "early-stopping", "patience": 50}``): the named ones become
+    the experiment's ``callbacks``, saved with it, their state checkpointed with the run.
     ``progress=True`` shows a progress bar on stderr (in a Jupyter notebook, under the cell).
     ``live=True`` draws the loss curve under the running cell of a Jupyter notebook, updated as
     training goes on (:class:`mlbasics.notebook.LivePlot`; outside a notebook it draws nothing).
@@ -55,6 +59,10 @@ def train(
     is the last good one and carries the result in its ``result``. ``divergence_threshold``: see
     :func:`run`.
     """
+    objects = [callback for callback in callbacks if isinstance(callback, Callback)]
+    listed = [callback for callback in callbacks if not isinstance(callback, Callback)]
+    if listed:  # named ones are the experiment's (saved with it, state and all)
+        settings = {**settings, "callbacks": listed}
     experiment = with_settings(experiment or Experiment(), settings, caller="train()")
     if checkpoint_every is not None and save is None:
         raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
@@ -66,7 +74,7 @@ def train(
         checkpointer = Checkpointer(save, every=checkpoint_every, overwrite=overwrite)
     return run(
         setup,
-        callbacks,
+        objects,
         progress=progress,
         live=live,
         checkpointer=checkpointer,
@@ -96,21 +104,36 @@ def run(
     state), and the live loss curve (``live``). ``signals``: Ctrl-C and SIGTERM stop training at a
     step boundary (the result says so) instead of raising. ``anomaly_detection``: run under
     :func:`torch.autograd.detect_anomaly` and name the operation that produced a NaN (slow).
+
+    The divergence check and the progress bar are the registry's callbacks ``divergence-check``
+    and ``progress-bar`` (a plugin may override them). Before anything starts, every callback's
+    :meth:`Callback.problems` is asked: a run with any is refused in one
+    :class:`mlbasics.ValidationError`, and the ``checkpointer``'s folder is let go untouched.
     """
-    from mlbasics.divergence import DivergenceCheck
+    try:
+        if divergence_threshold is not None:
+            from mlbasics.divergence import DivergenceCheck
 
-    company: list[Callback] = [DivergenceCheck(divergence_threshold)]
-    if progress:
-        from mlbasics.progress import ProgressBar
+            DivergenceCheck.check_threshold(divergence_threshold)  # its own words, before the registry's
+        company = [_run_callback(setup, "divergence-check", threshold=divergence_threshold)]
+        if progress:
+            from mlbasics.progress import ProgressBar
 
-        company.append(progress if isinstance(progress, ProgressBar) else ProgressBar())
-    company += [*setup.callbacks, *callbacks]
-    if checkpointer is not None:
-        company.append(checkpointer)
-    if live:
-        from mlbasics.notebook import LivePlot
+            company.append(
+                progress if isinstance(progress, ProgressBar) else _run_callback(setup, "progress-bar")
+            )
+        company += [*setup.callbacks, *callbacks]
+        if checkpointer is not None:
+            company.append(checkpointer)
+        if live:
+            from mlbasics.notebook import LivePlot
 
-        company.append(LivePlot())
+            company.append(LivePlot())
+        _check_callbacks(setup, company)
+    except BaseException:
+        if checkpointer is not None:  # nothing was trained: the run folder is let go (and removed if new)
+            checkpointer.close()
+        raise
     with contextlib.ExitStack() as stack:
         if signals:
             from mlbasics.interrupts import stop_on_signals
@@ -121,3 +144,57 @@ def run(
 
             stack.enter_context(detect_anomaly(setup))
         return fit(setup, company)
+
+
+def _run_callback(setup: Setup, name: str, **params: Any) -> Callback:
+    """One of the callbacks every run has (tagged ``"run"`` in :mod:`mlbasics.builtin`), built
+    through the registry the setup was built from: a plugin may override it. Where that registry
+    does not have it (built-ins disabled), the built-in one."""
+    registry = setup.registry or _builtins()
+    try:
+        spec, values = registry.resolve("callback", name, params)
+    except (UnknownComponentError, PluginError):
+        registry = _builtins()
+        spec, values = registry.resolve("callback", name, params)
+    callback = registry.instantiate(spec, values)
+    if not isinstance(callback, Callback):
+        raise PluginError(
+            f"callback {name!r} from plugin {spec.plugin}: factory returned {type(callback).__name__}, "
+            "expected a mlbasics.callbacks.Callback"
+        )
+    callback.label = label(spec)
+    return callback
+
+
+@functools.cache
+def _builtins() -> Registry:
+    return Registry.isolated()
+
+
+#: How each of the run's own callbacks is controlled, for an experiment that lists one.
+_RUN_CALLBACK_HINTS: Final = {
+    "divergence-check": "set its threshold with --divergence-threshold X (divergence_threshold=X in Python)",
+    "progress-bar": "it shows unless --quiet or --json (progress=True in Python)",
+    "checkpoint": "save the run with --save DIR and --checkpoint-every N (save=DIR, checkpoint_every=N)",
+}
+
+
+def _check_callbacks(setup: Setup, company: Sequence[Callback]) -> None:
+    """Refuse, before anything starts, a run whose callbacks cannot work with it: each one's
+    :meth:`Callback.problems`, and one of the run's own callbacks listed in the experiment."""
+    problems = []
+    for info in setup.listed.get("callbacks", []):
+        if info.name in _RUN_CALLBACK_HINTS and info.plugin == "builtins":
+            problems.append(
+                f"callback {info.name!r} is part of every run and cannot be listed in an experiment: "
+                f"{_RUN_CALLBACK_HINTS[info.name]}"
+            )
+    for callback in company:
+        try:
+            problems += callback.problems(setup)
+        except MlbasicsError:
+            raise
+        except Exception as exc:
+            raise callback_failed(callback, "checking the run before training", exc) from exc
+    if problems:
+        raise ValidationError(problems)

@@ -18,7 +18,7 @@ from _checkpoints import rewrite
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
 from mlbasics import checkpoints as checkpoints_module
-from mlbasics import setup as building
+from mlbasics import setup as setup_code
 from mlbasics._run_lock import LOCK_FILE
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
 
@@ -141,20 +141,20 @@ def test_the_data_are_fingerprinted_once_per_run(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real_fingerprint = building.data_fingerprint
+    real_fingerprint = setup_code.data_fingerprint
 
     def spy(features: torch.Tensor, targets: torch.Tensor) -> str:
         calls.append(len(features))
         return real_fingerprint(features, targets)
 
-    monkeypatch.setattr(building, "data_fingerprint", spy)
+    monkeypatch.setattr(setup_code, "data_fingerprint", spy)
     mlbasics.train(LINEAR, registry=registry, epochs=6, device="cpu", save=tmp_path, checkpoint_every=2)
     assert len(calls) == 1  # not once per checkpoint written
     mlbasics.resume(tmp_path, registry=registry, epochs=10, checkpoint_every=2)
     assert len(calls) == 2  # the resumed run's: compared with the checkpoint's, then written
 
 
-def test_a_checkpoint_every_that_is_no_multiple_of_log_every_still_writes_at_its_multiples(
+def test_a_checkpoint_every_that_log_every_does_not_divide_still_writes_at_its_multiples(
     registry: Registry, tmp_path: Path
 ) -> None:
     seen = []
@@ -166,7 +166,7 @@ def test_a_checkpoint_every_that_is_no_multiple_of_log_every_still_writes_at_its
 
     setup = mlbasics.prepare(LINEAR.with_value("epochs", 30).with_value("log_every", 4), registry)
     mlbasics.fit(setup, [Spy(tmp_path, every=10)])
-    assert seen == [10, 20, 30]  # sync points fall on the multiples of both 4 and 10
+    assert seen == [10, 20, 30]  # sync points fall on the checkpointer's multiples too (and the end)
 
 
 def test_a_short_checkpoint_interval_makes_the_loop_sync_as_often(registry: Registry, tmp_path: Path) -> None:

@@ -227,3 +227,186 @@ def mlbasics_metrics() -> list[ComponentSpec]:
             "1 - Var(target - prediction)/Var(target): R² that ignores a constant offset",
         ),
     ]
+
+
+#: Tag of the callbacks every run has on its own (``mlbasics.training.run`` adds them): named in an
+#: experiment, they are refused, with the flag or keyword that controls each.
+RUN_TAG = "run"
+
+
+def _monitor(what: str) -> tuple[Param, Param, Param]:
+    return (
+        Param(
+            name="monitor",
+            type=str,
+            default=None,
+            help=f"the value {what} watches: loss, validation_loss, a metric (r2) or validation_ metric "
+            "(default: validation_loss with validation rows, else loss)",
+        ),
+        Param(
+            name="mode",
+            type=str,
+            default="auto",
+            choices=("auto", "min", "max"),
+            help="which way is better: auto takes the value's own (min for a loss, max for r2)",
+        ),
+        Param(name="min_delta", type=float, default=0.0, ge=0, help="the least change that counts as better"),
+    )
+
+
+def _check_every(what: str) -> Param:
+    return Param(
+        name="check_every",
+        type=int,
+        default=10,
+        ge=1,
+        help=f"epochs between checks (sync points fall on their multiples, so {what} at the same "
+        "epochs on any machine and when resumed)",
+    )
+
+
+_LOG_PARAMS = (
+    Param(
+        name="every", type=int, default=None, ge=1, help="a row every N epochs (default: every sync point)"
+    ),
+)
+
+
+@hookimpl
+def mlbasics_callbacks() -> list[ComponentSpec]:
+    monitor, mode, min_delta = _monitor("it")
+    return [
+        ComponentSpec(
+            kind="callback",
+            name="early-stopping",
+            factory=f"{_HERE}.callbacks:early_stopping",
+            summary="Stops training once the monitored value stops improving; keeps the best weights",
+            params=(
+                monitor,
+                mode,
+                Param(
+                    name="patience",
+                    type=int,
+                    default=100,
+                    ge=1,
+                    help="epochs without improvement before training stops",
+                ),
+                min_delta,
+                _check_every("it stops"),
+                Param(
+                    name="restore_best",
+                    type=bool,
+                    default=True,
+                    help="end with the weights of the best check, whether training stops early or not",
+                ),
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="csv-logger",
+            factory=f"{_HERE}.callbacks:csv_logger",
+            summary="One CSV row per sync point: epoch, losses, metrics, learning rate, seconds",
+            params=(
+                Param(name="path", type=str, default="training-log.csv", help="the CSV file"),
+                *_LOG_PARAMS,
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="jsonl-logger",
+            factory=f"{_HERE}.callbacks:jsonl_logger",
+            summary="One JSON line per sync point: epoch, losses, metrics, learning rate, seconds",
+            params=(
+                Param(name="path", type=str, default="training-log.jsonl", help="the JSON-lines file"),
+                *_LOG_PARAMS,
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="lr-step",
+            factory=f"{_HERE}.callbacks:lr_step",
+            summary="Learning-rate schedule: multiply the learning rate by gamma every step_size epochs",
+            params=(
+                Param(name="step_size", type=int, default=1000, ge=1, help="epochs between decays"),
+                Param(name="gamma", type=float, default=0.1, gt=0, help="factor of each decay"),
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="lr-cosine",
+            factory=f"{_HERE}.callbacks:lr_cosine",
+            summary="Learning-rate schedule: half a cosine from the learning rate down to eta_min",
+            params=(
+                Param(
+                    name="epochs",
+                    type=int,
+                    default=None,
+                    ge=1,
+                    help="epochs the curve spans (default: the run's epochs)",
+                ),
+                Param(name="eta_min", type=float, default=0.0, ge=0, help="the learning rate at the end"),
+                Param(name="every", type=int, default=10, ge=1, help="epochs between updates of the rate"),
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="lr-plateau",
+            factory=f"{_HERE}.callbacks:lr_plateau",
+            summary="Learning-rate schedule: multiply the learning rate by factor when the monitored value stalls",
+            params=(
+                monitor,
+                mode,
+                Param(name="factor", type=float, default=0.1, gt=0, lt=1, help="factor of each reduction"),
+                Param(
+                    name="patience",
+                    type=int,
+                    default=100,
+                    ge=1,
+                    help="epochs without improvement before a reduction",
+                ),
+                min_delta,
+                Param(
+                    name="min_lr", type=float, default=0.0, ge=0, help="the rate is never reduced below this"
+                ),
+                _check_every("it reduces"),
+            ),
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="divergence-check",
+            factory=f"{_HERE}.callbacks:divergence_check",
+            summary="Stops a run whose loss or weights stop being finite (on in every run: --divergence-threshold)",
+            params=(
+                Param(
+                    name="threshold",
+                    type=float,
+                    default=None,
+                    gt=1,
+                    help="also stop once the loss exceeds this many times the first epoch's",
+                ),
+            ),
+            tags={RUN_TAG},
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="progress-bar",
+            factory=f"{_HERE}.callbacks:progress_bar",
+            summary="The progress bar on stderr (on in every run unless --quiet or --json)",
+            params=(
+                Param(name="transient", type=bool, default=False, help="remove the bar when training ends"),
+            ),
+            tags={RUN_TAG},
+        ),
+        ComponentSpec(
+            kind="callback",
+            name="checkpoint",
+            factory=f"{_HERE}.callbacks:checkpoint",
+            summary="Checkpoints the run into a run folder (on with --save DIR; --checkpoint-every N)",
+            params=(
+                Param(name="folder", type=str, help="the run folder"),
+                Param(name="every", type=int, default=None, ge=1, help="also checkpoint every N epochs"),
+                Param(name="overwrite", type=bool, default=False, help="replace a run already in the folder"),
+            ),
+            tags={RUN_TAG},
+        ),
+    ]

@@ -78,7 +78,7 @@ def prepare_run(
     from mlbasics.divergence import DivergenceCheck
     from mlbasics.setup import prepare
 
-    DivergenceCheck(args.divergence_threshold)  # validates the threshold
+    DivergenceCheck.check_threshold(args.divergence_threshold)
     folder = args.save or args.resume
     if folder is not None:
         Checkpointer.check_interval(args.checkpoint_every)
@@ -108,8 +108,10 @@ def train_guarded(
     progress: ProgressBar | None = None,
 ) -> TrainResult:
     """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
-    divergence or an anomaly becomes one clear error."""
+    divergence, an anomaly or a callback that failed becomes one clear error, which names the
+    checkpoint kept."""
     from mlbasics.anomaly import AnomalyError
+    from mlbasics.callbacks import CallbackError
     from mlbasics.errors import DivergenceError
     from mlbasics.training import run
 
@@ -125,6 +127,15 @@ def train_guarded(
     except AnomalyError as exc:
         if args.debug and exc.details:
             print(exc.details, file=sys.stderr)
+        raise
+    except CallbackError as exc:
+        if checkpointer is not None and checkpointer.written_epoch is not None:
+            folder, epoch = checkpointer.folder, checkpointer.written_epoch
+            raise CallbackError(
+                f"{exc}; the checkpoint of epoch {epoch} is kept in {folder}; resume with: "
+                f"mlbasics train --resume {folder}",
+                error=exc.error,
+            ) from exc
         raise
     except DivergenceError as exc:
         if checkpointer is not None and checkpointer.written_epoch is not None:
