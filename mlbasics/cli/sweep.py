@@ -183,10 +183,14 @@ def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None)
     table.add_column("final loss", justify="right", style="cyan")
     if held_out:
         table.add_column("validation loss", justify="right", style="magenta")
+    metrics = _shown_metrics(result, held_out)
+    for name in metrics:
+        table.add_column(name.replace("_", " "), justify="right")
     for rank, member in enumerate(shown, start=1):
         cells = [_loss_cell(member.final_loss)]
         if held_out:
             cells.append(_loss_cell(member.validation_loss))
+        cells += [_metric_cell(member.metrics.get(name)) for name in metrics]
         table.add_row(str(rank), *(Text(format_value(member.values[a])) for a in result.axes), *cells)
     if len(shown) < len(ranked):
         table.caption = f"{len(ranked) - len(shown)} more not shown (--top 0 shows all)"
@@ -195,12 +199,25 @@ def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None)
     outcome = f"final loss {best.final_loss:.6g}"
     if held_out and best.validation_loss is not None:
         outcome = f"validation loss {best.validation_loss:.6g} (final loss {best.final_loss:.6g})"
+    outcome += "".join(
+        f", {name.replace('_', ' ')} {best.metrics[name]:.6g}" for name in metrics if name in best.metrics
+    )
     parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> {outcome}"))
     if result.reason:
         parts.append(Text(f"one after another because {result.reason}", style="yellow"))
     if plot:
         parts.append(Text(f"plot written to {plot}"))
     return Group(*parts)
+
+
+def _shown_metrics(result: SweepResult, held_out: bool) -> list[str]:
+    """The metric values in the table: each metric on the validation rows where there are some (the
+    rows the members are ranked on), else on the training rows. ``--json`` has them all."""
+    return [("validation_" if held_out else "") + name for name in result.metric_modes]
+
+
+def _metric_cell(value: float | None) -> Text:
+    return Text("-" if value is None else f"{value:.6g}")
 
 
 def _loss_cell(loss: float | None) -> Text:
