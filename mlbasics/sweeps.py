@@ -48,7 +48,7 @@ from mlbasics.errors import (
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.loop import SyncSchedule
 from mlbasics.notes import note
-from mlbasics.registry import Registry, default_registry
+from mlbasics.registry import Registry, default_registry, suggest
 from mlbasics.setup import Part, Setup, prepare
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.training import run
@@ -98,6 +98,16 @@ class SweepMember:
         """The loss members are ranked by: the validation loss where there is one, else the final loss."""
         return self.final_loss if self.validation_loss is None else self.validation_loss
 
+    def value(self, name: str) -> float:
+        """A value by its name: ``"loss"`` (the final loss), ``"validation_loss"``, ``"test_loss"``
+        or a metric's (``"r2"``, ``"validation_r2"``, ``"test_r2"``); NaN where the member has none."""
+        value = {
+            "loss": self.final_loss,
+            "validation_loss": self.validation_loss,
+            "test_loss": self.test_loss,
+        }.get(name, self.metrics.get(name))
+        return math.nan if value is None else value
+
     @property
     def label(self) -> str:
         """``seed=3, optimizer.lr=0.1``"""
@@ -113,10 +123,10 @@ def _label(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
-def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
-    loss = member.ranking_loss
-    finite = math.isfinite(loss)
-    return (not finite, loss if finite else 0.0, member.index)  # diverged members last
+def _rank_key(member: SweepMember, name: str, sign: float) -> tuple[bool, float, int]:
+    value = member.value(name)
+    finite = math.isfinite(value)
+    return (not finite, sign * value if finite else 0.0, member.index)  # diverged members last
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -137,10 +147,26 @@ class SweepResult:
     #: Which way each of the experiment's metrics is better, by metric name: ``"min"`` or ``"max"``.
     metric_modes: dict[str, str] = attrs.field(factory=dict)
 
-    def ranked(self) -> list[SweepMember]:
-        """The members, lowest validation loss first (final training loss without a validation
-        part: :attr:`ranked_by`); members whose loss is not finite come last."""
-        return sorted(self.members, key=_rank_key)
+    def ranked(self, by: str = "loss") -> list[SweepMember]:
+        """The members best first: by default the lowest validation loss first (final training loss
+        without a validation part: :attr:`ranked_by`); ``by`` may name one of the experiment's
+        metrics instead (``"r2"``), taken on the same rows (:meth:`ranking_value`) and ordered the
+        way it is better. Members whose value is not finite come last."""
+        name = self.ranking_value(by)
+        sign = -1.0 if by != "loss" and self.metric_modes[by] == "max" else 1.0
+        return sorted(self.members, key=lambda member: _rank_key(member, name, sign))
+
+    def ranking_value(self, by: str = "loss") -> str:
+        """The value :meth:`ranked` orders by for ``by``: ``"validation_loss"`` or ``"loss"``,
+        ``"validation_r2"`` or ``"r2"``. Raises :class:`mlbasics.ValidationError` if ``by`` is
+        neither ``"loss"`` nor one of the experiment's metrics."""
+        if by != "loss" and by not in self.metric_modes:
+            names = ", ".join(repr(name) for name in ["loss", *self.metric_modes])
+            raise ValidationError(
+                [f"cannot rank by {by!r}: the sweep has {names}{suggest(by, ['loss', *self.metric_modes])}"]
+            )
+        held_out = any(member.validation_loss is not None for member in self.members)
+        return ("validation_" if held_out else "") + by
 
     @property
     def ranked_by(self) -> str:
@@ -169,8 +195,11 @@ class SweepResult:
 
         return display.sweep_result_html(self)
 
-    def to_dict(self, *, history: bool = False) -> dict[str, Any]:
-        """A JSON-ready summary, members best first; ``history=True`` adds each loss history."""
+    def to_dict(self, *, history: bool = False, rank_by: str = "loss") -> dict[str, Any]:
+        """A JSON-ready summary, members best first (``rank_by``: see :meth:`ranked`);
+        ``history=True`` adds each loss history and metric history."""
+        ranked = self.ranked(rank_by)  # first: an unknown rank_by is refused before anything else
+        ranked_by = self.ranked_by if rank_by == "loss" else self.ranking_value(rank_by).replace("_", " ")
         return {
             "mode": self.mode,
             "reason": self.reason,
@@ -178,7 +207,7 @@ class SweepResult:
             "seconds": self.seconds,
             "setup_seconds": self.setup_seconds,
             "axes": list(self.axes),
-            **({"ranked_by": self.ranked_by} if self.ranked_by != "final loss" else {}),
+            **({"ranked_by": ranked_by} if ranked_by != "final loss" else {}),
             **({"metric_modes": self.metric_modes} if self.metric_modes else {}),
             "experiment": self.experiment.to_dict(),
             "members": [
@@ -200,7 +229,7 @@ class SweepResult:
                         {"metric_history": _metric_pairs(member)} if history and member.metric_history else {}
                     ),
                 }
-                for member in self.ranked()
+                for member in ranked
             ],
         }
 

@@ -51,14 +51,27 @@ def test_sweep_shows_every_members_metrics() -> None:
     has them all, and --history each metric's values at the sync points."""
     experiment = ["--dataset", "synthetic-linear", "--model", "linear", "--epochs", "40", "--lr", "0.1"]
     metrics = ["--metric", "r2", "--metric", "mae", "--validation", "0.2", "--set", "log_every=20"]
-    shown = run_main("sweep", *experiment, *metrics, "--seeds", "0,1", "--quiet", env={"COLUMNS": "150"})
+    shown = run_main(
+        "sweep",
+        *experiment,
+        *metrics,
+        "--seeds",
+        "0,1",
+        "--rank-by",
+        "mae",
+        "--quiet",
+        env={"COLUMNS": "150"},
+    )
     assert shown.returncode == 0, shown.stderr
+    assert "Sweep, best first (ranked by validation mae)" in shown.stdout
     header = next(line for line in shown.stdout.splitlines() if line.startswith("┃"))
     assert [cell.strip() for cell in header.split("┃")[1:-1]] == [
         "rank", "seed", "final loss", "validation loss", "validation r2", "validation mae",
     ]  # fmt: skip
     rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
     assert all(0.9 < float(row.split("│")[5]) <= 1 for row in rows)  # lr 0.1 fits a line in 40 epochs
+    errors = [float(row.split("│")[6]) for row in rows]
+    assert errors == sorted(errors)
     assert ", validation r2 " in shown.stdout.splitlines()[-1]
     data = json.loads(
         run_main("sweep", *experiment, *metrics, "--seeds", "0,1", "--json", "--history").stdout
@@ -107,6 +120,10 @@ SWEEP_ERRORS = [
         "mlbasics: error: member optimizer.lr=-1.0: optimizer 'sgd': param 'lr' must be > 0, got -1.0",
     ),
     (["--seeds", "1", "--top", "-1"], "mlbasics: error: --top must be >= 0, got -1"),
+    (
+        ["--seeds", "1", "--metric", "r2", "--rank-by", "r3"],
+        "mlbasics: error: --rank-by r3: the experiment has 'loss', 'r2'",
+    ),
 ]
 
 

@@ -217,6 +217,22 @@ def test_every_member_gets_the_metrics_of_its_single_run(registry: Registry) -> 
     assert "metric_history" not in stacked.to_dict()["members"][0]
 
 
+def test_members_rank_by_a_metric_the_way_it_is_better(registry: Registry) -> None:
+    experiment = attrs.evolve(LINEAR, epochs=60, metrics=["r2", "mae"])
+    result = mlbasics.sweep(experiment, lrs=[0.01, 10.0, 0.1], registry=registry)
+    by_loss = [m.values["optimizer.lr"] for m in result.ranked()]
+    assert by_loss == [0.1, 0.01, 10.0]  # lr 10 diverges: last, whatever the metric's direction
+    assert [m.values["optimizer.lr"] for m in result.ranked("r2")] == by_loss  # higher is better
+    assert [m.values["optimizer.lr"] for m in result.ranked("mae")] == by_loss  # lower is better
+    r2 = [m.metrics["r2"] for m in result.ranked("r2")[:2]]
+    assert r2 == sorted(r2, reverse=True)
+    assert result.ranking_value("r2") == "r2"  # no validation rows: the training rows'
+    assert result.to_dict(rank_by="r2")["ranked_by"] == "r2"
+    with pytest.raises(ValidationError) as error:
+        result.ranked("r3")
+    assert error.value.problems == ("cannot rank by 'r3': the sweep has 'loss', 'r2', 'mae'",)
+
+
 def test_an_ensemble_computes_metrics_in_the_datas_units_in_float64() -> None:
     """The lecture MLP on standardized data: the members' predictions go through the non-linear
     model under vmap and back to the data's units before the metrics see them. In float64 they
