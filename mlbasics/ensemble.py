@@ -110,22 +110,22 @@ def model_problem(models: Sequence[nn.Module], name: str) -> str | None:
 
 
 #: What a sweep computes from the stacked parameters at a sync point or at the end: values by
-#: name, each shaped (members,), on the device (see :func:`mlbasics.sweeps.stacked_values`).
+#: name, each shaped (members,), on the device (the validation and test losses, the metrics).
 ValuesOf = Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
+#: ``forward(params, x)``: every member's predictions (members, n, k) for the same rows ``x``.
+StackedForward = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 
-def stacked_forward(model: nn.Module) -> Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+def stacked_forward(model: nn.Module) -> StackedForward:
     """``forward(params, x)``: the predictions of every member for the same rows ``x`` (n, d), shaped
-    (members, n, k), from parameters stacked along the members (no copy of ``model``'s values:
-    it serves as a template only)."""
+    (members, n, k), from parameters stacked along the members (``model`` serves as a template
+    only: its values are not used)."""
     template = copy.deepcopy(model).to("meta")
 
     def member(params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(template, dict(params), (x,))  # type: ignore[no-any-return]
 
-    forward: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor] = vmap(
-        member, in_dims=(0, None)
-    )
+    forward: StackedForward = vmap(member, in_dims=(0, None))
     return forward
 
 
@@ -258,10 +258,9 @@ def _computed(values_of: ValuesOf | None, params: Mapping[str, torch.Tensor]) ->
 def _copied_together(losses: torch.Tensor | None, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """``losses`` (epochs, members) and ``values`` (each (members,)) as rows of one tensor on the
     host, in one transfer; the losses' dtype (the values are cast to it, as the training loop does)."""
+    if not values:
+        return torch.empty(0) if losses is None else losses.cpu()
     rows = [] if losses is None else [losses]
-    if values:
-        dtype = losses.dtype if losses is not None else next(iter(values.values())).dtype
-        rows.append(torch.stack(list(values.values())).to(dtype))
-    if not rows:
-        return torch.empty(0)
+    dtype = losses.dtype if losses is not None else next(iter(values.values())).dtype
+    rows.append(torch.stack(list(values.values())).to(dtype))
     return torch.cat(rows).cpu()

@@ -29,6 +29,7 @@ import torch
 
 from mlbasics.ensemble import (
     NotVmappable,
+    StackedForward,
     StackedUpdate,
     ValuesOf,
     model_problem,
@@ -482,8 +483,8 @@ def _vmapped(
             plan.hyper,
             epochs=epochs,
             schedule=SyncSchedule(first.experiment),
-            sync_values=stacked_values(first, forward, at_end=False),
-            end_values=stacked_values(first, forward, at_end=True),
+            sync_values=_stacked_values(first, forward, at_end=False),
+            end_values=_stacked_values(first, forward, at_end=True),
             on_sync=on_sync,
         )
     except (RuntimeError, MemoryError) as exc:
@@ -494,8 +495,10 @@ def _vmapped(
             f"ensemble on {first.device}; sweep fewer at once, or train them one after another with "
             f"--sequential ({one_line(exc)})"
         ) from exc
-    values = {name: row.double() for name, row in trained.values.items()}
-    last = {name: row[-1].tolist() for name, row in values.items()} | {
+    # (members, sync points): each member's history a contiguous row, in float64 as the sequential
+    # path holds the Python floats a single run records
+    values = {name: row.T.double().contiguous() for name, row in trained.values.items()}
+    last = {name: row[:, -1].tolist() for name, row in values.items()} | {
         name: row.tolist() for name, row in trained.end_values.items()
     }
     sync_epochs = torch.tensor(trained.sync_epochs, dtype=torch.int64)
@@ -511,7 +514,7 @@ def _vmapped(
             test_loss=last["test_loss"][i] if "test_loss" in last else None,
             metrics={name: last[name][i] for name in last if name not in ("validation_loss", "test_loss")},
             sync_epochs=sync_epochs if metric_names else torch.empty(0, dtype=torch.int64),
-            metric_history={name: values[name][:, i] for name in metric_names},
+            metric_history={name: values[name][i] for name in metric_names},
         )
         for i, (member_values, member) in enumerate(members)
     )
@@ -528,7 +531,7 @@ def _vmapped(
     )
 
 
-def stacked_values(setup: Setup, forward: Any, *, at_end: bool) -> ValuesOf | None:
+def _stacked_values(setup: Setup, forward: StackedForward, *, at_end: bool) -> ValuesOf | None:
     """What the training loop computes for one model, for an ensemble of ``setup``'s members:
     at a sync point (``at_end=False``) the validation loss and every metric on the training and
     validation rows; at the end the test loss and every metric on the test rows (``"test_"``).
