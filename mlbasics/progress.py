@@ -101,6 +101,9 @@ class ProgressBar(Callback):
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
         if self.model_epochs is None:
             self.close()
+        elif self._progress is not None:  # a sweep's member: every epoch it trained (diverged too)
+            self._epoch = len(setup.history)
+            self._progress.update(self._task, completed=self._before + self._epoch)
 
     def close(self) -> None:
         """Stop showing progress (a run's bar does at the end of the run, a sweep's only here)."""

@@ -163,10 +163,16 @@ def test_results_rank_best_first_and_diverged_last(registry: Registry) -> None:
     assert result.seconds > 0
 
 
-def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) -> None:
-    """One after another, each member trains through fit(), whose divergence check stops a run
-    whose loss is no longer finite: that member keeps its history up to there, the others train on."""
-    result = mlbasics.sweep(LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry, vmap=False)
+def test_a_diverging_member_does_not_end_a_sequential_sweep(
+    registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One after another, each member trains through training.run(), whose divergence check stops
+    a run whose loss is no longer finite: that member keeps its history up to there, the others
+    train on, and the progress bar counts every epoch trained."""
+    monkeypatch.setenv("COLUMNS", "200")
+    result = mlbasics.sweep(
+        LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry, vmap=False, progress=True
+    )
     assert result.mode == "sequential"
     ranked = result.ranked()
     assert [m.values["optimizer.lr"] for m in ranked] == [0.1, 0.01, 10.0]
@@ -174,6 +180,9 @@ def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) 
     assert not torch.isfinite(torch.tensor(diverged.final_loss))
     assert 0 < len(diverged.history) <= 60
     assert [len(m.history) for m in ranked[:2]] == [60, 60]
+    assert diverged.stopped is not None
+    assert diverged.stopped.startswith("training diverged at epoch ")
+    assert f"{120 + len(diverged.history)}/180" in capsys.readouterr().err
 
 
 # -- every member's metrics, the experiment's callbacks, one progress bar ------------------------------
