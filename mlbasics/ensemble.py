@@ -30,6 +30,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from mlbasics.devices import synchronize
 from mlbasics.errors import one_line
+from mlbasics.loop import MAX_SYNC_INTERVAL, SyncSchedule
 
 
 class StackedUpdate(Protocol):
@@ -108,6 +109,26 @@ def model_problem(models: Sequence[nn.Module], name: str) -> str | None:
     return None
 
 
+#: What a sweep computes from the stacked parameters at a sync point or at the end: values by
+#: name, each shaped (members,), on the device (the validation and test losses, the metrics).
+ValuesOf = Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
+#: ``forward(params, x)``: every member's predictions (members, n, k) for the same rows ``x``.
+StackedForward = Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def stacked_forward(model: nn.Module) -> StackedForward:
+    """``forward(params, x)``: the predictions of every member for the same rows ``x`` (n, d), shaped
+    (members, n, k), from parameters stacked along the members (``model`` serves as a template
+    only: its values are not used)."""
+    template = copy.deepcopy(model).to("meta")
+
+    def member(params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(template, dict(params), (x,))  # type: ignore[no-any-return]
+
+    forward: StackedForward = vmap(member, in_dims=(0, None))
+    return forward
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class EnsembleRun:
     """What training a stack of models produced."""
@@ -117,6 +138,12 @@ class EnsembleRun:
     #: Each member's final parameters, on the CPU.
     parameters: list[dict[str, torch.Tensor]]
     seconds: float
+    #: The epochs of the sync points, in order.
+    sync_epochs: list[int] = attrs.field(factory=list)
+    #: What ``sync_values`` gave at each sync point, by name, shaped (sync points, members), on the CPU.
+    values: dict[str, torch.Tensor] = attrs.field(factory=dict)
+    #: What ``end_values`` gave after the last step, by name, shaped (members,), on the CPU.
+    end_values: dict[str, torch.Tensor] = attrs.field(factory=dict)
 
 
 class NotVmappable(Exception):
@@ -137,14 +164,21 @@ def train_stacked(
     hyper: Mapping[str, Any],
     *,
     epochs: int,
-    interval: int,
-    on_sync: Callable[[int], None] | None = None,
+    schedule: SyncSchedule,
+    sync_values: ValuesOf | None = None,
+    end_values: ValuesOf | None = None,
+    on_sync: Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
 ) -> EnsembleRun:
     """Train ``models`` (same layers, different values) on the same full batch for ``epochs``,
     stepping with ``update`` and its ``hyper`` (each member's optimizer settings, see
-    :func:`stacked_hyper`); the losses are copied off the device once per ``interval``.
-    Raises :class:`NotVmappable` if the first step fails, under vmap or in ``update`` (the models
-    are untouched: they were copied into the stack)."""
+    :func:`stacked_hyper`).
+
+    Sync points fall where ``schedule`` places them, as in the training loop. At each, the losses
+    since the last one and what ``sync_values`` computes from the parameters (validation losses,
+    metrics) are copied off the device in one transfer; ``on_sync(epochs done, losses, values)``
+    then gets those losses, shaped (epochs, members), and values, each (members,), on the CPU. ``end_values`` is computed once after the
+    last step (test losses and metrics). Raises :class:`NotVmappable` if the first step fails,
+    under vmap or in ``update`` (the models are untouched: they were copied into the stack)."""
     stacked, _ = stack_module_state(list(models))  # new tensors: the models themselves are untouched
     params = {name: value.detach() for name, value in stacked.items()}
     template = copy.deepcopy(models[0]).to("meta")  # structure only, for functional_call
@@ -164,11 +198,14 @@ def train_stacked(
     except Exception as exc:
         raise NotVmappable(one_line(exc), "model") from exc
     chunks: list[torch.Tensor] = []
+    sync_epochs: list[int] = []
+    rows: dict[str, list[torch.Tensor]] = {}
     done = 0
     while done < epochs:
-        n = min(interval, epochs - done)
-        losses = []
-        for _ in range(n):
+        n = schedule.next(done, epochs)
+        began = time.perf_counter()
+        losses: list[torch.Tensor] = []
+        for step in range(n):
             grads, member_losses = pending or gradient_and_loss(params, features, targets)
             with torch.no_grad():
                 if pending is None:
@@ -180,12 +217,50 @@ def train_stacked(
                     except Exception as exc:
                         raise NotVmappable(one_line(exc), "update") from exc
             losses.append(member_losses.detach())
-        chunks.append(torch.stack(losses).cpu())  # the one host sync per interval
+            if len(losses) == MAX_SYNC_INTERVAL and step < n - 1:  # bounded losses in flight
+                chunks.append(torch.stack(losses).cpu())
+                losses = []
+        values = _computed(sync_values, params)
+        host = _copied_together(torch.stack(losses), values)  # the one host sync per interval
+        synced = dict(zip(values, host[len(losses) :], strict=True))
+        for name, row in synced.items():
+            rows.setdefault(name, []).append(row)
+        chunk = host[: len(losses)]
+        chunks.append(chunk)
         done += n
+        sync_epochs.append(done)
+        schedule.record(n, time.perf_counter() - began)
         if on_sync is not None:
-            on_sync(done)
+            on_sync(done, chunk, synced)
     synchronize(first_param.device)
     seconds = time.perf_counter() - start
+    at_end = _computed(end_values, params)
+    final = dict(zip(at_end, _copied_together(None, at_end), strict=True))
     members = first_param.shape[0]
     parameters = [{name: value[m].cpu().clone() for name, value in params.items()} for m in range(members)]
-    return EnsembleRun(histories=torch.cat(chunks).T.contiguous(), parameters=parameters, seconds=seconds)
+    return EnsembleRun(
+        histories=torch.cat(chunks).T.contiguous(),
+        parameters=parameters,
+        seconds=seconds,
+        sync_epochs=sync_epochs,
+        values={name: torch.stack(row) for name, row in rows.items()},
+        end_values=final,
+    )
+
+
+def _computed(values_of: ValuesOf | None, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if values_of is None:
+        return {}
+    with torch.no_grad():
+        return values_of(params)
+
+
+def _copied_together(losses: torch.Tensor | None, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``losses`` (epochs, members) and ``values`` (each (members,)) as rows of one tensor on the
+    host, in one transfer; the losses' dtype (the values are cast to it, as the training loop does)."""
+    if not values:
+        return torch.empty(0) if losses is None else losses.cpu()
+    rows = [] if losses is None else [losses]
+    dtype = losses.dtype if losses is not None else next(iter(values.values())).dtype
+    rows.append(torch.stack(list(values.values())).to(dtype))
+    return torch.cat(rows).cpu()

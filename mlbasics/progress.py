@@ -32,19 +32,31 @@ class _StepsPerSecond(ProgressColumn):
 
 
 class ProgressBar(Callback):
-    """Shows training progress on ``console`` (stderr by default)."""
+    """Shows training progress on ``console`` (stderr by default).
 
-    def __init__(self, console: Console | None = None, *, transient: bool = False) -> None:
+    ``model_epochs``: a sweep's one bar, counting model-epochs (members × epochs) up to this many
+    over every run it is given -- members trained one after another add their epochs to those
+    before; a vmapped ensemble's sync points give its model-epochs so far -- and shown until
+    :meth:`close`, not just until the end of a run."""
+
+    def __init__(
+        self, console: Console | None = None, *, transient: bool = False, model_epochs: int | None = None
+    ) -> None:
         from mlbasics.notebook import RichOutput, in_notebook
 
         self._notebook = RichOutput() if console is None and in_notebook() else None
         self.console = console or Console(stderr=True)
         self.transient = transient
+        self.model_epochs = model_epochs
+        self._before = self._epoch = 0  # a sweep's model-epochs in the runs before this one, and in it
         self._progress: Progress | None = None
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
+        if self._progress is not None and self.model_epochs is not None:  # a sweep's next member
+            self._before, self._epoch = self._before + self._epoch, 0
+            return
         self._progress = Progress(
-            TextColumn("[bold]epoch"),
+            TextColumn("[bold]epoch" if self.model_epochs is None else "[bold]model-epochs"),
             MofNCompleteColumn(),
             BarColumn(),
             TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}"),
@@ -58,7 +70,11 @@ class ProgressBar(Callback):
         done = len(setup.history)  # a resumed run starts where it stopped
         last = f"{setup.history[-1]:.6g}" if done else "-"
         self._task = self._progress.add_task(
-            "train", total=epochs, completed=done, loss=last, validation=self._validation(setup)
+            "train",
+            total=self.model_epochs or epochs,
+            completed=done,
+            loss=last,
+            validation=self._validation(setup),
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable(), force=True)
@@ -68,8 +84,9 @@ class ProgressBar(Callback):
     def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:
         assert self._progress is not None
         last = float(losses[-1])  # type: ignore[index]
+        self._epoch = epoch
         self._progress.update(
-            self._task, completed=epoch, loss=f"{last:.6g}", validation=self._validation(setup)
+            self._task, completed=self._before + epoch, loss=f"{last:.6g}", validation=self._validation(setup)
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable())
@@ -82,6 +99,14 @@ class ProgressBar(Callback):
         return f" validation [magenta]{setup.validation_history[-1][1]:.6g}[/]"
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
+        if self.model_epochs is None:
+            self.close()
+        elif self._progress is not None:  # a sweep's member: every epoch it trained (diverged too)
+            self._epoch = len(setup.history)
+            self._progress.update(self._task, completed=self._before + self._epoch)
+
+    def close(self) -> None:
+        """Stop showing progress (a run's bar does at the end of the run, a sweep's only here)."""
         if self._progress is None:
             return
         if self._notebook is not None:

@@ -6,7 +6,14 @@ differ only in what a stacked model can hold -- the initial weights (``seed``) a
 numeric params (learning rate, momentum, ...) -- and the optimizer declares a stacked form
 (``ComponentSpec.stacked``, as the built-in ``sgd`` does), they are trained together as one vmapped
 ensemble on one device (:mod:`mlbasics.ensemble`). Otherwise they are trained one after another,
-and a note says why.
+each through :func:`mlbasics.training.run` as :func:`mlbasics.train` trains it, and a note says why.
+
+Every member gets the experiment's metrics (:mod:`mlbasics.metrics`), named as a single run names
+them: on the training and validation rows at each sync point, on the test rows at the end. An
+ensemble computes them for all its members at once, on the device, from predictions shaped
+(members, n, k), copied out with the losses in one transfer. The experiment's callbacks run for
+each member on its own; an ensemble cannot give them that, so such a sweep trains one member after
+another (and says so).
 """
 
 from __future__ import annotations
@@ -15,27 +22,40 @@ import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import torch
 
-from mlbasics.callbacks import Callback
-from mlbasics.ensemble import NotVmappable, StackedUpdate, model_problem, stacked_hyper, train_stacked
+from mlbasics.ensemble import (
+    NotVmappable,
+    StackedForward,
+    StackedUpdate,
+    ValuesOf,
+    model_problem,
+    stacked_forward,
+    stacked_hyper,
+    train_stacked,
+)
 from mlbasics.errors import (
     DivergenceError,
     MlbasicsError,
+    PluginBugError,
     TrainingError,
     ValidationError,
     is_out_of_memory,
     one_line,
 )
 from mlbasics.experiment import Experiment, with_settings
-from mlbasics.loop import fit, sync_interval
+from mlbasics.loop import SyncSchedule
 from mlbasics.notes import note
-from mlbasics.registry import Registry, default_registry
-from mlbasics.setup import Setup, prepare
+from mlbasics.registry import Registry, default_registry, suggest
+from mlbasics.setup import Part, Setup, prepare
 from mlbasics.solvers import ClosedFormSolver
+from mlbasics.training import run
+
+if TYPE_CHECKING:
+    from mlbasics.progress import ProgressBar
 
 VMAP: Final = "vmap"
 SEQUENTIAL: Final = "sequential"
@@ -60,6 +80,15 @@ class SweepMember:
     validation_loss: float | None = None
     #: The loss on the test rows, evaluated once at the end (``None`` without a test part).
     test_loss: float | None = None
+    #: Every metric's value after training, named as :attr:`TrainResult.metrics` names them:
+    #: ``"r2"`` (training rows), ``"validation_r2"``, ``"test_r2"`` (empty without metrics).
+    metrics: dict[str, float] = attrs.field(factory=dict)
+    #: The epochs of the sync points at which the metrics were computed (int64, on the CPU) ...
+    sync_epochs: torch.Tensor = attrs.field(factory=lambda: torch.empty(0, dtype=torch.int64))
+    #: ... and each metric's values there, by value name (``"r2"``, ``"validation_r2"``; float64).
+    metric_history: dict[str, torch.Tensor] = attrs.field(factory=dict)
+    #: Why training stopped before the experiment's epochs (a callback, a divergence), if it did.
+    stopped: str | None = None
 
     @property
     def final_loss(self) -> float:
@@ -69,6 +98,16 @@ class SweepMember:
     def ranking_loss(self) -> float:
         """The loss members are ranked by: the validation loss where there is one, else the final loss."""
         return self.final_loss if self.validation_loss is None else self.validation_loss
+
+    def value(self, name: str) -> float:
+        """A value by its name: ``"loss"`` (the final loss), ``"validation_loss"``, ``"test_loss"``
+        or a metric's (``"r2"``, ``"validation_r2"``, ``"test_r2"``); NaN where the member has none."""
+        value = {
+            "loss": self.final_loss,
+            "validation_loss": self.validation_loss,
+            "test_loss": self.test_loss,
+        }.get(name, self.metrics.get(name))
+        return math.nan if value is None else value
 
     @property
     def label(self) -> str:
@@ -85,10 +124,10 @@ def _label(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
 
 
-def _rank_key(member: SweepMember) -> tuple[bool, float, int]:
-    loss = member.ranking_loss
-    finite = math.isfinite(loss)
-    return (not finite, loss if finite else 0.0, member.index)  # diverged members last
+def _rank_key(member: SweepMember, name: str, sign: float) -> tuple[bool, float, int]:
+    value = member.value(name)
+    finite = math.isfinite(value)
+    return (not finite, sign * value if finite else 0.0, member.index)  # diverged members last
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -106,11 +145,29 @@ class SweepResult:
     #: Seconds spent training (setting the members up is in ``setup_seconds``).
     seconds: float
     setup_seconds: float
+    #: Which way each of the experiment's metrics is better, by metric name: ``"min"`` or ``"max"``.
+    metric_modes: dict[str, str] = attrs.field(factory=dict)
 
-    def ranked(self) -> list[SweepMember]:
-        """The members, lowest validation loss first (final training loss without a validation
-        part: :attr:`ranked_by`); members whose loss is not finite come last."""
-        return sorted(self.members, key=_rank_key)
+    def ranked(self, by: str = "loss") -> list[SweepMember]:
+        """The members best first: by default the lowest validation loss first (final training loss
+        without a validation part: :attr:`ranked_by`); ``by`` may name one of the experiment's
+        metrics instead (``"r2"``), taken on the same rows (:meth:`ranking_value`) and ordered the
+        way it is better. Members whose value is not finite come last."""
+        name = self.ranking_value(by)
+        sign = -1.0 if by != "loss" and self.metric_modes[by] == "max" else 1.0
+        return sorted(self.members, key=lambda member: _rank_key(member, name, sign))
+
+    def ranking_value(self, by: str = "loss") -> str:
+        """The value :meth:`ranked` orders by for ``by``: ``"validation_loss"`` or ``"loss"``,
+        ``"validation_r2"`` or ``"r2"``. Raises :class:`mlbasics.ValidationError` if ``by`` is
+        neither ``"loss"`` nor one of the experiment's metrics."""
+        if by != "loss" and by not in self.metric_modes:
+            names = ", ".join(repr(name) for name in ["loss", *self.metric_modes])
+            raise ValidationError(
+                [f"cannot rank by {by!r}: the sweep has {names}{suggest(by, ['loss', *self.metric_modes])}"]
+            )
+        held_out = any(member.validation_loss is not None for member in self.members)
+        return ("validation_" if held_out else "") + by
 
     @property
     def ranked_by(self) -> str:
@@ -139,8 +196,11 @@ class SweepResult:
 
         return display.sweep_result_html(self)
 
-    def to_dict(self, *, history: bool = False) -> dict[str, Any]:
-        """A JSON-ready summary, members best first; ``history=True`` adds each loss history."""
+    def to_dict(self, *, history: bool = False, rank_by: str = "loss") -> dict[str, Any]:
+        """A JSON-ready summary, members best first (``rank_by``: see :meth:`ranked`);
+        ``history=True`` adds each loss history and metric history."""
+        ranked = self.ranked(rank_by)  # first: an unknown rank_by is refused before anything else
+        ranked_by = self.ranked_by if rank_by == "loss" else self.ranking_value(rank_by).replace("_", " ")
         return {
             "mode": self.mode,
             "reason": self.reason,
@@ -148,7 +208,8 @@ class SweepResult:
             "seconds": self.seconds,
             "setup_seconds": self.setup_seconds,
             "axes": list(self.axes),
-            **({"ranked_by": self.ranked_by} if self.ranked_by != "final loss" else {}),
+            **({"ranked_by": ranked_by} if ranked_by != "final loss" else {}),
+            **({"metric_modes": self.metric_modes} if self.metric_modes else {}),
             "experiment": self.experiment.to_dict(),
             "members": [
                 {
@@ -161,12 +222,26 @@ class SweepResult:
                         else {}
                     ),
                     **({"test_loss": member.test_loss} if member.test_loss is not None else {}),
+                    **({"metrics": member.metrics} if member.metrics else {}),
+                    **({"stopped": member.stopped} if member.stopped is not None else {}),
                     "parameters": {name: value.tolist() for name, value in member.parameters.items()},
                     **({"history": member.history.tolist()} if history else {}),
+                    **(
+                        {"metric_history": _metric_pairs(member)} if history and member.metric_history else {}
+                    ),
                 }
-                for member in self.ranked()
+                for member in ranked
             ],
         }
+
+
+def _metric_pairs(member: SweepMember) -> dict[str, list[list[float]]]:
+    """``{"r2": [[epoch, value], ...]}``, as :meth:`TrainResult.to_dict` writes a metric history."""
+    epochs = member.sync_epochs.tolist()
+    return {
+        name: [[epoch, value] for epoch, value in zip(epochs, values.tolist(), strict=True)]
+        for name, values in member.metric_history.items()
+    }
 
 
 # -- the grid ------------------------------------------------------------------------------------
@@ -275,6 +350,9 @@ def ensemble_plan(setups: Sequence[Setup]) -> EnsemblePlan | str:
         return f"members train on mini-batches (batch_size {first.experiment.batch_size}), which the ensemble does not batch"
     if first.dataset.memory_mapped:
         return "the dataset is memory-mapped, and the ensemble trains on data held whole on the device"
+    if first.callbacks:
+        names = ", ".join(component.name for component in first.experiment.callbacks)
+        return f"the experiment's callbacks ({names}) run on each member's own training, which the ensemble does not have"
     if first.needs_closure:
         return f"optimizer {name!r} needs a closure, which the ensemble cannot batch"
     if spec.stacked is None:
@@ -327,7 +405,8 @@ def sweep(
     ``{"optimizer.momentum": [0.0, 0.9]}``), as one vmapped ensemble where possible.
 
     ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
-    trains the members one after another. ``progress=True`` shows a progress bar on stderr.
+    trains the members one after another. ``progress=True`` shows one progress bar on stderr,
+    over model-epochs (members × epochs).
     """
     experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
@@ -336,7 +415,11 @@ def sweep(
     setups = _prepare_all(members, registry or default_registry())
     setup_seconds = time.perf_counter() - start
 
-    bar = _ProgressBar(sum(s.end_epoch for s in setups)) if progress else None
+    bar = None
+    if progress:
+        from mlbasics.progress import ProgressBar  # rich, only when a bar is shown
+
+        bar = ProgressBar(model_epochs=sum(s.end_epoch for s in setups))
     try:
         plan = ensemble_plan(setups) if vmap else None
         reason = plan if isinstance(plan, str) else None
@@ -355,7 +438,7 @@ def sweep(
         return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
     finally:
         if bar is not None:
-            bar.stop()
+            bar.close()
 
 
 def _vmapped(
@@ -365,21 +448,44 @@ def _vmapped(
     setups: Sequence[Setup],
     plan: EnsemblePlan,
     setup_seconds: float,
-    bar: _ProgressBar | None,
+    bar: ProgressBar | None,
 ) -> SweepResult:
     first = setups[0]
     count = len(setups)
+    epochs = first.experiment.epochs
+    on_sync = None
+    if bar is not None:
+        bar.on_train_start(first, count * epochs)
+
+        modes = _metric_modes(first)
+
+        def on_sync(done: int, losses: torch.Tensor, values: Mapping[str, torch.Tensor]) -> None:
+            # One bar for the ensemble, over model-epochs, showing the best of the members' latest
+            # values: the bar reads them where a single run keeps them, on the first member's setup
+            # (which the ensemble only copied its start from).
+            best = {
+                name: _best(row, modes.get(name.removeprefix("validation_"), "min"))
+                for name, row in values.items()
+            }
+            if "validation_loss" in best:
+                first.validation_history.append((done, best["validation_loss"]))
+            first.values.update(best)
+            bar.on_sync(first, done * count, torch.tensor([_best(losses[-1], "min")]))
+
+    forward = stacked_forward(first.model)
     try:
-        run = train_stacked(
+        trained = train_stacked(
             [s.model for s in setups],
             first.loss,
             first.features,
             first.targets,
             plan.update,
             plan.hyper,
-            epochs=first.experiment.epochs,
-            interval=sync_interval(first.experiment),
-            on_sync=None if bar is None else lambda done: bar.update(done * count),
+            epochs=epochs,
+            schedule=SyncSchedule(first.experiment),
+            sync_values=_stacked_values(first, forward, at_end=False),
+            end_values=_stacked_values(first, forward, at_end=True),
+            on_sync=on_sync,
         )
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
@@ -389,19 +495,28 @@ def _vmapped(
             f"ensemble on {first.device}; sweep fewer at once, or train them one after another with "
             f"--sequential ({one_line(exc)})"
         ) from exc
-    validation = _held_out_losses(setups, run.parameters, "validation")
-    test = _held_out_losses(setups, run.parameters, "test")
+    # (members, sync points): each member's history a contiguous row, in float64 as the sequential
+    # path holds the Python floats a single run records
+    values = {name: row.T.double().contiguous() for name, row in trained.values.items()}
+    last = {name: row[:, -1].tolist() for name, row in values.items()} | {
+        name: row.tolist() for name, row in trained.end_values.items()
+    }
+    sync_epochs = torch.tensor(trained.sync_epochs, dtype=torch.int64)
+    metric_names = [name for name in values if name != "validation_loss"]
     result_members = tuple(
         SweepMember(
             index=i,
-            values=values,
+            values=member_values,
             experiment=member,
-            history=run.histories[i],
-            parameters=run.parameters[i],
-            validation_loss=validation[i],
-            test_loss=test[i],
+            history=trained.histories[i],
+            parameters=trained.parameters[i],
+            validation_loss=last["validation_loss"][i] if "validation_loss" in last else None,
+            test_loss=last["test_loss"][i] if "test_loss" in last else None,
+            metrics={name: last[name][i] for name in last if name not in ("validation_loss", "test_loss")},
+            sync_epochs=sync_epochs if metric_names else torch.empty(0, dtype=torch.int64),
+            metric_history={name: values[name][i] for name in metric_names},
         )
-        for i, (values, member) in enumerate(members)
+        for i, (member_values, member) in enumerate(members)
     )
     return SweepResult(
         experiment=experiment,
@@ -410,9 +525,76 @@ def _vmapped(
         mode=VMAP,
         reason=None,
         device=str(first.device),
-        seconds=run.seconds,
+        seconds=trained.seconds,
         setup_seconds=setup_seconds,
+        metric_modes=_metric_modes(first),
     )
+
+
+def _stacked_values(setup: Setup, forward: StackedForward, *, at_end: bool) -> ValuesOf | None:
+    """What the training loop computes for one model, for an ensemble of ``setup``'s members:
+    at a sync point (``at_end=False``) the validation loss and every metric on the training and
+    validation rows; at the end the test loss and every metric on the test rows (``"test_"``).
+    Each value is shaped (members,), on the device; ``None`` where there is nothing to compute.
+    ``forward(params, x)`` gives the members' predictions (members, n, k) (see
+    :func:`mlbasics.ensemble.stacked_forward`)."""
+    parts: list[tuple[Part, str, bool]] = []  # (part, prefix of the names, whether its loss counts)
+    if at_end:
+        if setup.test is not None:
+            parts.append((setup.test, "test_", True))
+    else:
+        if setup.metrics:
+            parts.append(((setup.features, setup.targets, setup.train_rows), "", False))
+        if setup.validation is not None:
+            parts.append((setup.validation, "validation_", True))
+    if not parts:
+        return None
+    member_loss = torch.func.vmap(setup.loss, in_dims=(0, None))
+    scaling = setup.standardization
+
+    def values_of(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        values: dict[str, torch.Tensor] = {}
+        for (x, y, rows), prefix, with_loss in parts:
+            assert rows is None  # a memory-mapped dataset never trains as an ensemble (ensemble_plan)
+            prediction = forward(params, x)
+            if with_loss:  # the loss in the units the model trains in, as Setup.evaluate_part gives it
+                values[prefix + "loss"] = member_loss(prediction, y).reshape(-1)
+            if setup.metrics:  # the metrics in the data's units, as metrics.predictions gives them
+                target = y
+                if scaling is not None:
+                    prediction, target = scaling.outputs(prediction), scaling.outputs(target)
+                target = target.expand_as(prediction)
+                for name, metric in setup.metrics.items():
+                    values[prefix + name] = _per_member(
+                        setup, name, metric(prediction, target), len(prediction)
+                    )
+        return values
+
+    return values_of
+
+
+def _per_member(setup: Setup, name: str, value: torch.Tensor, members: int) -> torch.Tensor:
+    """A metric's value for predictions shaped (members, n, k): one per member, or a plugin's bug."""
+    if value.shape != (members,):
+        info = next(i for i in setup.listed["metrics"] if i.name == name)
+        message = (
+            f"metric {name!r} from plugin {info.plugin} gave a value shaped {tuple(value.shape)} for "
+            f"predictions shaped ({members}, rows, outputs); a metric reduces the last two dimensions only"
+        )
+        raise PluginBugError(message, error=ValueError(message))
+    return value
+
+
+def _best(values: torch.Tensor, mode: str) -> float:
+    """The lowest (``mode="min"``) or highest finite value, or NaN if none is finite."""
+    finite = values[torch.isfinite(values)]
+    if not len(finite):
+        return math.nan
+    return float(finite.min() if mode == "min" else finite.max())
+
+
+def _metric_modes(setup: Setup) -> dict[str, str]:
+    return {name: metric.mode for name, metric in setup.metrics.items()}
 
 
 def _one_after_another(
@@ -422,36 +604,49 @@ def _one_after_another(
     setups: Sequence[Setup],
     setup_seconds: float,
     reason: str | None,
-    bar: _ProgressBar | None,
+    bar: ProgressBar | None,
 ) -> SweepResult:
+    """Each member trained through :func:`mlbasics.training.run`, with the experiment's callbacks,
+    as :func:`mlbasics.train` trains it alone; one that diverges does not end the sweep."""
     result_members = []
     seconds = 0.0
-    finished = 0
     for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
-        callbacks = [] if bar is None else [_Advance(bar, finished)]
         start = time.perf_counter()
         validation_loss = test_loss = None
+        test_metrics: dict[str, float] = {}
         try:
-            result = fit(setup, callbacks)
-            losses, parameters = result.history, result.parameters
-            validation_loss, test_loss = result.validation_loss, result.test_loss
+            result = run(setup, progress=bar or False)
+            losses, parameters, stopped = result.history, result.parameters, result.stopped
+            validation_loss, test_loss, test_metrics = (
+                result.validation_loss,
+                result.test_loss,
+                result.test_metrics,
+            )
         except DivergenceError as diverged:  # one member's bad learning rate must not end the sweep
-            losses = diverged.history
+            losses, stopped = diverged.history, str(diverged)
             parameters = {name: p.detach().cpu().clone() for name, p in setup.model.named_parameters()}
             if setup.validation is not None:
                 validation_loss = float("nan")  # ranked last, with the diverged
-        finished += len(losses)
         seconds += time.perf_counter() - start
-        history = torch.tensor(losses, dtype=torch.float32)
+        pairs = setup.metric_history  # what run() recorded at every sync point, diverged or not
+        epochs = next((p for p in pairs.values() if p), [])
         result_members.append(
             SweepMember(
                 index=i,
                 values=values,
                 experiment=member,
-                history=history,
+                history=torch.tensor(losses, dtype=torch.float32),
                 parameters=parameters,
                 validation_loss=validation_loss,
                 test_loss=test_loss,
+                metrics={name: p[-1][1] for name, p in pairs.items() if p}
+                | {f"test_{name}": value for name, value in test_metrics.items()},
+                sync_epochs=torch.tensor([epoch for epoch, _ in epochs], dtype=torch.int64),
+                metric_history={
+                    name: torch.tensor([value for _, value in p], dtype=torch.float64)
+                    for name, p in pairs.items()
+                },
+                stopped=stopped,
             )
         )
     return SweepResult(
@@ -463,69 +658,5 @@ def _one_after_another(
         device=str(setups[0].device),
         seconds=seconds,
         setup_seconds=setup_seconds,
+        metric_modes=_metric_modes(setups[0]),
     )
-
-
-def _held_out_losses(
-    setups: Sequence[Setup], parameters: Sequence[dict[str, torch.Tensor]], part: str
-) -> list[float | None]:
-    """Each stacked member's loss on a held-out part after training: computed on the device,
-    copied out in one transfer."""
-    if getattr(setups[0], part) is None:
-        return [None] * len(setups)
-    losses = []
-    for setup, learned in zip(setups, parameters, strict=True):
-        x, y, _ = getattr(setup, part)
-        values = {name: value.to(setup.device) for name, value in learned.items()}
-        with torch.no_grad():
-            losses.append(
-                setup.loss(torch.func.functional_call(setup.model, values, (x,)), y).detach().reshape(())
-            )
-    return [float(loss) for loss in torch.stack(losses).cpu()]
-
-
-class _ProgressBar:
-    """A rich progress bar over model-epochs (members × epochs), fed at sync points only."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from mlbasics.notebook import RichOutput, in_notebook
-
-        self._notebook = RichOutput() if in_notebook() else None  # one bar redrawn in place
-        self._progress = Progress(
-            TextColumn("[bold]model-epochs"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            refresh_per_second=10,
-            auto_refresh=self._notebook is None,
-        )
-        self._task = self._progress.add_task("sweep", total=total)
-        if self._notebook is not None:
-            self._notebook.render(self._progress.get_renderable(), force=True)
-        else:
-            self._progress.start()
-
-    def update(self, completed: int) -> None:
-        self._progress.update(self._task, completed=completed)
-        if self._notebook is not None:
-            self._notebook.render(self._progress.get_renderable())
-
-    def stop(self) -> None:
-        if self._notebook is not None:
-            self._progress.stop_task(self._task)
-            self._notebook.render(self._progress.get_renderable(), force=True)
-        else:
-            self._progress.stop()
-
-
-class _Advance(Callback):
-    def __init__(self, bar: _ProgressBar, before: int) -> None:
-        self._bar = bar
-        self._before = before
-
-    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
-        self._bar.update(self._before + epoch)

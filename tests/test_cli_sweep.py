@@ -46,6 +46,43 @@ def test_sweep_json_is_machine_readable_and_ranked() -> None:
     assert len(with_history["members"][0]["history"]) == 40
 
 
+def test_sweep_shows_every_members_metrics() -> None:
+    """The table shows each metric on the rows the members are ranked on (validation here); --json
+    has them all, and --history each metric's values at the sync points."""
+    experiment = ["--dataset", "synthetic-linear", "--model", "linear", "--epochs", "40", "--lr", "0.1"]
+    metrics = ["--metric", "r2", "--metric", "mae", "--validation", "0.2", "--set", "log_every=20"]
+    shown = run_main(
+        "sweep",
+        *experiment,
+        *metrics,
+        "--seeds",
+        "0,1",
+        "--rank-by",
+        "mae",
+        "--quiet",
+        env={"COLUMNS": "150"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Sweep, best first (ranked by validation mae)" in shown.stdout
+    header = next(line for line in shown.stdout.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == [
+        "rank", "seed", "final loss", "validation loss", "validation r2", "validation mae",
+    ]  # fmt: skip
+    rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert all(0.9 < float(row.split("│")[5]) <= 1 for row in rows)  # lr 0.1 fits a line in 40 epochs
+    errors = [float(row.split("│")[6]) for row in rows]
+    assert errors == sorted(errors)
+    assert ", validation r2 " in shown.stdout.splitlines()[-1]
+    data = json.loads(
+        run_main("sweep", *experiment, *metrics, "--seeds", "0,1", "--json", "--history").stdout
+    )
+    assert data["metric_modes"] == {"r2": "max", "mae": "min"}
+    member = data["members"][0]
+    assert member["metrics"].keys() == {"r2", "mae", "validation_r2", "validation_mae"}
+    assert [pair[0] for pair in member["metric_history"]["validation_mae"]] == [20, 40]
+    assert member["metric_history"]["validation_mae"][-1][1] == member["metrics"]["validation_mae"]
+
+
 def test_sweep_says_why_it_trains_one_after_another(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     plot = tmp_path / "curves.png"
@@ -83,6 +120,10 @@ SWEEP_ERRORS = [
         "mlbasics: error: member optimizer.lr=-1.0: optimizer 'sgd': param 'lr' must be > 0, got -1.0",
     ),
     (["--seeds", "1", "--top", "-1"], "mlbasics: error: --top must be >= 0, got -1"),
+    (
+        ["--seeds", "1", "--metric", "r2", "--rank-by", "r3"],
+        "mlbasics: error: --rank-by r3: the experiment has 'loss', 'r2'",
+    ),
 ]
 
 

@@ -15,9 +15,10 @@ from _stand_ins import FLOAT64, FLOAT64_TOLERANCE, ReadsOnTheHost, hook_plugin
 from torch import nn
 
 import mlbasics
-from mlbasics import ComponentSpec, Experiment, Registry, ValidationError
+from mlbasics import Callback, ComponentSpec, Experiment, Registry, Setup, StopTraining, ValidationError
 from mlbasics.builtin.optimizers import stacked_sgd
 from mlbasics.ensemble import stacked_hyper
+from mlbasics.errors import PluginBugError
 from mlbasics.sweeps import SweepResult, grid_axes, sweep
 
 LECTURE = Experiment(epochs=150, device="cpu", log_every=40)
@@ -38,12 +39,21 @@ def _assert_members_match_single_runs(result: SweepResult, registry: Registry) -
     two runs' roundings add each step (a few ulps of the residuals Xw - y, |Xw|, |y| <= 10, times lr)
     therefore sums to at most 10 times one step's: about 1e-6 on parameters of size 5 and far less
     on a loss that tends to 0, against assert_close's float32 tolerance of 1e-5 + 1.3e-6·|value|.
-    Any CPU's float32 rounding is of the same size, so this holds beyond the machine it ran on."""
+    Any CPU's float32 rounding is of the same size, so this holds beyond the machine it ran on.
+    Metrics (where the experiment has some) move no more than the predictions w·x + b: for standard
+    normal x in 3 features (synthetic-linear), mean |Δprediction| <= Σ|Δw|·E|x| + |Δb| is a few
+    1e-6, bounding the change of MAE and RMSE; R² = 1 - SS_res/SS_tot moves by far less, its
+    residuals being small. The same tolerance holds for them."""
     for member in result.members:
         alone = mlbasics.train(member.experiment, registry=registry)
         torch.testing.assert_close(member.history, torch.tensor(alone.history), msg=member.label)
         for name, value in alone.parameters.items():
             torch.testing.assert_close(member.parameters[name], value, msg=f"{member.label}: {name}")
+        assert member.metrics.keys() == alone.metrics.keys()
+        for name, value in alone.metrics.items():
+            torch.testing.assert_close(
+                torch.tensor(member.metrics[name]), torch.tensor(value), msg=f"{member.label}: {name}"
+            )
 
 
 # How close two float32 runs of the lecture's MLP stay although their kernels round differently
@@ -153,10 +163,16 @@ def test_results_rank_best_first_and_diverged_last(registry: Registry) -> None:
     assert result.seconds > 0
 
 
-def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) -> None:
-    """One after another, each member trains through fit(), whose divergence check stops a run
-    whose loss is no longer finite: that member keeps its history up to there, the others train on."""
-    result = mlbasics.sweep(LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry, vmap=False)
+def test_a_diverging_member_does_not_end_a_sequential_sweep(
+    registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One after another, each member trains through training.run(), whose divergence check stops
+    a run whose loss is no longer finite: that member keeps its history up to there, the others
+    train on, and the progress bar counts every epoch trained."""
+    monkeypatch.setenv("COLUMNS", "200")
+    result = mlbasics.sweep(
+        LINEAR, epochs=60, lrs=[0.01, 10.0, 0.1], registry=registry, vmap=False, progress=True
+    )
     assert result.mode == "sequential"
     ranked = result.ranked()
     assert [m.values["optimizer.lr"] for m in ranked] == [0.1, 0.01, 10.0]
@@ -164,6 +180,184 @@ def test_a_diverging_member_does_not_end_a_sequential_sweep(registry: Registry) 
     assert not torch.isfinite(torch.tensor(diverged.final_loss))
     assert 0 < len(diverged.history) <= 60
     assert [len(m.history) for m in ranked[:2]] == [60, 60]
+    assert diverged.stopped is not None
+    assert diverged.stopped.startswith("training diverged at epoch ")
+    assert f"{120 + len(diverged.history)}/180" in capsys.readouterr().err
+
+
+# -- every member's metrics, the experiment's callbacks, one progress bar ------------------------------
+
+HELD_OUT = attrs.evolve(LINEAR, validation=0.2, test=0.2, log_every=50, metrics=["r2", "mae", "rmse"])
+METRIC_NAMES = ("r2", "mae", "rmse")
+
+
+def test_every_member_gets_the_metrics_of_its_single_run(registry: Registry) -> None:
+    """Vmapped: within float32 tolerance (the argument of _assert_members_match_single_runs, which
+    holds at every epoch, so for the histories too); one after another: the very same run."""
+    grid: dict[str, Any] = {"seeds": [0, 1], "lrs": [0.05, 0.2]}
+    stacked = mlbasics.sweep(HELD_OUT, **grid, registry=registry)
+    assert stacked.mode == "vmap"
+    assert stacked.metric_modes == {"r2": "max", "mae": "min", "rmse": "min"}
+    one_by_one = mlbasics.sweep(HELD_OUT, **grid, registry=registry, vmap=False)
+    every = {prefix + name for prefix in ("", "validation_", "test_") for name in METRIC_NAMES}
+    for vmapped, member in zip(stacked.members, one_by_one.members, strict=True):
+        alone = mlbasics.train(member.experiment, registry=registry)
+        assert member.metrics == alone.metrics
+        assert vmapped.metrics.keys() == every
+        for name, value in alone.metrics.items():
+            torch.testing.assert_close(torch.tensor(vmapped.metrics[name]), torch.tensor(value), msg=name)
+        assert alone.metric_history.keys() == vmapped.metric_history.keys() == member.metric_history.keys()
+        for result in (vmapped, member):
+            assert result.sync_epochs.tolist() == [50, 100, 150, 200]
+        for name, pairs in alone.metric_history.items():
+            assert [epoch for epoch, _ in pairs] == [50, 100, 150, 200]
+            values = torch.tensor([value for _, value in pairs], dtype=torch.float64)
+            assert torch.equal(member.metric_history[name], values)
+            torch.testing.assert_close(vmapped.metric_history[name].float(), values.float(), msg=name)
+        assert (member.validation_loss, member.test_loss) == (alone.validation_loss, alone.test_loss)
+        assert alone.validation_loss is not None
+        assert alone.test_loss is not None
+        torch.testing.assert_close(torch.tensor(vmapped.validation_loss), torch.tensor(alone.validation_loss))
+        torch.testing.assert_close(torch.tensor(vmapped.test_loss), torch.tensor(alone.test_loss))
+    data = stacked.to_dict(history=True)
+    assert data["metric_modes"] == {"r2": "max", "mae": "min", "rmse": "min"}
+    assert data["members"][0]["metrics"].keys() == every
+    assert [pair[0] for pair in data["members"][0]["metric_history"]["validation_r2"]] == [50, 100, 150, 200]
+    assert "metric_history" not in stacked.to_dict()["members"][0]
+
+
+def test_members_rank_by_a_metric_the_way_it_is_better(registry: Registry) -> None:
+    experiment = attrs.evolve(LINEAR, epochs=60, metrics=["r2", "mae"])
+    result = mlbasics.sweep(experiment, lrs=[0.01, 10.0, 0.1], registry=registry)
+    by_loss = [m.values["optimizer.lr"] for m in result.ranked()]
+    assert by_loss == [0.1, 0.01, 10.0]  # lr 10 diverges: last, whatever the metric's direction
+    assert [m.values["optimizer.lr"] for m in result.ranked("r2")] == by_loss  # higher is better
+    assert [m.values["optimizer.lr"] for m in result.ranked("mae")] == by_loss  # lower is better
+    r2 = [m.metrics["r2"] for m in result.ranked("r2")[:2]]
+    assert r2 == sorted(r2, reverse=True)
+    assert result.ranking_value("r2") == "r2"  # no validation rows: the training rows'
+    assert result.to_dict(rank_by="r2")["ranked_by"] == "r2"
+    with pytest.raises(ValidationError) as error:
+        result.ranked("r3")
+    assert error.value.problems == ("cannot rank by 'r3': the sweep has 'loss', 'r2', 'mae'",)
+
+
+def test_an_ensemble_computes_metrics_in_the_datas_units_in_float64() -> None:
+    """The lecture MLP on standardized data: the members' predictions go through the non-linear
+    model under vmap and back to the data's units before the metrics see them. In float64 they
+    equal the single runs' within FLOAT64_TOLERANCE (the argument above TIGHT_EPOCHS). MAE and RMSE
+    are computed in float64 from the float64 predictions; R² is left out here, its total sum of
+    squares being of the float32 targets alone (summed in float32, where an expanded tensor may
+    round differently)."""
+    registry = Registry.isolated(FLOAT64)
+    experiment = attrs.evolve(
+        LECTURE,
+        model="mlp-float64",
+        loss="mse-float64",
+        validation=0.2,
+        test=0.2,
+        standardize="features+target",
+        metrics=["mae", "rmse"],
+    )
+    result = mlbasics.sweep(experiment, seeds=[1, 2], lrs=[0.05], registry=registry)
+    assert result.mode == "vmap"
+    for member in result.members:
+        alone = mlbasics.train(member.experiment, registry=registry)
+        assert alone.standardization is not None
+        assert member.metrics.keys() == alone.metrics.keys()
+        for name, value in alone.metrics.items():
+            assert member.metrics[name] == pytest.approx(value, rel=FLOAT64_TOLERANCE, abs=FLOAT64_TOLERANCE)
+        for name, pairs in alone.metric_history.items():
+            assert member.sync_epochs.tolist() == [epoch for epoch, _ in pairs]
+            torch.testing.assert_close(
+                member.metric_history[name],
+                torch.tensor([value for _, value in pairs], dtype=torch.float64),
+                rtol=FLOAT64_TOLERANCE,
+                atol=FLOAT64_TOLERANCE,
+            )
+        for ours, theirs in (
+            (member.validation_loss, alone.validation_loss),
+            (member.test_loss, alone.test_loss),
+        ):
+            assert ours == pytest.approx(theirs, rel=FLOAT64_TOLERANCE, abs=FLOAT64_TOLERANCE)
+
+
+def test_a_metric_that_reduces_over_the_members_too_is_named(registry: Registry) -> None:
+    spec = ComponentSpec(
+        kind="metric",
+        name="mean-error",
+        factory=lambda: mlbasics.Metric(lambda p, t: (p - t).abs().mean()),
+        summary="reduces every dimension, against the Metric contract",
+    )
+    plugged = Registry.isolated(hook_plugin("sloppy-metrics", mlbasics_metrics=lambda: [spec]))
+    with pytest.raises(PluginBugError) as error:
+        sweep(LINEAR, epochs=5, metrics=["mean-error"], seeds=[0, 1], registry=plugged)
+    assert str(error.value) == (
+        "metric 'mean-error' from plugin sloppy-metrics gave a value shaped () for predictions shaped "
+        "(2, rows, outputs); a metric reduces the last two dimensions only"
+    )
+
+
+class StopAt(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sync_every = epoch
+        self.started = 0
+
+    def on_train_start(self, setup: Setup, epochs: int) -> None:
+        self.started += 1
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        if epoch >= self.epoch:
+            raise StopTraining(f"stopped at epoch {epoch} (started {self.started} time)")
+
+
+CALLBACKS = hook_plugin(
+    "test-sweep-callbacks",
+    mlbasics_callbacks=lambda: [
+        ComponentSpec(
+            kind="callback",
+            name="stop-at",
+            factory=StopAt,
+            summary="stops training at an epoch",
+            params=(mlbasics.Param(name="epoch", type=int, default=10, ge=1),),
+        )
+    ],
+)
+
+
+def test_the_experiments_callbacks_run_for_each_member_one_after_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each member's own callback (built for it), as in a single run; an ensemble has no member's
+    own training loop to run them in, so the sweep trains one member after another and says why."""
+    caplog.set_level(logging.WARNING, logger="mlbasics")
+    plugged = Registry.isolated(CALLBACKS)
+    experiment = attrs.evolve(LINEAR, epochs=40, callbacks=[{"name": "stop-at", "epoch": 10}])
+    result = sweep(experiment, seeds=[0, 1], lrs=[0.05, 0.1], registry=plugged)
+    reason = "the experiment's callbacks (stop-at) run on each member's own training, which the ensemble does not have"
+    assert (result.mode, result.reason) == ("sequential", reason)
+    assert [r.getMessage() for r in caplog.records] == [f"training the 4 members one after another: {reason}"]
+    assert [m.stopped for m in result.members] == ["stopped at epoch 10 (started 1 time)"] * 4
+    for member in result.members:
+        alone = mlbasics.train(member.experiment, registry=plugged)
+        assert member.history.tolist() == alone.history
+        assert len(alone.history) == 10
+    assert result.to_dict()["members"][0]["stopped"] == "stopped at epoch 10 (started 1 time)"
+
+
+@pytest.mark.parametrize("vmap", [True, False], ids=["vmapped", "one after another"])
+def test_one_progress_bar_counts_the_model_epochs_of_every_member(
+    registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, vmap: bool
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # rich's width here: the counts must not be cut short
+    result = sweep(
+        LINEAR, epochs=30, log_every=10, seeds=[0, 1, 2], vmap=vmap, progress=True, registry=registry
+    )
+    assert result.mode == ("vmap" if vmap else "sequential")
+    shown = capsys.readouterr().err
+    assert "model-epochs" in shown
+    assert "90/90" in shown
 
 
 # -- falling back: training one member after another -------------------------------------------------

@@ -48,6 +48,13 @@ def add_parser(commands: Any) -> None:
         "--sequential", action="store_true", help="train the members one after another, not as an ensemble"
     )
     parser.add_argument(
+        "--rank-by",
+        default="loss",
+        metavar="METRIC",
+        help="rank by one of the experiment's metrics (--metric r2), on the validation rows if there "
+        "are some, else on the training rows (default: the loss, on the same rows)",
+    )
+    parser.add_argument(
         "--top", type=int, default=10, metavar="N", help="rows in the results table (default 10, 0: all)"
     )
     parser.add_argument("--plot", metavar="PATH.png", help="write every member's loss curve as a PNG")
@@ -126,6 +133,14 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     if args.top < 0:
         raise MlbasicsError(f"--top must be >= 0, got {args.top}")
+    metric_names = [metric.name for metric in experiment.metrics]
+    if args.rank_by != "loss" and args.rank_by not in metric_names:  # refused before training
+        from mlbasics.registry import suggest
+
+        names = ", ".join(repr(name) for name in ["loss", *metric_names])
+        raise MlbasicsError(
+            f"--rank-by {args.rank_by}: the experiment has {names}{suggest(args.rank_by, ['loss', *metric_names])}"
+        )
     if args.plot:
         from mlbasics.plotting import check_can_plot
 
@@ -151,9 +166,9 @@ def run(args: argparse.Namespace) -> int:
         except SaveError as exc:  # the sweep's results are shown all the same, then the error
             plot, failure = None, exc
     if args.json:
-        print_json(result.to_dict(history=args.history))
+        print_json(result.to_dict(history=args.history, rank_by=args.rank_by))
     else:
-        stdout().print(render_sweep(result, top=args.top, plot=plot))
+        stdout().print(render_sweep(result, top=args.top, plot=plot, rank_by=args.rank_by))
     if failure is not None:
         where = "in the JSON on stdout" if args.json else "above"
         raise SaveError(f"{failure}; the results of the sweep are shown {where}, not saved")
@@ -163,8 +178,10 @@ def run(args: argparse.Namespace) -> int:
 # -- the results table ---------------------------------------------------------------------------
 
 
-def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None) -> RenderableType:
-    ranked = result.ranked()
+def render_sweep(
+    result: SweepResult, *, top: int = 10, plot: str | None = None, rank_by: str = "loss"
+) -> RenderableType:
+    ranked = result.ranked(rank_by)
     shown = ranked if top == 0 else ranked[:top]
     how = "as one vmapped ensemble" if result.mode == "vmap" else "one after another"
     steps = result.model_steps
@@ -175,7 +192,8 @@ def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None)
     if steps and result.seconds > 0:
         headline.append(f" ({result.seconds / steps * 1e6:,.1f} µs per model-step)")
     held_out = result.ranked_by == "validation loss"
-    title = "Sweep, best first" + (" (ranked by validation loss)" if held_out else "")
+    ranked_by = result.ranking_value(rank_by).replace("_", " ")
+    title = "Sweep, best first" + (f" (ranked by {ranked_by})" if held_out or rank_by != "loss" else "")
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     for axis in result.axes:
@@ -183,24 +201,41 @@ def render_sweep(result: SweepResult, *, top: int = 10, plot: str | None = None)
     table.add_column("final loss", justify="right", style="cyan")
     if held_out:
         table.add_column("validation loss", justify="right", style="magenta")
+    metrics = _shown_metrics(result, held_out)
+    for name in metrics:
+        table.add_column(name.replace("_", " "), justify="right")
     for rank, member in enumerate(shown, start=1):
         cells = [_loss_cell(member.final_loss)]
         if held_out:
             cells.append(_loss_cell(member.validation_loss))
+        cells += [_metric_cell(member.metrics.get(name)) for name in metrics]
         table.add_row(str(rank), *(Text(format_value(member.values[a])) for a in result.axes), *cells)
     if len(shown) < len(ranked):
         table.caption = f"{len(ranked) - len(shown)} more not shown (--top 0 shows all)"
     parts: list[RenderableType] = [table, headline]
-    best = result.best
+    best = ranked[0]
     outcome = f"final loss {best.final_loss:.6g}"
     if held_out and best.validation_loss is not None:
         outcome = f"validation loss {best.validation_loss:.6g} (final loss {best.final_loss:.6g})"
+    outcome += "".join(
+        f", {name.replace('_', ' ')} {best.metrics[name]:.6g}" for name in metrics if name in best.metrics
+    )
     parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> {outcome}"))
     if result.reason:
         parts.append(Text(f"one after another because {result.reason}", style="yellow"))
     if plot:
         parts.append(Text(f"plot written to {plot}"))
     return Group(*parts)
+
+
+def _shown_metrics(result: SweepResult, held_out: bool) -> list[str]:
+    """The metric values in the table: each metric on the validation rows where there are some (the
+    rows the members are ranked on), else on the training rows. ``--json`` has them all."""
+    return [("validation_" if held_out else "") + name for name in result.metric_modes]
+
+
+def _metric_cell(value: float | None) -> Text:
+    return Text("-" if value is None else f"{value:.6g}")
 
 
 def _loss_cell(loss: float | None) -> Text:
