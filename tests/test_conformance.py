@@ -4,6 +4,7 @@ and the API says clearly what it was given wrong."""
 from __future__ import annotations
 
 import atexit
+import random
 import shutil
 import tempfile
 import types
@@ -321,3 +322,26 @@ def test_a_stateful_callback_that_keeps_its_state_is_checked_in_training() -> No
 def test_a_stateful_callback_that_keeps_its_state_resumes_exactly() -> None:
     # It stops after epoch 28 (7 sync points, 4 epochs apart): after the interruption at epoch 20.
     assert check_components(["callback:stop-after"], registry=COUNTING) == []
+
+
+class Dice(Callback):
+    """Draws from Python's and torch's global generators at every sync point."""
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        random.random()
+        torch.rand(1)
+
+
+def test_the_callback_checks_leave_the_random_state_as_it_was() -> None:
+    plugin = types.SimpleNamespace(
+        mlbasics_callbacks=hookimpl(
+            lambda: [ComponentSpec(kind="callback", name="dice", factory=Dice, summary="d")]
+        )
+    )
+    plugin.__name__ = "dice"
+    random.seed(5)
+    torch.manual_seed(5)
+    python, cpu = random.getstate(), torch.get_rng_state()
+    check_components(["callback:dice"], registry=Registry.isolated(plugin))
+    assert random.getstate() == python
+    assert torch.equal(torch.get_rng_state(), cpu)

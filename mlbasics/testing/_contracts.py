@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import random
 import signal
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -736,10 +737,11 @@ def callback_trains(subject: Subject) -> None:
     one a run folder can hold."""
     from mlbasics.training import run
 
-    setup = _prepared(subject, _experiment(subject, subject.device))
-    (callback,) = setup.callbacks
-    what = f"a short training on {subject.device}"
-    result = _trained(subject, lambda: run(setup), what)
+    with _own_random_state():
+        setup = _prepared(subject, _experiment(subject, subject.device))
+        (callback,) = setup.callbacks
+        what = f"a short training on {subject.device}"
+        result = _trained(subject, lambda: run(setup), what)
     if result.epochs < 1 or len(result.history) != result.epochs:
         raise Problem(f"left a result of {result.epochs} epochs with {len(result.history)} losses in {what}")
     problem = state_problem(callback.state_dict())
@@ -752,6 +754,19 @@ _RESUMING: Final = (
     "in load_state_dict(), and leaves the weights as they are when training is interrupted "
     "(result.interrupted_by)"
 )
+
+
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    """Training seeds torch's generators and resuming restores a run's Python and torch random
+    states: put back the caller's afterwards, so that a check leaves the test process as it was."""
+    python = random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python)
 
 
 class _InterruptAt(Callback):
@@ -777,8 +792,9 @@ def callback_resumes(subject: Subject) -> None:
 
     cpu = torch.device("cpu")
     experiment = _experiment(subject, cpu)
-    whole = _trained(subject, lambda: run(_prepared(subject, experiment)), "a short training")
-    with tempfile.TemporaryDirectory(prefix="mlbasics-conformance-") as folder:
+    with _own_random_state():
+        whole = _trained(subject, lambda: run(_prepared(subject, experiment)), "a short training")
+    with _own_random_state(), tempfile.TemporaryDirectory(prefix="mlbasics-conformance-") as folder:
         saved = Path(folder) / "run"
         first = _trained(
             subject,
