@@ -30,6 +30,7 @@ BUILTIN_NAMES = [
     "sse-half",
     "sgd",
     "lstsq",
+    "mse",  # the metric, beside the loss of the same name
     "rmse",
     "mae",
     "max-error",
@@ -91,7 +92,8 @@ def test_list_unknown_kind() -> None:
     assert result.returncode == 2
     assert (
         result.stderr
-        == "mlbasics: error: unknown component kind 'layers'; kinds: dataset, model, activation, loss, optimizer\n"
+        == "mlbasics: error: unknown component kind 'layers'; kinds: dataset, model, activation, loss, optimizer, "
+        "metric, callback\n"
     )
 
 
@@ -108,7 +110,7 @@ def test_plugins_shows_the_builtins() -> None:
         "path": None,
         "status": "active",
         "error": None,
-        "components": 17,
+        "components": 23,
     }
     # Whatever else is installed is listed, and kept out by MLBASICS_PLUGINS.
     assert all(r["status"] == "disabled" for r in records if r["name"] != "builtins")

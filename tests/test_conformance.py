@@ -4,15 +4,17 @@ and the API says clearly what it was given wrong."""
 from __future__ import annotations
 
 import atexit
+import random
 import shutil
 import tempfile
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from mlbasics import ComponentSpec, Param, Registry, hookimpl
+from mlbasics import Callback, ComponentSpec, Param, Registry, Setup, StopTraining, hookimpl
 from mlbasics.testing.conformance import (
     Check,
     CheckSkipped,
@@ -59,11 +61,16 @@ def test_every_builtin_gets_the_checks_of_its_kind() -> None:
         "optimizer:sgd-stacked",
         "optimizer:lstsq-minimises",
         "optimizer:sgd-params-rejected",
+        "metric:r2-contract",
+        "metric:r2-row-order",
+        "metric:r2-batched",
+        "metric:r2-direction",
+        "metric:mae-params-accepted",
     }
     assert expected <= ids
     assert "dataset:attendance-params-rejected" not in ids  # no params, nothing to reject
     assert "optimizer:lstsq-stacked" not in ids  # no stacked form, nothing to follow
-    assert len(ids) == 60  # 17 components; a change here is a change in what is checked
+    assert len(ids) == 90  # 23 components; a change here is a change in what is checked
 
 
 def test_the_plain_function_finds_nothing_wrong_with_the_builtins() -> None:
@@ -209,3 +216,132 @@ def test_a_param_default_that_the_factory_does_not_take_is_caught() -> None:
     failures = check_components(["activation:scaled"], registry=Registry.isolated(_plugin(spec)))
     assert {f.check_name for f in failures} == {"elementwise", "gradcheck", "params-accepted"}
     assert all("raised TypeError" in f.problem and "scale" in f.problem for f in failures)
+
+
+# -- the built-in metrics against their textbook formulas, in NumPy and float64 -----------------------
+
+
+def _r2(p: np.ndarray, t: np.ndarray) -> float:
+    scores = []
+    for j in range(t.shape[1]):
+        residual = np.sum((t[:, j] - p[:, j]) ** 2)
+        total = np.sum((t[:, j] - np.mean(t[:, j])) ** 2)
+        scores.append((1.0 if residual == 0 else 0.0) if total == 0 else 1 - residual / total)
+    return float(np.mean(scores))
+
+
+def _explained_variance(p: np.ndarray, t: np.ndarray) -> float:
+    scores = []
+    for j in range(t.shape[1]):
+        residual, total = np.var(t[:, j] - p[:, j]), np.var(t[:, j])
+        scores.append((1.0 if residual == 0 else 0.0) if total == 0 else 1 - residual / total)
+    return float(np.mean(scores))
+
+
+REFERENCES = {
+    "mse": lambda p, t: float(np.mean((p - t) ** 2)),
+    "rmse": lambda p, t: float(np.sqrt(np.mean((p - t) ** 2))),
+    "mae": lambda p, t: float(np.mean(np.abs(p - t))),
+    "max-error": lambda p, t: float(np.max(np.abs(p - t))),
+    "r2": _r2,
+    "explained-variance": _explained_variance,
+}
+
+
+def test_every_builtin_metric_has_a_reference() -> None:
+    assert sorted(REFERENCES) == sorted(spec.name for spec in REGISTRY.specs("metric"))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 1), (7, 1), (50, 3)])
+def test_a_builtin_metric_agrees_with_its_formula(name: str, n: int, k: int) -> None:
+    metric = REGISTRY.build("metric", name)
+    generator = np.random.default_rng(n * 10 + k)
+    target = generator.normal(size=(n, k))
+    for prediction in (generator.normal(size=(n, k)), target + 0.1 * generator.normal(size=(n, k)), target):
+        found = float(metric(torch.from_numpy(prediction), torch.from_numpy(target)))
+        # Both in float64, summing at most 150 terms in another order: they agree to ~1e-14.
+        assert found == pytest.approx(REFERENCES[name](prediction, target), rel=1e-12, abs=1e-12)
+
+
+def test_constant_targets_score_as_scikit_learn_scores_them() -> None:
+    target = torch.full((4, 1), 2.0, dtype=torch.float64)
+    r2 = REGISTRY.build("metric", "r2")
+    assert (float(r2(target.clone(), target)), float(r2(target + 1, target))) == (1.0, 0.0)
+
+
+# -- callbacks: a well-behaved stateful one passes, state and all ------------------------------------
+
+
+class StopAfterSyncs(Callback):
+    """Stops at its ``syncs``-th sync point, counting across a save and resume."""
+
+    def __init__(self, syncs: int) -> None:
+        self.syncs, self.seen = syncs, 0
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        self.seen += 1
+        if self.seen == self.syncs:
+            raise StopTraining(f"after {self.syncs} sync points")
+
+    def state_dict(self) -> dict[str, object]:
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.seen = int(state["seen"])  # type: ignore[call-overload]
+
+
+class _Counting:
+    __name__ = "counting"
+
+    @hookimpl
+    def mlbasics_callbacks(self) -> list[ComponentSpec]:
+        return [
+            ComponentSpec(
+                kind="callback",
+                name="stop-after",
+                factory=StopAfterSyncs,
+                summary="stops after a number of sync points",
+                params=[Param(name="syncs", type=int, default=7, ge=1)],
+            )
+        ]
+
+
+COUNTING = Registry.isolated(_Counting())
+
+
+def test_a_stateful_callback_that_keeps_its_state_is_checked_in_training() -> None:
+    failures = check_components(["callback:stop-after"], registry=COUNTING)
+    assert [f.check_name for f in failures if f.check_name != "resumes"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="callback state is not yet saved in run folders (the callbacks branch adds it); then this passes",
+)
+def test_a_stateful_callback_that_keeps_its_state_resumes_exactly() -> None:
+    # It stops after epoch 28 (7 sync points, 4 epochs apart): after the interruption at epoch 20.
+    assert check_components(["callback:stop-after"], registry=COUNTING) == []
+
+
+class Dice(Callback):
+    """Draws from Python's and torch's global generators at every sync point."""
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        random.random()
+        torch.rand(1)
+
+
+def test_the_callback_checks_leave_the_random_state_as_it_was() -> None:
+    plugin = types.SimpleNamespace(
+        mlbasics_callbacks=hookimpl(
+            lambda: [ComponentSpec(kind="callback", name="dice", factory=Dice, summary="d")]
+        )
+    )
+    plugin.__name__ = "dice"
+    random.seed(5)
+    torch.manual_seed(5)
+    python, cpu = random.getstate(), torch.get_rng_state()
+    check_components(["callback:dice"], registry=Registry.isolated(plugin))
+    assert random.getstate() == python
+    assert torch.equal(torch.get_rng_state(), cpu)

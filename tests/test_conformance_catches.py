@@ -13,7 +13,18 @@ import pytest
 import torch
 from torch import nn
 
-from mlbasics import ClosedFormSolver, ComponentSpec, Dataset, Param, Registry, hookimpl
+from mlbasics import (
+    Callback,
+    ClosedFormSolver,
+    ComponentSpec,
+    Dataset,
+    Metric,
+    Param,
+    Registry,
+    Setup,
+    StopTraining,
+    hookimpl,
+)
 from mlbasics.testing.conformance import check_components
 
 # -- the broken plugin -----------------------------------------------------------------------------
@@ -111,6 +122,67 @@ def shared_lr_only(params: Any, grads: Any, state: Any, hyper: Any) -> Any:
     return params, state
 
 
+def off_by_one() -> Metric:
+    return Metric(lambda p, t: ((p - t) ** 2).mean(dim=(-2, -1)) + 1)  # 1 on a perfect prediction
+
+
+def first_rows() -> Metric:
+    # Only the first half of the rows counts: which rows those are depends on their order.
+    return Metric(lambda p, t: (p - t)[..., : max(1, p.shape[-2] // 2), :].abs().mean(dim=(-2, -1)))
+
+
+def flattened() -> Metric:
+    return Metric(lambda p, t: ((p - t) ** 2).mean())  # one value for all members together
+
+
+def wrong_mode() -> Metric:
+    return Metric(lambda p, t: (p - t).abs().mean(dim=(-2, -1)), mode="max")  # an error, declared a score
+
+
+def constant() -> Metric:
+    return Metric(lambda p, t: torch.zeros(p.shape[:-2], device=p.device))
+
+
+def unguarded_r2() -> Metric:
+    def score(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        total = ((t - t.mean(dim=-2, keepdim=True)) ** 2).sum(dim=-2)  # 0 for a part of one row: -inf
+        return (1 - ((t - p) ** 2).sum(dim=-2) / total).mean(dim=-1)
+
+    return Metric(score, mode="max", best=1.0)
+
+
+class Raising(Callback):
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        if epoch >= 8:
+            raise ValueError("boom")
+
+
+class UnsavableState(Callback):
+    def state_dict(self) -> dict[str, Any]:
+        return {"started": object()}
+
+
+class Forgetful(Callback):
+    """Stops after its 7th sync point, but does not say that it counts them (no state_dict)."""
+
+    def __init__(self) -> None:
+        self.syncs = 0
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        self.syncs += 1
+        if self.syncs == 7:
+            raise StopTraining("after 7 sync points")
+
+
+class Halving(Callback):
+    """Halves the weights at the end of every run, interrupted or not."""
+
+    def on_train_end(self, setup: Setup, result: object) -> None:
+        with torch.no_grad():
+            for parameter in setup.model.parameters():
+                parameter.mul_(0.5)
+
+
 _SGD_PARAMS = (
     Param(name="lr", type=float, default=0.01, gt=0),
     Param(name="momentum", type=float, default=0.9, ge=0, lt=1),
@@ -138,7 +210,25 @@ SPECS = [
     _spec("optimizer", "sloppy", lambda parameters: Sloppy()),
     _spec("optimizer", "forgetful", momentum_sgd, params=_SGD_PARAMS, stacked=forgets_momentum),
     _spec("optimizer", "one-lr", plain_sgd, params=_SGD_PARAMS[:1], stacked=shared_lr_only),
+    _spec("metric", "off-by-one", off_by_one),
+    _spec("metric", "first-rows", first_rows),
+    _spec("metric", "flattened", flattened),
+    _spec("metric", "wrong-mode", wrong_mode),
+    _spec("metric", "constant", constant),
+    _spec("metric", "unguarded-r2", unguarded_r2),
+    _spec("callback", "raising", Raising),
+    _spec("callback", "unsavable", UnsavableState),
+    _spec("callback", "forgetful", Forgetful),
+    _spec("callback", "halving", Halving),
 ]
+
+#: The broken components that break more than one check, and which.
+BREAK_SEVERAL = {
+    "activation:halving": ["elementwise", "gradcheck"],  # changes the shape
+    "metric:wrong-mode": ["contract", "direction"],  # its errors beat its best, 0, as a "max"
+    "callback:raising": ["trains", "resumes"],  # both train with it
+    "callback:unsavable": ["contract", "trains"],  # before training and after
+}
 
 broken = types.ModuleType("broken")
 for _kind, _hook in [
@@ -147,6 +237,8 @@ for _kind, _hook in [
     ("activation", "mlbasics_activations"),
     ("loss", "mlbasics_losses"),
     ("optimizer", "mlbasics_optimizers"),
+    ("metric", "mlbasics_metrics"),
+    ("callback", "mlbasics_callbacks"),
 ]:
     setattr(broken, _hook, hookimpl(lambda kind=_kind: [s for s in SPECS if s.kind == kind]))
 
@@ -191,13 +283,57 @@ REGISTRY = Registry.isolated(broken)
             "stacked",
             "its stacked form raised at step 1 (each float param halved for member 1): ",
         ),
+        (
+            "metric:off-by-one",
+            "contract",
+            "is 1 when the prediction equals the target (shaped (1, 1)), but declares best = 0",
+        ),
+        ("metric:first-rows", "row-order", "depends on the order of the rows: "),
+        (
+            "metric:flattened",
+            "batched",
+            "returns shape () for a prediction and target shaped (3, 1, 1), expected (3,): a metric reduces",
+        ),
+        ("metric:wrong-mode", "contract", "better than its best 0 (mode 'max')"),
+        ("metric:wrong-mode", "direction", "which mode 'max' calls worse: is the mode right?"),
+        ("metric:constant", "direction", "scores every prediction the same"),
+        ("metric:unguarded-r2", "contract", "a metric must be finite on any part, even one of a single row"),
+        (
+            "callback:raising",
+            "trains",
+            "failed in a short training on cpu: callback 'raising' from plugin broken failed after "
+            "epoch 8: ValueError: boom",
+        ),
+        (
+            "callback:raising",
+            "resumes",
+            "callback 'raising' from plugin broken failed after epoch 8: ValueError: boom",
+        ),
+        (
+            "callback:unsavable",
+            "contract",
+            "before training, state_dict()['started'] is a builtins.object: a callback's state holds JSON",
+        ),
+        ("callback:unsavable", "trains", "after a short training on cpu, state_dict()['started'] is a"),
+        (
+            "callback:forgetful",
+            "resumes",
+            "interrupted after epoch 20 and resumed, a run ends after epoch 40 (not stopped), but never "
+            "interrupted after epoch 28 (after 7 sync points); a callback keeps all it carries",
+        ),
+        (
+            "callback:halving",
+            "resumes",
+            "interrupted after epoch 20 and resumed, a run's loss departs at epoch 21 from the run never "
+            "interrupted",
+        ),
     ],
 )
 def test_a_broken_component_is_caught_by_name(component: str, check: str, problem: str) -> None:
     failures = check_components([component], registry=REGISTRY)
 
     # Caught by exactly the checks it breaks (a shape-changing activation breaks two).
-    expected = ["elementwise", "gradcheck"] if component == "activation:halving" else [check]
+    expected = BREAK_SEVERAL.get(component, [check])
     assert [f.check_name for f in failures] == expected
     failure = failures[expected.index(check)]
     kind, name = component.split(":")
@@ -209,7 +345,7 @@ def test_a_broken_component_is_caught_by_name(component: str, check: str, proble
 
 def test_every_broken_component_is_covered() -> None:
     # The parametrisation above names each broken component once.
-    assert len(SPECS) == 14
+    assert len(SPECS) == 24
     assert sys.modules.get("broken") is None  # the plugin is registered directly, never installed
 
 

@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from mlbasics import hookspecs
-from mlbasics.experiment import Component, Experiment
+from mlbasics.experiment import LIST_KINDS, Component, Experiment
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from tests.conftest import builtins_only_env, run_main
 
@@ -104,6 +104,7 @@ TYPE_WORDS = {
     "bool | None": "boolean",
     "str": "string",
     "str | None": "string",
+    "tuple[Component, ...]": "list of components",
 }
 
 
@@ -141,6 +142,10 @@ def test_every_experiment_key_is_documented_with_its_type_and_default() -> None:
         actual = getattr(default, name)
         if isinstance(actual, Component):
             assert Component.of(value) == actual, f"{name}: documented default {cell}, is {actual.to_dict()}"
+        elif word == "list of components":
+            assert tuple(Component.of(item) for item in value) == actual, (
+                f"{name}: documented default {cell}, is {[c.to_dict() for c in actual]}"
+            )
         else:
             assert (value, type(value)) == (actual, type(actual)), (
                 f"{name}: documented default {cell}, is {actual!r}"
@@ -174,6 +179,9 @@ def test_the_complete_example_loads_builds_and_round_trips(tmp_path: Path) -> No
             dict.fromkeys(MODEL_SIZE_PARAMS, 1) if kind == "model" else {}
         )  # prepare() gives the real ones
         assert registry.check(kind, component.name, sizes | component.params) == [], kind
+    for field, kind in LIST_KINDS.items():
+        for component in getattr(experiment, field):
+            assert registry.check(kind, component.name, component.params) == [], f"{field}: {component}"
     assert Experiment.from_toml(experiment.to_toml()) == experiment
     experiment.save(tmp_path / "again.toml")
     assert Experiment.load(tmp_path / "again.toml") == experiment

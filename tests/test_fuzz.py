@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlbasics
-from mlbasics import Checkpoint, Dataset, Experiment, MlbasicsError, Registry, _csv
+from mlbasics import Checkpoint, Component, Dataset, Experiment, MlbasicsError, Registry, _csv
 from mlbasics.builtin.datasets import csv_table
 from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST
+from mlbasics.experiment import LIST_KINDS
 from mlbasics.prediction import parse_samples
 from mlbasics.resuming import restore
 from tests.conftest import run_main
@@ -38,6 +39,10 @@ def _validate(experiment: Experiment) -> None:
         if kind == "model":
             params = {"in_features": 1, **params}
         assert all(isinstance(line, str) for line in REGISTRY.check(kind, component.name, params))
+    for field, kind in LIST_KINDS.items():
+        for listed in getattr(experiment, field):
+            assert isinstance(listed, Component)
+            assert all(isinstance(line, str) for line in REGISTRY.check(kind, listed.name, listed.params))
 
 
 def _load_or_refuse(text: str) -> None:
@@ -72,7 +77,10 @@ TOML_VALUES = st.recursive(
 )
 RANDOM_DOCUMENTS = st.dictionaries(
     st.sampled_from(
-        ["dataset", "model", "loss", "optimizer", "epochs", "seed", "device", "log_every", "epoch"]
+        [
+            *("dataset", "model", "loss", "optimizer", "metrics", "callbacks"),
+            *("epochs", "seed", "device", "log_every", "epoch"),
+        ]
     ),
     TOML_VALUES,
     max_size=6,
@@ -113,6 +121,18 @@ PLAUSIBLE_DOCUMENTS = st.fixed_dictionaries(
         "seed": st.integers(0, 5),
         "device": st.sampled_from(["cpu", "auto", "cuda:0", "gpu"]),
         "log_every": st.integers(0, 10),
+        "metrics": st.lists(
+            st.sampled_from(["r2", "mae", "rmse", "r3"])
+            | st.fixed_dictionaries({"name": st.sampled_from(["r2", "mse"])}, optional={"x": st.integers()}),
+            max_size=3,
+        ),
+        "callbacks": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.sampled_from(["early-stopping", "csv-logger", "nope"])},
+                optional={"patience": st.integers(-1, 5), "mode": st.sampled_from(["min", "max", "up"])},
+            ),
+            max_size=2,
+        ),
     },
 )
 TOML_DOCUMENTS = PLAUSIBLE_DOCUMENTS | RANDOM_DOCUMENTS
@@ -140,8 +160,25 @@ def test_any_bytes_in_a_config_file_are_an_experiment_or_a_clear_error(tmp_path:
     _validate(experiment)
 
 
+# --set keys of the lists of components, well- and ill-formed, with any value.
+LIST_ASSIGNMENTS = st.builds(
+    "{}={}".format,
+    st.sampled_from(
+        [
+            "metrics",
+            "callbacks",
+            "callbacks.early-stopping.patience",
+            "callbacks.x",
+            "metrics.r2",
+            "callbacks..p",
+        ]
+    ),
+    st.text(max_size=10) | st.sampled_from(['["r2", "mae"]', "[1, 2]", '[{name = "r2"}]', "{}"]),
+)
+
+
 @FUZZ
-@given(st.lists(st.text(max_size=30), max_size=3))
+@given(st.lists(st.text(max_size=30) | LIST_ASSIGNMENTS, max_size=3))
 def test_any_set_assignment_is_applied_or_refused(assignments: list[str]) -> None:
     try:
         experiment = Experiment().with_assignments(assignments)

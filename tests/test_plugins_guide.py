@@ -14,7 +14,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -60,7 +60,9 @@ def test_the_guide_names_its_files() -> None:
         "mlbasics-wave/pyproject.toml",
         "mlbasics-wave/src/mlbasics_wave/components.py",
         "mlbasics-wave/src/mlbasics_wave/plugin.py",
+        "mlbasics-wave/src/mlbasics_wave/training.py",
         "mlbasics-wave/tests/test_wave.py",
+        "mlbasics-wave/wave.toml",
     ]
 
 
@@ -102,13 +104,21 @@ def test_following_the_guide_gives_a_working_plugin(tmp_path: Path) -> None:
     assert "parabola" in result.stdout
     assert "lecture_models" in result.stdout
     assert "wave 0.1.0" in result.stdout  # the plugin column of `mlbasics list datasets wave`
-    assert "3 passed" in result.stdout  # the guide's own tests, run by `python -m pytest`
+    assert "within" in result.stdout  # `mlbasics list metrics`
+    # The two runs with the callback, from wave.toml and from the command line.
+    assert "stopped early: the loss is below 0.01 after epoch" in result.stdout
+    assert "stopped early: the loss is below 0.05 after epoch" in result.stdout
+    # The guide's own tests, run by `python -m pytest`: 19 conformance checks of the four
+    # components (the callback's through a training, and a save and resume) and 4 tests.
+    assert "23 passed" in result.stdout
 
     listed = env.mlbasics("list", "--json", cwd=folder)
     components = {c["name"]: c for c in json.loads(listed.stdout) if c["plugin"]["name"] == "wave"}
     assert sorted((c["kind"], name) for name, c in components.items()) == [
         ("activation", "snake"),
+        ("callback", "good-enough"),
         ("dataset", "wave"),
+        ("metric", "within"),
     ]
     assert {c["plugin"]["distribution"] for c in components.values()} == {"mlbasics-wave"}
     assert {c["plugin"]["version"] for c in components.values()} == {"0.1.0"}
@@ -121,6 +131,21 @@ def test_following_the_guide_gives_a_working_plugin(tmp_path: Path) -> None:
     learned = json.loads(parabola.stdout)["parameters"]
     assert (learned["w"], learned["b"]) == ([pytest.approx(1.0, abs=1e-4)], [pytest.approx(3.0, abs=1e-4)])
 
+    package = folder / "mlbasics-wave"
+    from_toml = env.mlbasics("train", "wave.toml", "--epochs", "400", "--json", cwd=package)
+    assert from_toml.returncode == 0, from_toml.stderr
+    _check_watched(json.loads(from_toml.stdout), loss=0.01, tolerance=0.1, epochs=400)
+
+    from_flags = env.mlbasics(
+        "train", "--dataset", "wave", "--set", "dataset.frequency=2.0", "--model", "mlp",
+        "--set", "model.activation=snake", "--set", "model.hidden=[16, 16]", "--lr", "0.05",
+        "--epochs", "400", "--validation", "0.2", "--metric", "within", "--metric", "r2",
+        "--set", "metrics.within.tolerance=0.2", "--callback", "good-enough",
+        "--set", "callbacks.good-enough.loss=0.02", "--json", cwd=folder,
+    )  # fmt: skip
+    assert from_flags.returncode == 0, from_flags.stderr
+    _check_watched(json.loads(from_flags.stdout), loss=0.02, tolerance=0.2, epochs=400)
+
     notebook = env.run("-c", _python_blocks_after("From Python", text), cwd=folder)
     assert notebook.stdout.strip().endswith("[('lecture_models', 'active')]"), notebook.stderr
 
@@ -129,3 +154,26 @@ def _python_blocks_after(words: str, text: str) -> str:
     """The first ``python`` block after the paragraph starting with ``words``."""
     after = text.split(f"\n{words}", 1)[1]
     return next(block.text for block in guide_blocks(after) if block.language == "python")
+
+
+def _check_watched(result: dict[str, Any], *, loss: float, tolerance: float, epochs: int) -> None:
+    """A run with the guide's metric and callback: stopped by the callback once the loss of an
+    epoch was below ``loss``, and ``within`` computed on both parts, with its plugin recorded."""
+    assert result["epochs"] < epochs
+    assert result["stopped"] == f"the loss is below {loss} after epoch {result['epochs']}"
+    assert result["history"][-1] < loss
+    metrics = result["metrics"]
+    assert set(metrics) == {"within", "r2", "validation_within", "validation_r2"}
+    assert all(0 <= metrics[name] <= 1 for name in ("within", "validation_within"))
+    [within] = [m for m in result["metrics_components"] if m["name"] == "within"]
+    assert (within["params"], within["plugin"], within["version"]) == (
+        {"tolerance": tolerance},
+        "wave",
+        "0.1.0",
+    )
+    [callback] = result["callbacks_components"]
+    assert (callback["name"], callback["params"], callback["plugin"]) == (
+        "good-enough",
+        {"loss": loss},
+        "wave",
+    )

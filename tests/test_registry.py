@@ -66,6 +66,12 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
         ("loss", "sse-half"),
         ("optimizer", "sgd"),
         ("optimizer", "lstsq"),
+        ("metric", "mse"),
+        ("metric", "rmse"),
+        ("metric", "mae"),
+        ("metric", "max-error"),
+        ("metric", "r2"),
+        ("metric", "explained-variance"),
     }
 
 
@@ -82,6 +88,8 @@ def test_list_by_kind_and_glob(registry: Registry) -> None:
         "sse-half",
         "lstsq",
         "sgd",
+        "mse",  # the metrics, after the optimizers
+        "rmse",
     ]
 
 

@@ -8,19 +8,31 @@ generators with fixed seeds, so a failure is the same on every run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+import random
+import signal
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import torch
 from torch import nn
 
+from mlbasics.callbacks import Callback, CallbackError
 from mlbasics.data import Dataset
-from mlbasics.errors import ComponentBuildError, PluginBugError, ValidationError, one_line
+from mlbasics.errors import ComponentBuildError, MlbasicsError, PluginBugError, ValidationError, one_line
+from mlbasics.metrics import Metric
 from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.specs import ComponentSpec
+
+if TYPE_CHECKING:
+    from mlbasics.experiment import Experiment
+    from mlbasics.results import TrainResult
+    from mlbasics.setup import Setup
 
 
 class Problem(Exception):
@@ -467,6 +479,369 @@ def _follow_stacked(subject: Subject, members: list[dict[str, Any]], how: str) -
             )
 
 
+# -- metrics ---------------------------------------------------------------------------------------
+
+#: (n, k, scale) of the (prediction, target) pairs a metric is probed with: parts of one row (a
+#: small validation part) to 16, one target column or three, values of size 0.01 to 100.
+_METRIC_INPUTS: Final = ((1, 1, 1.0), (2, 1, 1.0), (5, 1, 1.0), (5, 1, 100.0), (16, 1, 0.01), (16, 3, 1.0))
+#: How close two computations of a metric in float32 must be when they differ only in the order of
+#: their sums (rows permuted, members computed together or alone). A sum of at most 16 terms rounds
+#: by less than 16 · 2⁻²⁴ ≈ 1e-6 of the sum of the terms' magnitudes: relatively, for an error;
+#: absolutely, about twice that, for a score 1 - A/B such as R² near 0, where the ratio cancels.
+#: Both bounds times five leave a margin; the probes that compare orders draw errors of size 1 and
+#: more, so that no metric's value is small enough for the absolute part to hide a real difference.
+_METRIC_RTOL: Final = 1e-5
+_METRIC_ATOL: Final = 1e-5
+
+
+def _metric(subject: Subject) -> Metric:
+    metric = subject.build()
+    if not isinstance(metric, Metric):
+        raise Problem(f"factory returned {describe(metric)}, expected a mlbasics.Metric")
+    if not math.isfinite(metric.best):
+        raise Problem(f"declares best = {metric.best}; the value of a perfect prediction must be finite")
+    return metric
+
+
+def _pair(
+    subject: Subject, generator: torch.Generator, shape: tuple[int, ...], scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random (prediction, target) pair shaped ``shape``, values of size about ``scale``."""
+    target = scale * torch.randn(shape, generator=generator)
+    prediction = scale * torch.randn(shape, generator=generator)
+    return prediction.to(subject.device), target.to(subject.device)
+
+
+def _score(metric: Metric, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The metric of a pair, checked to be a float tensor with the pair's leading dimensions."""
+    what = f"a prediction and target shaped {tuple(prediction.shape)}"
+    value = metric(prediction, target)
+    expected = tuple(prediction.shape[:-2])
+    if not isinstance(value, torch.Tensor):
+        raise Problem(f"returns {describe(value)} for {what}; a metric returns a tensor")
+    if tuple(value.shape) != expected:
+        raise Problem(
+            f"returns shape {tuple(value.shape)} for {what}, expected {expected}: a metric reduces the "
+            "last two dimensions (rows, outputs) and keeps any before them"
+        )
+    if not value.is_floating_point() or value.device != prediction.device:
+        raise Problem(f"returns {value.dtype} on {value.device} for float32 input on {prediction.device}")
+    return value
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_METRIC_RTOL, abs_tol=_METRIC_ATOL)
+
+
+def metric_contract(subject: Subject) -> None:
+    """A finite 0-dim float tensor for (n, k) inputs on the device; ``best`` on a perfect
+    prediction, and no prediction scores better than ``best``."""
+    metric = _metric(subject)
+    generator = subject.generator()
+    for n, k, scale in _METRIC_INPUTS:
+        prediction, target = _pair(subject, generator, (n, k), scale)
+        value = float(_score(metric, prediction, target))
+        if not math.isfinite(value):
+            raise Problem(
+                f"is {value} for a prediction and target shaped ({n}, {k}) (values of size about "
+                f"{scale:g}); a metric must be finite on any part, even one of a single row"
+            )
+        if metric.better(value, metric.best) and not _close(value, metric.best):
+            raise Problem(
+                f"scores {value:.6g} on an imperfect prediction shaped ({n}, {k}), better than its best "
+                f"{metric.best:g} (mode {metric.mode!r}): best is the value of a perfect prediction"
+            )
+        # A perfect prediction makes every error exactly 0; a metric that compares the two another
+        # way (a correlation) rounds in float32, within the tolerance of _METRIC_RTOL.
+        perfect = float(_score(metric, target.clone(), target))
+        if not _close(perfect, metric.best):
+            raise Problem(
+                f"is {perfect:.6g} when the prediction equals the target (shaped ({n}, {k})), but "
+                f"declares best = {metric.best:g}"
+            )
+
+
+def metric_row_order(subject: Subject) -> None:
+    """Permuting the rows of the prediction and the target together does not change the value:
+    training rows come in any order (shuffled, split, read in batches)."""
+    metric = _metric(subject)
+    generator = subject.generator()
+    for n, k, scale in ((5, 1, 1.0), (16, 1, 100.0), (16, 3, 1.0)):
+        prediction, target = _pair(subject, generator, (n, k), scale)
+        value = float(_score(metric, prediction, target))
+        for _ in range(3):
+            order = torch.randperm(n, generator=generator).to(subject.device)
+            permuted = float(_score(metric, prediction[order], target[order]))
+            if not _close(permuted, value):
+                raise Problem(
+                    f"depends on the order of the rows: {value:.6g} for a prediction and target shaped "
+                    f"({n}, {k}), {permuted:.6g} for the same rows in another order"
+                )
+
+
+_METRIC_MEMBERS: Final = 3
+
+
+def metric_batched(subject: Subject) -> None:
+    """A leading dimension (a vmapped ensemble's members) is kept: predictions and targets shaped
+    (3, n, k) give 3 values, each the value of that member's pair alone."""
+    metric = _metric(subject)
+    generator = subject.generator()
+    for n, k, scale in ((1, 1, 1.0), (5, 1, 1.0), (16, 3, 10.0)):
+        prediction, target = _pair(subject, generator, (_METRIC_MEMBERS, n, k), scale)
+        together = _score(metric, prediction, target).tolist()
+        for member, value in enumerate(together):
+            alone = float(_score(metric, prediction[member], target[member]))
+            if not _close(value, alone):
+                raise Problem(
+                    f"gives member {member} of a batch shaped {tuple(prediction.shape)} the value "
+                    f"{value:.6g}, but {alone:.6g} for that member's ({n}, {k}) pair alone: reduce only "
+                    "the last two dimensions"
+                )
+
+
+def metric_direction(subject: Subject) -> None:
+    """The ``mode`` points the right way: shrinking the errors of a prediction towards the target
+    never makes the value worse, and makes it better somewhere."""
+    metric = _metric(subject)
+    generator = subject.generator()
+    improved = False
+    for scale in (0.01, 0.1, 1.0, 10.0):
+        target = torch.randn(16, 2, generator=generator).to(subject.device)
+        error = scale * torch.randn(16, 2, generator=generator).to(subject.device)
+        values = [float(_score(metric, target + factor * error, target)) for factor in (1.0, 0.5, 0.25, 0.0)]
+        for farther, closer in itertools.pairwise(values):
+            if metric.better(farther, closer) and not _close(farther, closer):
+                raise Problem(
+                    f"scores {closer:.6g} on a prediction closer to the target than one scoring "
+                    f"{farther:.6g} (errors of size about {scale:g} halved), which mode {metric.mode!r} "
+                    "calls worse: is the mode right?"
+                )
+            improved = improved or (metric.better(closer, farther) and not _close(farther, closer))
+    if not improved:
+        raise Problem(
+            "scores every prediction the same, however close it comes to the target (errors of size "
+            "0.01 to 10, halved twice, then 0)"
+        )
+
+
+# -- callbacks -------------------------------------------------------------------------------------
+
+#: The short training a callback is checked in: epochs, and how often the loop syncs (fixed, so that
+#: an interrupted run and an uninterrupted one see the same sync points).
+_CALLBACK_EPOCHS: Final = 40
+_CALLBACK_LOG_EVERY: Final = 4
+#: Where the save + resume check interrupts the run: a sync point (a multiple of log_every).
+_CALLBACK_INTERRUPT: Final = 20
+
+
+def _callback(subject: Subject) -> Callback:
+    callback = subject.build()
+    if not isinstance(callback, Callback):
+        raise Problem(f"factory returned {describe(callback)}, expected a mlbasics.Callback")
+    return callback
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a JSON value (numbers, strings, booleans, None, lists, string-keyed dicts)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return None
+    if isinstance(value, list):
+        return next((p for i, item in enumerate(value) if (p := _json_problem(item, f"{where}[{i}]"))), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has the key {key!r}, not a string"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    return f"{where} is a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def state_problem(state: object) -> str | None:
+    """Why ``state`` (what a callback's ``state_dict`` returned) cannot be saved in a run folder:
+    it must be a dict with string keys whose values are JSON values or ``torch.Tensor``s."""
+    if not isinstance(state, dict):
+        return f"state_dict() returned {describe(state)}, expected a dict"
+    for key, value in state.items():
+        if not isinstance(key, str):
+            return f"state_dict() has the key {key!r}, not a string"
+        if isinstance(value, torch.Tensor):
+            continue
+        problem = _json_problem(value, f"state_dict()[{key!r}]")
+        if problem:
+            return (
+                f"{problem}: a callback's state holds JSON values (numbers, strings, lists, dicts) and "
+                "tensors (as values of the dict itself), which mlbasics saves as JSON and safetensors"
+            )
+    return None
+
+
+def callback_contract(subject: Subject) -> None:
+    """A :class:`mlbasics.Callback`, with a ``sync_every`` of ``None`` or a positive integer, a
+    boolean ``changes_optimizer``, and a ``state_dict`` that a run folder can hold."""
+    callback = _callback(subject)
+    every = callback.sync_every
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise Problem(f"has sync_every = {every!r}; it must be None or an integer >= 1")
+    if not isinstance(callback.changes_optimizer, bool):
+        raise Problem(f"has changes_optimizer = {callback.changes_optimizer!r}; it must be True or False")
+    problem = state_problem(callback.state_dict())
+    if problem:
+        raise Problem(f"before training, {problem}")
+
+
+def _experiment(subject: Subject, device: torch.device, **settings: Any) -> Experiment:
+    """A short training of a noisy linear table, with validation rows and metrics, so that a
+    callback monitoring a loss or a metric of either part finds it."""
+    from mlbasics.experiment import Experiment
+
+    return Experiment(
+        dataset={"name": "synthetic-linear", "n": 40, "noise": 0.1},
+        model="linear",
+        optimizer={"name": "sgd", "lr": 0.05},
+        epochs=_CALLBACK_EPOCHS,
+        device=str(device),
+        log_every=_CALLBACK_LOG_EVERY,
+        validation=0.25,
+        metrics=["mse", "rmse", "mae", "r2"],
+        callbacks=[{"name": subject.spec.name, **subject.given()}],
+        **settings,
+    )
+
+
+def _trained(subject: Subject, run: Callable[[], TrainResult], what: str) -> TrainResult:
+    """``run()``'s result; a failure of the callback, or a refusal, is the check's problem."""
+    try:
+        return run()
+    except CallbackError as exc:
+        raise Problem(f"failed in {what}: {exc}") from exc
+    except MlbasicsError as exc:
+        raise Problem(f"cannot be used in {what}: {one_line(exc)}") from exc
+
+
+def _prepared(subject: Subject, experiment: Experiment) -> Setup:
+    from mlbasics.setup import prepare
+
+    try:
+        return prepare(experiment, subject.registry)
+    except MlbasicsError as exc:
+        raise Problem(
+            f"cannot be used in a short training of the built-in synthetic-linear data: {one_line(exc)} "
+            "(the check needs the built-ins in its registry: Registry.isolated(my_plugin) has them)"
+        ) from exc
+
+
+def callback_trains(subject: Subject) -> None:
+    """Runs through a short real training on the device (40 epochs of a linear model, validation
+    rows, the metrics mse, rmse, mae and r2) without failing, and its ``state_dict`` afterwards is
+    one a run folder can hold."""
+    from mlbasics.training import run
+
+    with _own_random_state():
+        setup = _prepared(subject, _experiment(subject, subject.device))
+        (callback,) = setup.callbacks
+        what = f"a short training on {subject.device}"
+        result = _trained(subject, lambda: run(setup), what)
+    if result.epochs < 1 or len(result.history) != result.epochs:
+        raise Problem(f"left a result of {result.epochs} epochs with {len(result.history)} losses in {what}")
+    problem = state_problem(callback.state_dict())
+    if problem:
+        raise Problem(f"after {what}, {problem}")
+
+
+_RESUMING: Final = (
+    "a callback keeps all it carries from sync point to sync point in state_dict() and takes it back "
+    "in load_state_dict(), and leaves the weights as they are when training is interrupted "
+    "(result.interrupted_by)"
+)
+
+
+@contextlib.contextmanager
+def _own_random_state() -> Iterator[None]:
+    """Training seeds torch's generators and resuming restores a run's Python and torch random
+    states: put back the caller's afterwards, so that a check leaves the test process as it was."""
+    python = random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python)
+
+
+class _InterruptAt(Callback):
+    """Asks the loop to stop at the first sync point at or after ``epoch``, as Ctrl-C would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
+        if epoch >= self.epoch:
+            setup.interrupt.request(signal.SIGINT)
+
+
+def callback_resumes(subject: Subject) -> None:
+    """A run saved (``save=``), interrupted half way and resumed (:func:`mlbasics.resume`) ends
+    as the same run never interrupted: the same epochs, losses and parameters, to the bit, and
+    stopped (or not) alike. On the CPU, where resuming is exact; the callback's state goes through
+    its ``state_dict`` and ``load_state_dict``."""
+    import warnings
+
+    from mlbasics.resuming import ResumeWarning, resume
+    from mlbasics.training import run, train
+
+    cpu = torch.device("cpu")
+    experiment = _experiment(subject, cpu)
+    with _own_random_state():
+        whole = _trained(subject, lambda: run(_prepared(subject, experiment)), "a short training")
+    with _own_random_state(), tempfile.TemporaryDirectory(prefix="mlbasics-conformance-") as folder:
+        saved = Path(folder) / "run"
+        first = _trained(
+            subject,
+            lambda: train(
+                experiment,
+                registry=subject.registry,
+                save=saved,
+                callbacks=[_InterruptAt(_CALLBACK_INTERRUPT)],
+            ),
+            "a saved training",
+        )
+        if first.interrupted_by is None:  # it stopped by itself before the interruption
+            resumed = first
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ResumeWarning)  # nothing may differ on resuming
+                resumed = _trained(
+                    subject,
+                    lambda: resume(saved, registry=subject.registry),
+                    f"a run resumed from epoch {first.epochs}",
+                )
+    how = (
+        f"interrupted after epoch {first.epochs} and resumed" if first.interrupted_by is not None else "saved"
+    )
+    if resumed.epochs != whole.epochs or bool(resumed.stopped) != bool(whole.stopped):
+        raise Problem(
+            f"{how}, a run ends after epoch {resumed.epochs} ({resumed.stopped or 'not stopped'}), but "
+            f"never interrupted after epoch {whole.epochs} ({whole.stopped or 'not stopped'}); {_RESUMING}"
+        )
+    if resumed.history != whole.history:
+        epoch = next(i for i, (a, b) in enumerate(zip(resumed.history, whole.history, strict=True)) if a != b)
+        raise Problem(
+            f"{how}, a run's loss departs at epoch {epoch + 1} from the run never interrupted "
+            f"({resumed.history[epoch]!r} against {whole.history[epoch]!r}); {_RESUMING}"
+        )
+    differing = [
+        name for name, value in whole.parameters.items() if not torch.equal(resumed.parameters[name], value)
+    ]
+    if differing:
+        raise Problem(
+            f"{how}, a run ends with other parameters ({', '.join(differing)}) than the run never "
+            f"interrupted, after the same losses; {_RESUMING}"
+        )
+
+
 #: The checks of each kind, by name, in the order they run.
 KIND_CHECKS: Final[dict[str, dict[str, CheckFunction]]] = {
     "dataset": {"contract": dataset_contract, "reproducible": dataset_reproducible},
@@ -478,4 +853,11 @@ KIND_CHECKS: Final[dict[str, dict[str, CheckFunction]]] = {
     "activation": {"elementwise": activation_elementwise, "gradcheck": activation_gradcheck},
     "loss": {"contract": loss_contract},
     "optimizer": {"minimises": optimizer_minimises},
+    "metric": {
+        "contract": metric_contract,
+        "row-order": metric_row_order,
+        "batched": metric_batched,
+        "direction": metric_direction,
+    },
+    "callback": {"contract": callback_contract, "trains": callback_trains, "resumes": callback_resumes},
 }

@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlbasics.callbacks import Callback
 from mlbasics.data import Dataset
 from mlbasics.errors import MlbasicsError
+from mlbasics.metrics import Metric
 from mlbasics.solvers import ClosedFormSolver
 from mlbasics.testing._contracts import Problem, Subject, describe, instantiate
 from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
@@ -25,9 +27,13 @@ def _build_kind(subject: Subject, values: dict[str, Any]) -> str | None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             built = instantiate(registry, spec, values)
-        expected = {"dataset": (Dataset,), "model": (nn.Module,), "activation": (nn.Module,)}.get(
-            spec.kind, ()
-        )
+        expected = {
+            "dataset": (Dataset,),
+            "model": (nn.Module,),
+            "activation": (nn.Module,),
+            "metric": (Metric,),
+            "callback": (Callback,),
+        }.get(spec.kind, ())
     if expected and not isinstance(built, expected):
         return f"returned {describe(built)}, expected {' or '.join(t.__name__ for t in expected)}"
     if spec.kind == "loss" and not callable(built):

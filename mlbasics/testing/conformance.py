@@ -15,6 +15,15 @@ loss       ``contract``: a finite, non-negative 0-dim tensor with a finite gradi
 optimizer  ``minimises``: lowers the MSE of a linear model (a convex quadratic) in 20 steps; a
            closed-form solver solves that least-squares problem exactly; ``stacked`` (if it declares
            a stacked form): the stacked update follows the optimizer for each of 3 members, 20 steps
+metric     ``contract``: a :class:`mlbasics.Metric` giving a finite float per (n, k) pair, its ``best``
+           on a perfect prediction and nothing better elsewhere; ``row-order``: the same value for
+           the rows in any order; ``batched``: (members, n, k) gives one value per member, each
+           that member's alone; ``direction``: a prediction closer to the target never scores worse
+           in the metric's ``mode``, and somewhere better
+callback   ``contract``: a :class:`mlbasics.Callback` with a valid ``sync_every`` and a ``state_dict``
+           of JSON values and tensors; ``trains``: a short real training with it (validation rows,
+           metrics) runs through; ``resumes``: saved, interrupted half way and resumed, that
+           training ends as the one never interrupted, to the bit (CPU)
 every kind ``params-accepted``: the defaults build, and so does every value the declared params
            allow, probed at the edges of their ranges (a clear :class:`mlbasics.MlbasicsError` is
            an acceptable refusal, any other exception is not); ``params-rejected`` (if it has
