@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from mlbasics.sweeps import SweepMember, SweepResult, sweep
     from mlbasics.training import train
 
-__version__ = "0.1.0"
+from mlbasics._version import __version__
 
 # Public names whose modules import torch: resolved on first access (PEP 562), so that
 # `mlbasics list` and `import mlbasics` stay fast.

@@ -44,7 +44,7 @@ def encode(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
             items.append([name, encode(item, f"{key}.{name}", tensors)])
         return {DICT: items}
     raise TypeError(
-        f"{key} is a {type(value).__name__}; a checkpoint holds only tensors, numbers, strings, "
+        f"{key} is of type {type(value).__qualname__}; a checkpoint holds only tensors, numbers, strings, "
         "booleans, None, lists, tuples and dicts"
     )
 

@@ -6,16 +6,22 @@ divergence checks and plugins' callbacks implement it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import TYPE_CHECKING, Any, Final
 
 from mlbasics.errors import PluginBugError, one_line
 
 if TYPE_CHECKING:
+    import torch
+
     from mlbasics.results import TrainResult
     from mlbasics.setup import Setup
     from mlbasics.specs import ComponentSpec
+
+
+#: The tag of the callbacks that are part of every run -- the divergence check, the progress bar,
+#: the checkpointer -- which :func:`mlbasics.training.run` builds from its arguments; an
+#: experiment cannot list them.
+RUN_TAG: Final = "run"
 
 
 class StopTraining(Exception):

@@ -48,7 +48,6 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from mlbasics import __version__
 from mlbasics._checkpoint_files import (
     FILES,
     FORMAT,
@@ -67,6 +66,7 @@ from mlbasics._files import name_problem, refusal
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import DICT, capture_rng, decode, encode, restore_rng
+from mlbasics._version import __version__
 from mlbasics.callbacks import Callback, callback_failed, named
 from mlbasics.errors import DataError, MlbasicsError, PluginError, SaveError, ValidationError, one_line
 from mlbasics.experiment import Component, Experiment

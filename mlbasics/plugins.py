@@ -122,7 +122,7 @@ def builtins_info() -> PluginInfo:
             return PluginInfo(
                 name=BUILTINS, distribution=ep.dist.name, version=ep.dist.version, module=ep.value
             )
-    from mlbasics import __version__  # run from a source tree that is not installed
+    from mlbasics._version import __version__  # run from a source tree that is not installed
 
     return PluginInfo(name=BUILTINS, distribution="mlbasics", version=__version__, module="mlbasics.builtin")
 

@@ -271,6 +271,6 @@ def test_a_callback_whose_state_cannot_be_saved_is_named_and_nothing_half_writte
             EXPERIMENT, registry=registry, epochs=20, save=run, checkpoint_every=10, callbacks=["unsaveable"]
         )
     assert str(caught.value).startswith(
-        "callback 'unsaveable' from plugin UnsaveablePlugin failed saving its state: TypeError: callbacks.0.handle is a object"
+        "callback 'unsaveable' from plugin UnsaveablePlugin failed saving its state: TypeError: callbacks.0.handle is of type object"
     )
     assert not (run / CHECKPOINT).exists()

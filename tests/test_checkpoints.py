@@ -368,6 +368,8 @@ def test_an_optimizer_state_that_needs_pickle_is_refused(tmp_path: Path) -> None
     )
     plugin = type("P", (), {"mlbasics_optimizers": staticmethod(mlbasics.hookimpl(lambda: [spec]))})()
     registry = Registry.isolated(plugin)
-    with pytest.raises(PluginError, match=r"optimizer 'odd' cannot be checkpointed: .*schedule is a object"):
+    with pytest.raises(
+        PluginError, match=r"optimizer 'odd' cannot be checkpointed: .*schedule is of type object"
+    ):
         mlbasics.train(LINEAR, registry=registry, optimizer="odd", epochs=2, save=tmp_path / "run")
     assert not (tmp_path / "run" / CHECKPOINT).exists()

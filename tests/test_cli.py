@@ -36,6 +36,15 @@ BUILTIN_NAMES = [
     "max-error",
     "r2",
     "explained-variance",
+    "checkpoint",
+    "csv-logger",
+    "divergence-check",
+    "early-stopping",
+    "jsonl-logger",
+    "lr-cosine",
+    "lr-plateau",
+    "lr-step",
+    "progress-bar",
 ]
 
 
@@ -110,7 +119,7 @@ def test_plugins_shows_the_builtins() -> None:
         "path": None,
         "status": "active",
         "error": None,
-        "components": 23,
+        "components": 32,
     }
     # Whatever else is installed is listed, and kept out by MLBASICS_PLUGINS.
     assert all(r["status"] == "disabled" for r in records if r["name"] != "builtins")

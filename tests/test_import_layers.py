@@ -245,10 +245,5 @@ def test_the_loop_does_not_reach_what_a_run_adds_to_it(module: str) -> None:
     assert not reached, "; ".join(" -> ".join(path(GRAPH, module, target)) for target in sorted(reached))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins.builtins_info() imports __version__ from the package mlbasics, whose __init__ "
-    "imports plugins: the one import circle left (outside the training modules)",
-)
 def test_the_package_has_no_import_circle() -> None:
     assert cycles(GRAPH) == []

@@ -72,6 +72,15 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
         ("metric", "max-error"),
         ("metric", "r2"),
         ("metric", "explained-variance"),
+        ("callback", "checkpoint"),
+        ("callback", "csv-logger"),
+        ("callback", "divergence-check"),
+        ("callback", "early-stopping"),
+        ("callback", "jsonl-logger"),
+        ("callback", "lr-cosine"),
+        ("callback", "lr-plateau"),
+        ("callback", "lr-step"),
+        ("callback", "progress-bar"),
     }
 
 
@@ -90,6 +99,12 @@ def test_list_by_kind_and_glob(registry: Registry) -> None:
         "sgd",
         "mse",  # the metrics, after the optimizers
         "rmse",
+        "csv-logger",  # then the callbacks
+        "early-stopping",
+        "jsonl-logger",
+        "lr-cosine",
+        "lr-step",
+        "progress-bar",
     ]
 
 

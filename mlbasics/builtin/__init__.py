@@ -7,6 +7,7 @@ pointing into the module of its kind, so listing components does not import torc
 
 from __future__ import annotations
 
+from mlbasics.callbacks import RUN_TAG
 from mlbasics.hookspecs import hookimpl
 from mlbasics.specs import ComponentSpec, Param
 
@@ -227,11 +228,6 @@ def mlbasics_metrics() -> list[ComponentSpec]:
             "1 - Var(target - prediction)/Var(target): R² that ignores a constant offset",
         ),
     ]
-
-
-#: Tag of the callbacks every run has on its own (``mlbasics.training.run`` adds them): named in an
-#: experiment, they are refused, with the flag or keyword that controls each.
-RUN_TAG = "run"
 
 
 def _monitor(what: str) -> tuple[Param, Param, Param]:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mlbasics import __version__
+from mlbasics._version import __version__
 from mlbasics.cli import _plugins_dir
 from mlbasics.cli import list as list_command
 from mlbasics.cli import plugins as plugins_command

@@ -85,6 +85,14 @@ def instantiate(registry: Registry, spec: ComponentSpec, values: dict[str, Any],
         raise exc.error from None
 
 
+def release(component: Any) -> None:
+    """Close what a component claimed when it was built (a ``checkpoint`` callback locks its run
+    folder from then on), so that the next build in a check may claim it again."""
+    close = getattr(component, "close", None)
+    if callable(close):
+        close()
+
+
 def describe(value: Any) -> str:
     return type(value).__name__
 
@@ -642,39 +650,22 @@ def _callback(subject: Subject) -> Callback:
     return callback
 
 
-def _json_problem(value: Any, where: str) -> str | None:
-    """Why ``value`` is not a JSON value (numbers, strings, booleans, None, lists, string-keyed dicts)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return None
-    if isinstance(value, list):
-        return next((p for i, item in enumerate(value) if (p := _json_problem(item, f"{where}[{i}]"))), None)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where} has the key {key!r}, not a string"
-            problem = _json_problem(item, f"{where}[{key!r}]")
-            if problem:
-                return problem
-        return None
-    return f"{where} is a {type(value).__module__}.{type(value).__qualname__}"
-
-
 def state_problem(state: object) -> str | None:
     """Why ``state`` (what a callback's ``state_dict`` returned) cannot be saved in a run folder:
-    it must be a dict with string keys whose values are JSON values or ``torch.Tensor``s."""
+    it must be a dict with string keys holding what a checkpoint holds -- numbers, strings,
+    booleans, None, lists, tuples, dicts and ``torch.Tensor`` values, at any depth (the tensors go
+    into safetensors, the rest into JSON: the very encoding a checkpoint uses)."""
+    from mlbasics._state import encode
+
     if not isinstance(state, dict):
         return f"state_dict() returned {describe(state)}, expected a dict"
-    for key, value in state.items():
+    for key in state:
         if not isinstance(key, str):
             return f"state_dict() has the key {key!r}, not a string"
-        if isinstance(value, torch.Tensor):
-            continue
-        problem = _json_problem(value, f"state_dict()[{key!r}]")
-        if problem:
-            return (
-                f"{problem}: a callback's state holds JSON values (numbers, strings, lists, dicts) and "
-                "tensors (as values of the dict itself), which mlbasics saves as JSON and safetensors"
-            )
+    try:
+        encode(state, "state_dict()", {})
+    except TypeError as exc:
+        return str(exc)
     return None
 
 
@@ -688,6 +679,7 @@ def callback_contract(subject: Subject) -> None:
     if not isinstance(callback.changes_optimizer, bool):
         raise Problem(f"has changes_optimizer = {callback.changes_optimizer!r}; it must be True or False")
     problem = state_problem(callback.state_dict())
+    release(callback)
     if problem:
         raise Problem(f"before training, {problem}")
 

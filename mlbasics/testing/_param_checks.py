@@ -13,7 +13,7 @@ from mlbasics.data import Dataset
 from mlbasics.errors import MlbasicsError
 from mlbasics.metrics import Metric
 from mlbasics.solvers import ClosedFormSolver
-from mlbasics.testing._contracts import Problem, Subject, describe, instantiate
+from mlbasics.testing._contracts import Problem, Subject, describe, instantiate, release
 from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
 
 
@@ -34,6 +34,7 @@ def _build_kind(subject: Subject, values: dict[str, Any]) -> str | None:
             "metric": (Metric,),
             "callback": (Callback,),
         }.get(spec.kind, ())
+    release(built)
     if expected and not isinstance(built, expected):
         return f"returned {describe(built)}, expected {' or '.join(t.__name__ for t in expected)}"
     if spec.kind == "loss" and not callable(built):

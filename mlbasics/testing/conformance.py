@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
+from mlbasics.callbacks import RUN_TAG
 from mlbasics.errors import MlbasicsError
 from mlbasics.registry import Registry, default_registry
 from mlbasics.specs import ComponentSpec
@@ -187,6 +188,10 @@ def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
         checks["least-squares"] = loss_least_squares
     if spec.kind == "optimizer" and spec.stacked is not None:
         checks["stacked"] = optimizer_stacked
+    if spec.kind == "callback" and RUN_TAG in spec.tags:
+        # Part of every run (built by mlbasics.training.run from flags), never named in an
+        # experiment: every training the test suite runs trains with it.
+        del checks["trains"], checks["resumes"]
     checks["params-accepted"] = params_accepted
     if spec.params:
         checks["params-rejected"] = params_rejected
