@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from mlbasics_tensorboard.callback import TensorBoardLogger
@@ -22,7 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 import mlbasics
-from mlbasics import Experiment, Registry, TrainResult
+from mlbasics import Checkpoint, Experiment, Registry, TrainResult
 from mlbasics.cli import main
 
 Reader = Callable[[str | Path], EventAccumulator]
@@ -229,3 +230,23 @@ def test_a_resumed_run_continues_its_folder_and_replaces_a_stale_tail(
     assert any(epoch <= 100 for epoch in epochs)
     assert any(epoch > 100 for epoch in epochs)
     assert losses == [(epoch, result.history[epoch - 1]) for epoch in epochs]  # no 1e6 left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    "callback_states" not in attrs.fields_dict(Checkpoint),
+    reason="this mlbasics does not keep the callbacks' state in its run folders",
+)
+def test_a_resumed_run_finds_its_default_folder_through_the_callback_state(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: Reader
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    experiment = Experiment(epochs=60, callbacks=["tensorboard"])
+    mlbasics.train(experiment, registry=registry, save="saved")
+    [folder] = (tmp_path / "runs").iterdir()
+    _next_second()
+    result = mlbasics.resume("saved", registry=registry, epochs=120)
+    assert list((tmp_path / "runs").iterdir()) == [folder]
+    losses = scalars(read(folder), "loss/train")
+    assert losses[-1][0] == 120
+    assert losses == [(epoch, result.history[epoch - 1]) for epoch, _ in losses]
