@@ -90,6 +90,10 @@ def test_the_fit_is_an_image_for_data_with_one_feature(
     registry: Registry, tmp_path: Path, read: Reader
 ) -> None:
     result = _train(registry, tmp_path / "run", epochs=50)
+    # Logging changes nothing about the training itself.
+    plain = mlbasics.train(registry=registry, epochs=50)
+    assert result.history == plain.history
+    assert all(value.equal(plain.parameters[name]) for name, value in result.parameters.items())
     [image] = read(tmp_path / "run").Images("fit")
     assert image.step == result.epochs
     assert image.encoded_image_string.startswith(b"\x89PNG\r\n\x1a\n")
