@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import mlbasics
-from conftest import run_main
 from mlbasics import Callback, Experiment, Registry, Setup, ValidationError
+from tests.conftest import run_main
 
 REGISTRY = Registry.isolated()
 

@@ -16,10 +16,10 @@ import torch
 from _checkpoints import rewrite
 
 import mlbasics
-from conftest import run_main
 from mlbasics import Callback, Checkpoint, DataError, Experiment, Registry, Setup
 from mlbasics.callbacks import CallbackError
 from mlbasics.checkpoints import CHECKPOINT
+from tests.conftest import run_main
 
 REGISTRY = Registry.isolated()
 
