@@ -12,11 +12,13 @@ Run: python benchmarks/training_overhead.py [--epochs 2000] [--repeats 21] [--de
 from __future__ import annotations
 
 import argparse
+import io
 import platform
 import sys
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -24,6 +26,10 @@ from _timing import Row, compare, markdown_table, timed
 
 import mlbasics
 from mlbasics.devices import resolve_device, synchronize
+from mlbasics.progress import ProgressBar
+
+#: The metrics the ``metrics`` row computes: a score and an error, as a regression user asks for.
+METRICS = ("r2", "mae")
 
 
 def lecture_loop(epochs: int, device: torch.device) -> float:
@@ -65,6 +71,34 @@ def mlbasics_train(
     Eager unless ``cuda_graph``: on a GPU the default would be the graph path, measured on its own."""
     experiment = mlbasics.Experiment(epochs=epochs, device=str(device), cuda_graph=cuda_graph)
     return timed(lambda: mlbasics.train(experiment, registry=registry))
+
+
+def mlbasics_train_watched(epochs: int, device: torch.device, registry: mlbasics.Registry) -> float:
+    """:func:`mlbasics_train` with :data:`METRICS` computed at every sync point and the callbacks a
+    run has by default (the divergence check, always on; the progress bar ``mlbasics train`` shows,
+    drawing to a terminal that is not shown)."""
+    experiment = mlbasics.Experiment(epochs=epochs, device=str(device), cuda_graph=False, metrics=METRICS)
+
+    def run() -> None:
+        terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
+        mlbasics.train(experiment, registry=registry, callbacks=[ProgressBar(terminal)])
+
+    return timed(run)
+
+
+def metrics_row(device: torch.device, epochs: int, repeats: int, registry: mlbasics.Registry) -> Row:
+    """What metrics and the default callbacks cost: :func:`mlbasics_train_watched` against
+    :func:`mlbasics_train` (neither), per step. The goal: at most 3% more."""
+    return compare(
+        f"mlbasics.train + {', '.join(METRICS)} + progress bar ({device.type})",
+        "mlbasics.train, nothing watched",
+        lambda: mlbasics_train(epochs, device, registry),
+        lambda: mlbasics_train_watched(epochs, device, registry),
+        units=epochs,
+        repeats=repeats,
+        goal="<= 1.03",
+        goal_max=1.03,
+    )
 
 
 def overhead_row(device: torch.device, epochs: int, repeats: int, registry: mlbasics.Registry) -> Row:

@@ -1,4 +1,5 @@
-"""A rich progress bar for training: epoch, loss (and validation loss), steps/s and time left,
+"""A rich progress bar for training: epoch, loss (and validation loss), the experiment's first
+metric (on the training and validation rows), steps/s and time left,
 refreshed at most 10 times a second and fed only at the loop's sync points, so it costs the loop
 nothing per step.
 
@@ -18,11 +19,16 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 from mlbasics.callbacks import Callback
 from mlbasics.results import TrainResult
 from mlbasics.setup import Setup
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
 
 
 class _StepsPerSecond(ProgressColumn):
@@ -47,7 +53,7 @@ class ProgressBar(Callback):
             TextColumn("[bold]epoch"),
             MofNCompleteColumn(),
             BarColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}"),
+            TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}{task.fields[metric]}"),
             _StepsPerSecond(),
             TimeRemainingColumn(),
             console=self.console,
@@ -58,7 +64,12 @@ class ProgressBar(Callback):
         done = len(setup.history)  # a resumed run starts where it stopped
         last = f"{setup.history[-1]:.6g}" if done else "-"
         self._task = self._progress.add_task(
-            "train", total=epochs, completed=done, loss=last, validation=self._validation(setup)
+            "train",
+            total=epochs,
+            completed=done,
+            loss=last,
+            validation=self._validation(setup),
+            metric=self._metric(setup),
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable(), force=True)
@@ -69,7 +80,11 @@ class ProgressBar(Callback):
         assert self._progress is not None
         last = float(losses[-1])  # type: ignore[index]
         self._progress.update(
-            self._task, completed=epoch, loss=f"{last:.6g}", validation=self._validation(setup)
+            self._task,
+            completed=epoch,
+            loss=f"{last:.6g}",
+            validation=self._validation(setup),
+            metric=self._metric(setup),
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable())
@@ -80,6 +95,18 @@ class ProgressBar(Callback):
         if not setup.validation_history:
             return " validation -" if setup.validation is not None else ""
         return f" validation [magenta]{setup.validation_history[-1][1]:.6g}[/]"
+
+    @staticmethod
+    def _metric(setup: Setup) -> str:
+        """`` · r2 0.987 validation 0.975``: the first metric at the latest sync point, on the
+        training rows and (with a validation part) the validation rows; nothing without metrics."""
+        name = next(iter(setup.metrics), None)
+        if name is None:
+            return ""
+        shown = [f" · {escape(name)} [green]{_value(setup.values.get(name))}[/]"]
+        if setup.validation is not None:
+            shown.append(f" validation [magenta]{_value(setup.values.get('validation_' + name))}[/]")
+        return "".join(shown)
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
         if self._progress is None:
