@@ -175,7 +175,12 @@ def read_histories(
     rows = list(csv.reader(io.StringIO(text, newline="")))
     header = rows[0] if rows else []
     extra = header[2:]
-    if header[:2] != HISTORY_HEADER or "" in extra or len(set(extra)) != len(extra) or {"epoch", "loss"} & set(extra):
+    if (
+        header[:2] != HISTORY_HEADER
+        or "" in extra
+        or len(set(extra)) != len(extra)
+        or {"epoch", "loss"} & set(extra)
+    ):
         raise DataError(
             f"{path}, line 1: expected the header 'epoch,loss' (or 'epoch,loss,validation_loss', "
             "then a column per metric)"

@@ -240,9 +240,14 @@ def _history_csv(
     columns = {"validation_loss": dict(validation)} if validation else {}
     columns |= {name: dict(pairs) for name, pairs in (metrics or {}).items()}
     # repr() writes the shortest text that reads back as the same float: the history stays exact.
-    return ",".join(["epoch", "loss", *columns]) + "\n" + "".join(
-        ",".join([str(epoch), repr(loss), *(_cell(values.get(epoch)) for values in columns.values())]) + "\n"
-        for epoch, loss in enumerate(history, start=1)
+    return (
+        ",".join(["epoch", "loss", *columns])
+        + "\n"
+        + "".join(
+            ",".join([str(epoch), repr(loss), *(_cell(values.get(epoch)) for values in columns.values())])
+            + "\n"
+            for epoch, loss in enumerate(history, start=1)
+        )
     )
 
 

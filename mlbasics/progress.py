@@ -10,6 +10,7 @@ need ipywidgets there, and a terminal's carriage returns would pile up as lines.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,7 +20,6 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.markup import escape
 from rich.text import Text
 
 from mlbasics.callbacks import Callback
