@@ -6,8 +6,9 @@ the candidate is faster; "speed-up" is the inverse. Rows:
 
   train       mlbasics.train (eager, validation and building included) vs the lecture's own loop,
               per step (the lecture MLP: 1-6-10-6-1 ReLU, 1000 points, full-batch SGD lr 0.01)
-  metrics     mlbasics.train computing r2 and mae at every sync point, with the progress bar
-              (drawing to a hidden terminal) vs the same training with neither, per step
+  metrics     mlbasics.train with the default callbacks (the progress bar drawing to a hidden
+              terminal) and r2 and mae computed at every sync point vs the same without metrics,
+              per step
   graph       CUDA only: mlbasics.train replaying a CUDA graph vs the lecture's loop, per step
   sweep-100   a sweep of 100 seeds as one vmapped ensemble, per model-step, vs one eager
   sweep-1000  training run of the same experiment per step (both: the training loop's own time)

@@ -55,9 +55,13 @@ def _metrics_table(result: TrainResult) -> Table | None:
     parts = [(part, prefix) for part, prefix in _PARTS if any(prefix + name in values for name in names)]
     epochs = {pairs[-1][0] for pairs in result.metric_history.values() if pairs}
     when = f"after epoch {epochs.pop()}" if len(epochs) == 1 else "at the last sync point"
-    caption = f"training{' and validation' if 'validation' in dict(parts) else ''} {when}"
-    if "test" in dict(parts):
-        caption += ", test once at the end"
+    synced = " and ".join(part for part, _ in parts if part != "test")
+    caption = ", ".join(
+        [
+            *([f"{synced} {when}"] if synced else []),
+            *(["test once at the end"] if "test" in dict(parts) else []),
+        ]
+    )
     table = Table(title="Metrics", title_justify="left", caption=caption, caption_justify="left")
     table.add_column("metric")
     for part, _ in parts:
