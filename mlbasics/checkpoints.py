@@ -239,14 +239,18 @@ def _history_csv(
     epochs it was computed at, empty in between."""
     columns = {"validation_loss": dict(validation)} if validation else {}
     columns |= {name: dict(pairs) for name, pairs in (metrics or {}).items()}
+    # The cells after the loss, written once per sync epoch; every other row's are empty.
+    empty = "," * len(columns)
+    synced = {
+        epoch: "," + ",".join(_cell(values.get(epoch)) for values in columns.values())
+        for epoch in set().union(*columns.values())
+    }
     # repr() writes the shortest text that reads back as the same float: the history stays exact.
     return (
         ",".join(["epoch", "loss", *columns])
         + "\n"
         + "".join(
-            ",".join([str(epoch), repr(loss), *(_cell(values.get(epoch)) for values in columns.values())])
-            + "\n"
-            for epoch, loss in enumerate(history, start=1)
+            f"{epoch},{loss!r}{synced.get(epoch, empty)}\n" for epoch, loss in enumerate(history, start=1)
         )
     )
 
