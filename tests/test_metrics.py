@@ -127,6 +127,42 @@ def _float32_total_bound(target: np.ndarray) -> float:
     return float((error / total).max())
 
 
+def test_r2_to_float64_precision_where_the_targets_sums_are_exact() -> None:
+    """R² and explained variance without the float32 allowance above: 1024 targets, half 0 and
+    half 2, so that every float32 step of SS_tot is exact (the sum 1024, the mean 1 after a
+    division by a power of two, each deviation ±1 and its square 1, their sum 1024) and the rest
+    is float64, within FLOAT64_METRIC_TOLERANCE of the reference."""
+    rows = [(4 * i / 1024 - 2, 0.0 if i < 512 else 2.0) for i in range(1024)]
+    step = mlbasics.Dataset.from_rows(rows)
+
+    class Step:
+        @mlbasics.hookimpl
+        def mlbasics_datasets(self) -> list[mlbasics.ComponentSpec]:
+            return [
+                mlbasics.ComponentSpec(kind="dataset", name="step", factory=lambda: step, summary="a step")
+            ]
+
+    result = mlbasics.train(
+        registry=Registry.isolated(FLOAT64, Step()),
+        dataset="step",
+        model="mlp-float64",
+        loss="mse-float64",
+        optimizer={"name": "sgd", "lr": 0.1},
+        epochs=50,
+        log_every=25,
+        device="cpu",
+        metrics=["r2", "explained-variance"],
+    )
+    with torch.no_grad():
+        predicted = result.model(step.features.double()).numpy()
+    targets = step.targets.double().numpy()
+    for name in ("r2", "explained-variance"):
+        expected = reference(name, predicted, targets)
+        assert 0.1 < expected < 1  # a fit that explains some of the variance, not all
+        got = result.metrics[name]
+        assert abs(got - expected) <= FLOAT64_METRIC_TOLERANCE * (1 + abs(expected)), (name, got, expected)
+
+
 def test_metrics_are_recorded_at_every_sync_point_and_on_the_test_rows_once(float64_run: TrainResult) -> None:
     result = float64_run
     names = [*ALL_METRICS, *(f"validation_{name}" for name in ALL_METRICS)]
