@@ -12,7 +12,9 @@ summation does better). R² is a ratio of two such sums, subtracted from 1: its 
 (γ + γ)·|SS_res/SS_tot| ≤ 3e-13·(1 + |R²|). FLOAT64_METRIC_TOLERANCE = 1e-9·(1 + |value|) leaves
 three orders of magnitude to spare without depending on how this CPU rounds. The targets stay
 float32 (the data are), so R²'s and explained variance's SS_tot, a sum of the targets alone, is
-float32 arithmetic: its own bound (:func:`_float32_total_bound`) is added for those two.
+float32 arithmetic: its own bound (:func:`_float32_total_bound`, a worst case of about 1e-4) is
+added for those two; ``test_r2_to_float64_precision_where_the_targets_sums_are_exact`` checks them
+without it, on targets whose float32 sums are exact.
 
 ``test_metrics_are_in_the_data_units_when_the_data_are_standardized`` is float32 throughout
 (u = 2^-24): see :func:`_standardized_bound` for its bound, derived row by row.
