@@ -19,6 +19,7 @@ from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
     from mlbasics.results import TrainResult
+    from mlbasics.setup import Setup
     from mlbasics.sweeps import SweepResult
 
 
@@ -173,6 +174,32 @@ def loss_figure(
     """A figure of the loss curve alone (a checkpoint's, or a run's while it trains)."""
     figure = _figure(6, 3.5)
     draw_losses(figure.subplots(), history, loss_name, epochs=epochs, start=start)
+    figure.tight_layout()
+    return figure
+
+
+def live_figure(setup: Setup, epochs: int) -> Any:
+    """A run's figure while it trains: the loss (and validation loss) and, if the experiment has
+    metrics, a panel for the first one, as the progress bar shows it; the x axes span ``epochs``."""
+    loss_name = setup.components["loss"].name
+    name = next(iter(setup.metrics), None)
+    if name is None:
+        figure = _figure(6, 3.5)
+        draw_losses(
+            figure.subplots(), setup.history, loss_name, epochs=epochs, validation=setup.validation_history
+        )
+    else:
+        figure = _figure(11, 3.5)
+        loss_axes, metric_axes = figure.subplots(1, 2)
+        draw_losses(loss_axes, setup.history, loss_name, epochs=epochs, validation=setup.validation_history)
+        draw_metric(
+            metric_axes,
+            name,
+            setup.metric_history.get(name, []),
+            validation=setup.metric_history.get(f"validation_{name}", []),
+            mode=setup.metrics[name].mode,
+            epochs=epochs,
+        )
     figure.tight_layout()
     return figure
 

@@ -267,3 +267,48 @@ def test_the_repr_and_html_have_a_line_per_metric(registry: Registry) -> None:
     assert f"{n(v['mae'])} training, {n(v['validation_mae'])} validation" in html
     only = mlbasics.train(dataset="tiny", model="linear", epochs=3, device="cpu", metrics=["r2"])
     assert f"  r2          {n(only.metrics['r2'])} training" in repr(only).splitlines()
+
+
+def test_the_live_plot_draws_the_first_metric_beside_the_loss(registry: Registry) -> None:
+    """What a notebook would show, without a kernel: the live plot made active, its output kept."""
+    from mlbasics.notebook import LivePlot
+    from mlbasics.plotting import live_figure
+
+    shown: list[dict[str, str]] = []
+
+    class Kept:
+        def due(self) -> bool:
+            return True
+
+        def show(self, data: dict[str, str], *, force: bool = False) -> None:
+            shown.append(data)
+
+    live = LivePlot()
+    live.active = True
+    live._output = Kept()  # type: ignore[assignment]
+    drawn: list[list[str]] = []
+    result = mlbasics.train(
+        dataset="synthetic-linear", model="linear", epochs=10, log_every=5, device="cpu", validation=0.2,
+        metrics=["rmse", "r2"], callbacks=[live, _Titles(drawn, live_figure)],
+    )  # fmt: skip
+    assert len(shown) == 3  # two sync points and the end
+    rmse = result.metrics["rmse"]
+    assert shown[-1]["text/plain"] == f"loss {result.final_loss:.4g}, rmse {rmse:.4g} after epoch 10 of 10"
+    assert _png_bytes(shown[-1]["image/png"]).startswith(PNG_SIGNATURE)
+    assert drawn[-1] == ["Training and validation loss", "rmse (lower is better)"]
+
+
+class _Titles(mlbasics.Callback):
+    """Draws the live figure at each sync point as the live plot does and keeps its panels' titles."""
+
+    def __init__(self, drawn: list[list[str]], draw: Any) -> None:
+        self.drawn, self.draw = drawn, draw
+
+    def on_sync(self, setup: mlbasics.Setup, epoch: int, losses: object) -> None:
+        self.drawn.append([axes.get_title() for axes in self.draw(setup, 10).axes])
+
+
+def _png_bytes(encoded: str) -> bytes:
+    import base64
+
+    return base64.b64decode(encoded)
