@@ -6,6 +6,9 @@ the candidate is faster; "speed-up" is the inverse. Rows:
 
   train       mlbasics.train (eager, validation and building included) vs the lecture's own loop,
               per step (the lecture MLP: 1-6-10-6-1 ReLU, 1000 points, full-batch SGD lr 0.01)
+  metrics     mlbasics.train with the default callbacks (the progress bar drawing to a hidden
+              terminal) and r2 and mae computed at every sync point vs the same without metrics,
+              per step
   graph       CUDA only: mlbasics.train replaying a CUDA graph vs the lecture's loop, per step
   sweep-100   a sweep of 100 seeds as one vmapped ensemble, per model-step, vs one eager
   sweep-1000  training run of the same experiment per step (both: the training loop's own time)
@@ -44,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import Row, compare, markdown_table, timed
 from batches import versus_dataloader, versus_hand_loop
 from csv_load import csv_load_row
-from training_overhead import lecture_loop, mlbasics_train, overhead_row
+from training_overhead import METRICS, lecture_loop, metrics_row, mlbasics_train, overhead_row
 
 import mlbasics
 from mlbasics.devices import resolve_device
@@ -91,6 +94,11 @@ class Measured:
 def train_row(device: torch.device, s: Settings, registry: mlbasics.Registry) -> Measured:
     row = overhead_row(device, s.train_epochs, s.repeats, registry)
     return Measured("train", row, {"epochs": s.train_epochs})
+
+
+def watched_row(device: torch.device, s: Settings, registry: mlbasics.Registry) -> Measured:
+    row = metrics_row(device, s.train_epochs, s.repeats, registry)
+    return Measured("metrics", row, {"epochs": s.train_epochs, "metrics": ",".join(METRICS)})
 
 
 def graph_row(device: torch.device, s: Settings, registry: mlbasics.Registry) -> Measured:
@@ -247,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = mlbasics.Registry.isolated()
     rows: dict[str, Callable[[], Measured]] = {
         "train": lambda: train_row(device, settings, registry),
+        "metrics": lambda: watched_row(device, settings, registry),
         "graph": lambda: graph_row(device, settings, registry),
         "sweep-100": lambda: sweep_row(100, device, settings, registry),
         "sweep-1000": lambda: sweep_row(1000, device, settings, registry),

@@ -26,9 +26,9 @@ MANIFEST: Final = "manifest.json"
 FILES: Final = ("experiment.toml", "history.csv", "model.safetensors", "state.safetensors", "state.json")
 #: Written only by runs that have them (standardize); checked like the others when listed.
 OPTIONAL_FILES: Final = ("standardization.safetensors",)
+#: The first columns of history.csv; then, in a run with a validation part, ``validation_loss``,
+#: and one column per metric value (``r2``, ``validation_r2``): each filled at the sync epochs.
 HISTORY_HEADER: Final = ["epoch", "loss"]
-#: The header of a run with a validation part: its loss at each sync epoch, empty in between.
-VALIDATION_HEADER: Final = ["epoch", "loss", "validation_loss"]
 
 
 def _text(path: Path, data: bytes) -> str:
@@ -171,31 +171,46 @@ def read_history(path: Path, data: bytes, epoch: int) -> list[float]:
     return read_histories(path, data, epoch)[0]
 
 
-def read_histories(path: Path, data: bytes, epoch: int) -> tuple[list[float], list[tuple[int, float]]]:
-    """The training loss of every epoch and the ``(epoch, validation loss)`` pairs."""
+def read_histories(
+    path: Path, data: bytes, epoch: int
+) -> tuple[list[float], list[tuple[int, float]], dict[str, list[tuple[int, float]]]]:
+    """The training loss of every epoch, the ``(epoch, validation loss)`` pairs and, by name, the
+    ``(epoch, value)`` pairs of every metric column (``r2``, ``validation_r2``; none in files
+    written before there were metrics)."""
     text = _text(path, data)
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or rows[0] not in (HISTORY_HEADER, VALIDATION_HEADER):
-        raise DataError(f"{path}, line 1: expected the header 'epoch,loss' (or 'epoch,loss,validation_loss')")
-    header = rows[0]
+    header = rows[0] if rows else []
+    extra = header[2:]
+    if (
+        header[:2] != HISTORY_HEADER
+        or "" in extra
+        or len(set(extra)) != len(extra)
+        or {"epoch", "loss"} & set(extra)
+    ):
+        raise DataError(
+            f"{path}, line 1: expected the header 'epoch,loss' (or 'epoch,loss,validation_loss', "
+            "then a column per metric)"
+        )
     history: list[float] = []
-    validation: list[tuple[int, float]] = []
+    columns: dict[str, list[tuple[int, float]]] = {name: [] for name in extra}
     for line, row in enumerate(rows[1:], start=2):
         expected = line - 1
         try:
             number, loss = int(row[0]), float(row[1])
-            if len(header) == 3 and len(row) == 3 and row[2] != "":
-                validation.append((number, float(row[2])))
+            for name, cell in zip(extra, row[2:], strict=False):
+                if cell != "":
+                    columns[name].append((number, float(cell)))
         except (ValueError, IndexError):
             raise DataError(
-                f"{path}, line {line}: expected {','.join(header)!r}, got {','.join(row)!r:.60}"
+                f"{path}, line {line}: expected {','.join(header)!r:.60}, got {','.join(row)!r:.60}"
             ) from None
         if number != expected or len(row) != len(header):
             raise DataError(f"{path}, line {line}: expected epoch {expected}, got {','.join(row)!r:.60}")
         history.append(loss)
     if len(history) != epoch:
         raise DataError(f"{path}: {len(history)} epochs, but the checkpoint is at epoch {epoch}")
-    return history, validation
+    validation = columns.pop("validation_loss", [])
+    return history, validation, columns
 
 
 def read_experiment(path: Path, data: bytes) -> Experiment:

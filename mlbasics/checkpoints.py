@@ -6,7 +6,9 @@
         manifest.json        format version, epoch, and the SHA-256 of each file below
         experiment.toml      the experiment: components by registry name, with their params
         history.csv          epoch,loss for every epoch so far (exact: floats written as repr);
-                             epoch,loss,validation_loss with a validation part
+                             then validation_loss with a validation part, and a column for
+                             each metric's value (r2, validation_r2, ...), filled at the
+                             sync epochs it was computed at
         standardization.safetensors   the training rows' means and stds (standardize only)
         model.safetensors    the model's state_dict
         state.safetensors    the optimizer's tensors, the random generators' states and the
@@ -39,7 +41,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -225,7 +227,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         )
     return optional | {
         "experiment.toml": setup.experiment.to_toml().encode(),
-        "history.csv": _history_csv(setup.history, setup.validation_history).encode(),
+        "history.csv": _history_csv(setup.history, setup.validation_history, setup.metric_history).encode(),
         "model.safetensors": safetensors.torch.save(model_tensors, metadata=metadata),
         "state.safetensors": safetensors.torch.save(state_tensors, metadata=metadata),
         "state.json": _json_bytes(state),
@@ -251,15 +253,34 @@ def _callback_states(setup: Setup, tensors: dict[str, torch.Tensor]) -> list[dic
     return states if any(entry["state"] != {DICT: []} for entry in states) else []
 
 
-def _history_csv(history: Sequence[float], validation: Sequence[tuple[int, float]] = ()) -> str:
+def _history_csv(
+    history: Sequence[float],
+    validation: Sequence[tuple[int, float]] = (),
+    metrics: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+) -> str:
+    """``epoch,loss`` for every epoch, then a column for the validation loss (with a validation
+    part) and one per metric value (``r2``, ``validation_r2``, ...): each filled at the sync
+    epochs it was computed at, empty in between."""
+    columns = {"validation_loss": dict(validation)} if validation else {}
+    columns |= {name: dict(pairs) for name, pairs in (metrics or {}).items()}
+    # The cells after the loss, written once per sync epoch; every other row's are empty.
+    empty = "," * len(columns)
+    synced = {
+        epoch: "," + ",".join(_cell(values.get(epoch)) for values in columns.values())
+        for epoch in set().union(*columns.values())
+    }
     # repr() writes the shortest text that reads back as the same float: the history stays exact.
-    if not validation:
-        return "epoch,loss\n" + "".join(f"{epoch},{loss!r}\n" for epoch, loss in enumerate(history, start=1))
-    held_out = dict(validation)
-    return "epoch,loss,validation_loss\n" + "".join(
-        f"{epoch},{loss!r},{held_out[epoch]!r}\n" if epoch in held_out else f"{epoch},{loss!r},\n"
-        for epoch, loss in enumerate(history, start=1)
+    return (
+        ",".join(["epoch", "loss", *columns])
+        + "\n"
+        + "".join(
+            f"{epoch},{loss!r}{synced.get(epoch, empty)}\n" for epoch, loss in enumerate(history, start=1)
+        )
     )
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else repr(value)
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -430,6 +451,9 @@ class Checkpoint:
     state_tensors: dict[str, torch.Tensor] = attrs.field(repr=False)
     #: ``(epoch, validation loss)`` at each sync point (empty without a validation part).
     validation_history: list[tuple[int, float]] = attrs.field(factory=list)
+    #: ``(epoch, value)`` of each metric at each sync point, by value name (``"r2"``,
+    #: ``"validation_r2"``; empty for a run without metrics).
+    metric_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
     #: The statistics the run's data were scaled with (``standardize``), or ``None``.
     standardization: Standardization | None = None
     #: The held-out split's sizes and row fingerprint (``None``: nothing held out by a split).
@@ -450,7 +474,9 @@ class Checkpoint:
         epoch = manifest["epoch"]
         if state["epoch"] != epoch:
             raise DataError(f"{folder / 'state.json'}: epoch {state['epoch']}, but {MANIFEST} says {epoch}")
-        history, validation_history = read_histories(folder / "history.csv", contents["history.csv"], epoch)
+        history, validation_history, metric_history = read_histories(
+            folder / "history.csv", contents["history.csv"], epoch
+        )
         standardization = None
         if "standardization.safetensors" in contents:
             path = folder / "standardization.safetensors"
@@ -481,6 +507,7 @@ class Checkpoint:
             rng_state=state["rng"],
             state_tensors=read_tensors(folder / "state.safetensors", contents["state.safetensors"]),
             validation_history=validation_history,
+            metric_history=metric_history,
             standardization=standardization,
             split=data.get("split") if isinstance(data.get("split"), dict) else None,
             callback_states=state.get("callbacks", []),

@@ -187,8 +187,35 @@ def train_result(result: Any) -> tuple[str, Rows]:
         rows.append(("validation", f"{number(last)} at epoch {epoch}{lowest}"))
     if result.test_loss is not None:
         rows.append(("test", f"{number(result.test_loss)} (once, at the end)"))
+    rows += metric_rows(result)
     rows.append(("parameters", parameters_text(result.parameters_in_data_units())))
     return title, rows
+
+
+#: A result's summary has a line for each of its first this many metrics (all are in ``.metrics``).
+FEW_METRICS = 4
+
+
+def metric_rows(result: Any) -> Rows:
+    """A row per metric, its latest value on each part: ``r2  0.9987 training, 0.9981 validation,
+    0.9975 test``; past :data:`FEW_METRICS`, one row names the rest."""
+    values = result.metrics
+    names = [name for name in result.metric_modes if any(key in values for key in _metric_keys(name))]
+    rows: Rows = []
+    for name in names[:FEW_METRICS]:
+        parts = [
+            f"{number(values[key])} {part}"
+            for part, key in zip(("training", "validation", "test"), _metric_keys(name), strict=True)
+            if key in values
+        ]
+        rows.append((name, ", ".join(parts)))
+    if len(names) > FEW_METRICS:
+        rows.append(("metrics", f"and {', '.join(names[FEW_METRICS:])} (in .metrics)"))
+    return rows
+
+
+def _metric_keys(name: str) -> tuple[str, str, str]:
+    return name, f"validation_{name}", f"test_{name}"
 
 
 def train_result_html(result: Any) -> str:

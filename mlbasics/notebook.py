@@ -86,8 +86,9 @@ class RichOutput(DisplayOutput):
 
 
 class LivePlot(Callback):
-    """The loss curve, drawn under the running cell and redrawn in place (at most every ``every``
-    seconds, and once at the end) while training runs. ``mlbasics.train(..., live=True)`` adds one.
+    """The loss curve (and the validation loss, and the first metric's curve), drawn under the
+    running cell and redrawn in place (at most every ``every`` seconds, and once at the end) while
+    training runs. ``mlbasics.train(..., live=True)`` adds one.
 
     Outside a Jupyter kernel it draws nothing and says so once. In one it needs matplotlib (the
     ``plot`` extra), and says so before training starts if it is missing.
@@ -102,30 +103,31 @@ class LivePlot(Callback):
                 raise MlbasicsError("a live plot needs matplotlib: pip install 'mlbasics[plot]'")
         self._output = DisplayOutput(every=every)
         self._epochs = 0
-        self._loss_name = "loss"
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if not self.active:
             note_once("live plot: not in a Jupyter notebook, so nothing is drawn (--plot FILE draws a PNG)")
             return
         self._epochs = epochs
-        self._loss_name = setup.components["loss"].name
 
     def on_sync(self, setup: Setup, epoch: int, losses: object) -> None:
         if self.active and self._output.due():
-            self._draw(setup.history)
+            self._draw(setup)
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
         if self.active and setup.history:
-            self._draw(setup.history, force=True)
+            self._draw(setup, force=True)
 
-    def _draw(self, history: list[float], *, force: bool = False) -> None:
-        from mlbasics.plotting import loss_figure
+    def _draw(self, setup: Setup, *, force: bool = False) -> None:
+        from mlbasics.plotting import live_figure
 
-        figure = loss_figure(history, self._loss_name, epochs=self._epochs)
+        figure = live_figure(setup, self._epochs)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
-        summary = f"loss {history[-1]:.4g} after epoch {len(history)} of {self._epochs}"
+        history = setup.history
+        name = next(iter(setup.metrics), None)
+        metric = f", {name} {setup.values[name]:.4g}" if name is not None and name in setup.values else ""
+        summary = f"loss {history[-1]:.4g}{metric} after epoch {len(history)} of {self._epochs}"
         self._output.show(
             {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": summary},
             force=force,

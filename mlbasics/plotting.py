@@ -19,6 +19,7 @@ from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
     from mlbasics.results import TrainResult
+    from mlbasics.setup import Setup
     from mlbasics.sweeps import SweepResult
 
 
@@ -40,46 +41,100 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height))
 
 
+#: A training figure draws at most this many metrics, a panel each (the rest are in the result).
+METRIC_PANELS = 4
+
+
 def training_figure(result: TrainResult) -> Any:
-    """A figure with the loss per epoch and, if the data has one feature, the fit over the data."""
+    """A figure with the loss per epoch, the fit over the data if it has one feature, and a panel
+    per metric (its values at the sync points, on the training and validation rows)."""
     one_feature = result.dataset.n_features == 1
-    figure = _figure(11 if one_feature else 6, 4)
-    axes = figure.subplots(1, 2 if one_feature else 1, squeeze=False)
-    draw_losses(
-        axes[0][0], result.history, result.components["loss"].name, validation=result.validation_history
-    )
+    metrics = [name for name in result.metric_modes if result.metric_history.get(name)][:METRIC_PANELS]
+    panels = 1 + one_feature + len(metrics)
+    columns = 2 if panels == 4 else min(panels, 3)
+    rows = -(-panels // columns)
+    figure = _figure(11 if columns == 2 else 6 if columns == 1 else 15, 4 * rows)
+    grid = figure.subplots(rows, columns, squeeze=False).flatten()
+    for unused in grid[panels:]:
+        unused.set_visible(False)
+    draw_losses(grid[0], result.history, result.components["loss"].name, validation=result.validation_history)
     if one_feature:
-        fit_axes = axes[0][1]
-        x = result.dataset.features[:, 0]
-        grid = torch.linspace(float(x.min()), float(x.max()), 200).unsqueeze(1)
-        predicted = result.predict(grid)
-        several = result.dataset.n_targets > 1
-        for column, name in enumerate(result.dataset.target_names):
-            data_color, model_color = ("tab:gray", "tab:red") if not several else (f"C{column}", f"C{column}")
-            fit_axes.scatter(
-                x,
-                result.dataset.targets[:, column],
-                s=12,
-                alpha=0.5,
-                color=data_color,
-                label=f"{name} (data)" if several else "data",
-            )
-            fit_axes.plot(
-                grid[:, 0],
-                predicted[:, column],
-                color=model_color,
-                linewidth=2,
-                label=f"{name} (model)" if several else "model",
-            )
-        fit_axes.set(
-            xlabel=result.dataset.feature_names[0],
-            ylabel=result.dataset.target_name,
-            title=f"Fit: {result.components['model'].name} on {result.components['dataset'].name}",
+        _draw_fit(grid[1], result)
+    for axes, name in zip(grid[1 + one_feature :], metrics, strict=False):
+        draw_metric(
+            axes,
+            name,
+            result.metric_history[name],
+            validation=result.metric_history.get(f"validation_{name}", []),
+            mode=result.metric_modes[name],
+            epochs=result.epochs,
         )
-        fit_axes.legend()
-        fit_axes.grid(True, alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def _draw_fit(fit_axes: Any, result: TrainResult) -> None:
+    """The data's points and the model's curve over them, for data with one feature."""
+    x = result.dataset.features[:, 0]
+    grid = torch.linspace(float(x.min()), float(x.max()), 200).unsqueeze(1)
+    predicted = result.predict(grid)
+    several = result.dataset.n_targets > 1
+    for column, name in enumerate(result.dataset.target_names):
+        data_color, model_color = ("tab:gray", "tab:red") if not several else (f"C{column}", f"C{column}")
+        fit_axes.scatter(
+            x,
+            result.dataset.targets[:, column],
+            s=12,
+            alpha=0.5,
+            color=data_color,
+            label=f"{name} (data)" if several else "data",
+        )
+        fit_axes.plot(
+            grid[:, 0],
+            predicted[:, column],
+            color=model_color,
+            linewidth=2,
+            label=f"{name} (model)" if several else "model",
+        )
+    fit_axes.set(
+        xlabel=result.dataset.feature_names[0],
+        ylabel=result.dataset.target_name,
+        title=f"Fit: {result.components['model'].name} on {result.components['dataset'].name}",
+    )
+    fit_axes.legend()
+    fit_axes.grid(True, alpha=0.3)
+
+
+def draw_metric(
+    axes: Any,
+    name: str,
+    training: Sequence[tuple[int, float]],
+    *,
+    validation: Sequence[tuple[int, float]] = (),
+    mode: str = "min",
+    epochs: int | None = None,
+) -> None:
+    """A metric's ``(epoch, value)`` points on the training rows and, if any, the validation rows.
+    An error (``mode`` "min") that stays positive is drawn on a log scale, as the loss is; a score
+    (``mode`` "max", such as R²) that starts below 0 and rises above it has its axis cut at 0 (the
+    targets' mean scores 0), so that a first R² of -1000 does not flatten the rest of the curve."""
+    for pairs, color, label in ((training, "tab:blue", "training"), (validation, "tab:orange", "validation")):
+        if pairs:
+            axes.plot([epoch for epoch, _ in pairs], [value for _, value in pairs], color=color, label=label)
+    values = [value for _, value in [*training, *validation] if math.isfinite(value)]
+    label = name
+    if values and mode == "min" and min(values) > 0:
+        axes.set_yscale("log")
+    elif values and mode == "max" and min(values) < 0 < max(values):
+        axes.set_ylim(-0.05 * max(values), 1.05 * max(values))
+        label += " (values below 0 off the axis)"
+    if epochs is not None:
+        axes.set_xlim(0, max(epochs, 1))
+    if validation:
+        axes.legend()
+    better = "higher is better" if mode == "max" else "lower is better"
+    axes.set(xlabel="epoch", ylabel=label, title=f"{name} ({better})")
+    axes.grid(True, alpha=0.3)
 
 
 def draw_losses(
@@ -119,6 +174,32 @@ def loss_figure(
     """A figure of the loss curve alone (a checkpoint's, or a run's while it trains)."""
     figure = _figure(6, 3.5)
     draw_losses(figure.subplots(), history, loss_name, epochs=epochs, start=start)
+    figure.tight_layout()
+    return figure
+
+
+def live_figure(setup: Setup, epochs: int) -> Any:
+    """A run's figure while it trains: the loss (and validation loss) and, if the experiment has
+    metrics, a panel for the first one, as the progress bar shows it; the x axes span ``epochs``."""
+    loss_name = setup.components["loss"].name
+    name = next(iter(setup.metrics), None)
+    if name is None:
+        figure = _figure(6, 3.5)
+        draw_losses(
+            figure.subplots(), setup.history, loss_name, epochs=epochs, validation=setup.validation_history
+        )
+    else:
+        figure = _figure(11, 3.5)
+        loss_axes, metric_axes = figure.subplots(1, 2)
+        draw_losses(loss_axes, setup.history, loss_name, epochs=epochs, validation=setup.validation_history)
+        draw_metric(
+            metric_axes,
+            name,
+            setup.metric_history.get(name, []),
+            validation=setup.metric_history.get(f"validation_{name}", []),
+            mode=setup.metrics[name].mode,
+            epochs=epochs,
+        )
     figure.tight_layout()
     return figure
 

@@ -1,4 +1,5 @@
-"""A rich progress bar for training: epoch, loss (and validation loss), steps/s and time left,
+"""A rich progress bar for training: epoch, loss (and validation loss), the experiment's first
+metric (on the training and validation rows), steps/s and time left,
 refreshed at most 10 times a second and fed only at the loop's sync points, so it costs the loop
 nothing per step.
 
@@ -9,6 +10,7 @@ need ipywidgets there, and a terminal's carriage returns would pile up as lines.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +25,10 @@ from rich.text import Text
 from mlbasics.callbacks import Callback
 from mlbasics.results import TrainResult
 from mlbasics.setup import Setup
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
 
 
 class _StepsPerSecond(ProgressColumn):
@@ -59,7 +65,7 @@ class ProgressBar(Callback):
             TextColumn("[bold]epoch" if self.model_epochs is None else "[bold]model-epochs"),
             MofNCompleteColumn(),
             BarColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}"),
+            TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}{task.fields[metric]}"),
             _StepsPerSecond(),
             TimeRemainingColumn(),
             console=self.console,
@@ -75,6 +81,7 @@ class ProgressBar(Callback):
             completed=done,
             loss=last,
             validation=self._validation(setup),
+            metric=self._metric(setup),
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable(), force=True)
@@ -86,7 +93,11 @@ class ProgressBar(Callback):
         last = float(losses[-1])  # type: ignore[index]
         self._epoch = epoch
         self._progress.update(
-            self._task, completed=self._before + epoch, loss=f"{last:.6g}", validation=self._validation(setup)
+            self._task,
+            completed=self._before + epoch,
+            loss=f"{last:.6g}",
+            validation=self._validation(setup),
+            metric=self._metric(setup),
         )
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable())
@@ -97,6 +108,18 @@ class ProgressBar(Callback):
         if not setup.validation_history:
             return " validation -" if setup.validation is not None else ""
         return f" validation [magenta]{setup.validation_history[-1][1]:.6g}[/]"
+
+    @staticmethod
+    def _metric(setup: Setup) -> str:
+        """`` · r2 0.987 validation 0.975``: the first metric at the latest sync point, on the
+        training rows and (with a validation part) the validation rows; nothing without metrics."""
+        name = next(iter(setup.metrics), None)
+        if name is None:
+            return ""
+        shown = [f" · {escape(name)} [green]{_value(setup.values.get(name))}[/]"]
+        if setup.validation is not None:
+            shown.append(f" validation [magenta]{_value(setup.values.get('validation_' + name))}[/]")
+        return "".join(shown)
 
     def on_train_end(self, setup: Setup, result: TrainResult | None) -> None:
         if self.model_epochs is None:

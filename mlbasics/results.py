@@ -136,6 +136,7 @@ class TrainResult:
             extra["metric_history"] = {
                 name: [list(pair) for pair in pairs] for name, pairs in self.metric_history.items()
             }
+            extra["metric_modes"] = dict(self.metric_modes)  # which way each is better
         for field, infos in self.listed_components.items():
             extra[f"{field}_components"] = [info.to_dict() for info in infos]
         if self.standardization is not None:

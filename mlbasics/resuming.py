@@ -117,6 +117,9 @@ def restore(
     notes += checkpoint.load_callbacks(setup.callbacks, names)
     setup.history.extend(checkpoint.history)
     setup.validation_history.extend(checkpoint.validation_history)
+    for name, pairs in checkpoint.metric_history.items():  # of the metrics the run still computes
+        if name.removeprefix("validation_") in setup.metrics:
+            setup.metric_history.setdefault(name, []).extend(pairs)
     return setup, notes
 
 

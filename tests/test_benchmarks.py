@@ -70,7 +70,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     [
         (
             ["--only", "nope"],
-            "unknown rows nope; rows here: train, sweep-100, sweep-1000, lstsq, list-cold, csv-load, "
+            "unknown rows nope; rows here: train, metrics, sweep-100, sweep-1000, lstsq, list-cold, csv-load, "
             "batch-32, batch-32-hand, batch-256, batch-256-hand",
         ),
         (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
@@ -93,7 +93,7 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
     assert document["machine"]["device"] == "cpu"
     rows = {row["key"]: row for row in document["rows"]}
     assert list(rows) == [
-        *("train", "sweep-100", "sweep-1000", "lstsq", "list-cold", "csv-load"),
+        *("train", "metrics", "sweep-100", "sweep-1000", "lstsq", "list-cold", "csv-load"),
         *("batch-32", "batch-32-hand", "batch-256", "batch-256-hand"),
     ]
     for key, row in rows.items():

@@ -12,6 +12,9 @@ from mlbasics.results import TrainResult
 
 def render_summary(result: TrainResult, *, plot: str | None = None) -> RenderableType:
     parts: list[RenderableType] = [_components_table(result), _result_line(result)]
+    metrics = _metrics_table(result)
+    if metrics is not None:
+        parts.append(metrics)
     learned = _linear_parameters_table(result)
     if learned is not None:
         parts.append(learned)
@@ -30,7 +33,51 @@ def _components_table(result: TrainResult) -> Table:
         params = ", ".join(f"{key}={format_value(value)}" for key, value in info.params.items())
         plugin = f"{info.plugin} {info.version}" if info.version else info.plugin
         table.add_row(kind, Text(info.name), Text(params or "-"), Text(plugin))
+    for field, infos in result.listed_components.items():  # the experiment's metrics and callbacks
+        for info in infos:
+            params = ", ".join(f"{key}={format_value(value)}" for key, value in info.params.items())
+            plugin = f"{info.plugin} {info.version}" if info.version else info.plugin
+            table.add_row(field.removesuffix("s"), Text(info.name), Text(params or "-"), Text(plugin))
     return table
+
+
+#: The columns of the metrics table: the part of the data and the prefix of its values' names.
+_PARTS = (("training", ""), ("validation", "validation_"), ("test", "test_"))
+
+
+def _metrics_table(result: TrainResult) -> Table | None:
+    """Each metric (a row) on each part of the data (a column): training and validation at the
+    last sync point, test once at the end. A part without values (no such rows) has no column."""
+    values = result.metrics
+    names = list(result.metric_modes) or [name for name in values if name in result.metric_history]
+    if not names or not values:
+        return None
+    parts = [(part, prefix) for part, prefix in _PARTS if any(prefix + name in values for name in names)]
+    epochs = {pairs[-1][0] for pairs in result.metric_history.values() if pairs}
+    when = f"after epoch {epochs.pop()}" if len(epochs) == 1 else "at the last sync point"
+    synced = " and ".join(part for part, _ in parts if part != "test")
+    caption = ", ".join(
+        [
+            *([f"{synced} {when}"] if synced else []),
+            *(["test once at the end"] if "test" in dict(parts) else []),
+        ]
+    )
+    table = Table(title="Metrics", title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("metric")
+    for part, _ in parts:
+        table.add_column(part, justify="right")
+    for name in names:
+        better = {"min": "lower is better", "max": "higher is better"}.get(result.metric_modes.get(name, ""))
+        label = Text(name)
+        if better:
+            label.append(f" ({better})", style="dim")
+        cells = [_metric_cell(values.get(prefix + name)) for _, prefix in parts]
+        table.add_row(label, *cells)
+    return table
+
+
+def _metric_cell(value: float | None) -> Text:
+    return Text("-" if value is None else f"{value:.6g}")
 
 
 def _result_line(result: TrainResult) -> Text:
