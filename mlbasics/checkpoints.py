@@ -65,6 +65,7 @@ from mlbasics._files import name_problem, refusal
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import capture_rng, decode, encode, restore_rng
+from mlbasics.data_parallel import world_size_of
 from mlbasics.errors import DataError, PluginError, SaveError, ValidationError
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import Registry, default_registry, shown_params
@@ -205,6 +206,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "mlbasics_version": __version__,
         "torch_version": torch.__version__,
         "device": str(setup.device),
+        "ranks": world_size_of(setup),  # how many ranks trained it (mlbasics.data_parallel)
         "components": {kind: info.to_dict() for kind, info in setup.components.items()},
         "data": data,
         "optimizer": optimizer,

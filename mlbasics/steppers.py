@@ -134,6 +134,9 @@ def use_cuda_graph(setup: Setup, epochs: int) -> bool:
     one (CUDA, ``cuda_graph`` on, a run long enough) but capture is not possible, says why, once."""
     if not setup.experiment.cuda_graph or setup.device.type != "cuda" or epochs < MIN_GRAPH_EPOCHS:
         return False
+    if setup.ddp is not None:  # DistributedDataParallel's all-reduces are not captured here
+        note_once("CUDA graph capture is not used for data-parallel training; training eagerly")
+        return False
     problem = capture_problem(setup)
     if problem is not None:
         note_once(f"CUDA graph capture not possible because {problem}; training eagerly")

@@ -330,30 +330,49 @@ def sweep(
     experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
-    start = time.perf_counter()
-    setups = _prepare_all(members, registry or default_registry())
-    setup_seconds = time.perf_counter() - start
+    registry = registry or default_registry()
+    from mlbasics.distributed import launch
 
+    if launch() is not None:  # started by torchrun: each rank trains its share (mlbasics.distributed_sweeps)
+        from mlbasics.distributed_sweeps import sweep_on_ranks
+
+        return sweep_on_ranks(experiment, axes, members, registry, vmap=vmap, progress=progress)
+    start = time.perf_counter()
+    setups = _prepare_all(members, registry)
+    setup_seconds = time.perf_counter() - start
     bar = _ProgressBar(sum(s.end_epoch for s in setups)) if progress else None
     try:
-        plan = ensemble_plan(setups) if vmap else None
-        reason = plan if isinstance(plan, str) else None
-        if isinstance(plan, EnsemblePlan):
-            try:
-                return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
-            except NotVmappable as exc:
-                if exc.part == "model":
-                    reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
-                else:
-                    reason = (
-                        f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
-                    )
-        if reason is not None:
-            note(f"training the {len(setups)} members one after another: {reason}")
-        return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
+        return train_setups(experiment, axes, members, setups, setup_seconds, vmap=vmap, bar=bar)
     finally:
         if bar is not None:
             bar.stop()
+
+
+def train_setups(
+    experiment: Experiment,
+    axes: Mapping[str, Any],
+    members: Sequence[tuple[dict[str, Any], Experiment]],
+    setups: Sequence[Setup],
+    setup_seconds: float,
+    *,
+    vmap: bool,
+    bar: _ProgressBar | None,
+) -> SweepResult:
+    """Train the prepared members: as one vmapped ensemble where they allow it (and ``vmap``), else
+    one after another, with a note saying why."""
+    plan = ensemble_plan(setups) if vmap else None
+    reason = plan if isinstance(plan, str) else None
+    if isinstance(plan, EnsemblePlan):
+        try:
+            return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
+        except NotVmappable as exc:
+            if exc.part == "model":
+                reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+            else:
+                reason = f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
+    if reason is not None:
+        note(f"training the {len(setups)} members one after another: {reason}")
+    return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
 
 
 def _vmapped(
@@ -485,7 +504,7 @@ def _held_out_losses(
 class _ProgressBar:
     """A rich progress bar over model-epochs (members × epochs), fed at sync points only."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, *, scale: float = 1.0) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -502,13 +521,15 @@ class _ProgressBar:
             auto_refresh=self._notebook is None,
         )
         self._task = self._progress.add_task("sweep", total=total)
+        #: Model-epochs of the whole sweep per model-epoch reported (a rank reports its own share).
+        self._scale = scale
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable(), force=True)
         else:
             self._progress.start()
 
     def update(self, completed: int) -> None:
-        self._progress.update(self._task, completed=completed)
+        self._progress.update(self._task, completed=round(completed * self._scale))
         if self._notebook is not None:
             self._notebook.render(self._progress.get_renderable())
 

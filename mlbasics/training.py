@@ -149,6 +149,9 @@ class Setup:
     standardization: Standardization | None = None
     #: ``(epoch, validation loss)`` at every sync point so far.
     validation_history: list[tuple[int, float]] = attrs.field(factory=list)
+    #: Under torchrun, the model wrapped in DistributedDataParallel that the steps go through
+    #: (:mod:`mlbasics.data_parallel`); ``None`` in one process.
+    ddp: nn.Module | None = None
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
@@ -600,6 +603,10 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.batches`)."""
     from mlbasics.batches import is_full_batch, minibatch_epoch
 
+    if setup.ddp is not None:  # data-parallel under torchrun: each rank a shard of every batch
+        from mlbasics.data_parallel import eager_step as data_parallel_step
+
+        return data_parallel_step(setup)
     body = batch_step(setup)
     if is_full_batch(setup):
         x, y = setup.features, setup.targets
