@@ -20,6 +20,7 @@ from typing import Any, Final
 import attrs
 import torch
 
+from mlbasics.distributed import launch
 from mlbasics.ensemble import NotVmappable, StackedUpdate, model_problem, stacked_hyper, train_stacked
 from mlbasics.errors import (
     DivergenceError,
@@ -331,8 +332,6 @@ def sweep(
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
     registry = registry or default_registry()
-    from mlbasics.distributed import launch
-
     if launch() is not None:  # started by torchrun: each rank trains its share (mlbasics.distributed_sweeps)
         from mlbasics.distributed_sweeps import sweep_on_ranks
 

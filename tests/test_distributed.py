@@ -300,7 +300,7 @@ def _wait_for_training(torchrun_pid: int) -> None:
         time.sleep(1)
         children = Path(f"/proc/{torchrun_pid}/task/{torchrun_pid}/children")
         ranks = children.read_text().split() if children.exists() else []
-        if len(ranks) == 2 and all(_cpu_seconds(int(pid)) > 3 for pid in ranks):
+        if len(ranks) == 2 and all(_cpu_seconds(int(pid)) > 4 for pid in ranks):
             time.sleep(1)
             return
     pytest.fail("the ranks did not start training")
