@@ -71,7 +71,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         (
             ["--only", "nope"],
             "unknown rows nope; rows here: train, sweep-100, sweep-1000, lstsq, list-cold, csv-load, "
-            "batch-32, batch-32-hand, batch-256, batch-256-hand",
+            "batch-32, batch-32-hand, batch-256, batch-256-hand, ranks-sweep, ranks-ddp-256, ranks-ddp-lecture",
         ),
         (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
     ],
