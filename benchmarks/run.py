@@ -21,6 +21,9 @@ the candidate is faster; "speed-up" is the inverse. Rows:
   batch-32    an epoch of the lecture MLP on 100,000 rows in mini-batches of 32 (256), per step,
   batch-256   vs DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True) (benchmarks/batches.py)
   batch-32-hand, batch-256-hand   the same epoch vs a hand-written index-slicing loop
+  ranks-sweep, ranks-ddp-256, ranks-ddp-lecture   torchrun with 2 ranks vs 1 process, one thread
+              each: a 200-member sweep, data-parallel training of a width-256 MLP and of the
+              lecture's MLP (benchmarks/ranks.py)
 
 Run:  python benchmarks/run.py [--device cpu|cuda] [--quick] [--json results.json] [--only train,lstsq]
 """
@@ -47,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import Row, compare, markdown_table, timed
 from batches import versus_dataloader, versus_hand_loop
 from csv_load import csv_load_row
+from ranks import ranks_row
 from training_overhead import METRICS, lecture_loop, metrics_row, mlbasics_train, overhead_row
 
 import mlbasics
@@ -73,12 +77,16 @@ class Settings:
     csv_repeats: int
     batch_rows: int  # rows of the mini-batch epochs
     batch_repeats: int
+    ranks_epochs: dict[str, int]  # row -> epochs of each training in a torchrun launch
+    ranks_pairs: int  # launches of 1 process and of 2 ranks, alternating
 
     @classmethod
     def of(cls, quick: bool) -> Settings:
         if quick:
-            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1, 2000, 3)
-        return cls(15, 2000, 3000, 1000, {100: 200, 1000: 50}, 31, 11, 1_000_000, 5, 100_000, 7)
+            ranks = {"ranks-sweep": 2, "ranks-ddp-256": 1, "ranks-ddp-lecture": 20}
+            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1, 2000, 3, ranks, 1)
+        ranks = {"ranks-sweep": 50, "ranks-ddp-256": 1, "ranks-ddp-lecture": 1000}
+        return cls(15, 2000, 3000, 1000, {100: 200, 1000: 50}, 31, 11, 1_000_000, 5, 100_000, 7, ranks, 5)
 
 
 @attrs.frozen
@@ -218,6 +226,12 @@ def batch_row(
     return Measured(key, row, {"rows": s.batch_rows, "batch_size": batch_size})
 
 
+def ranks_measured(key: str, s: Settings) -> Measured:
+    load_before = os.getloadavg()[0]  # 2 ranks need 2 free cores: say how busy the machine was
+    row, notes = ranks_row(key, s.ranks_epochs[key], s.ranks_pairs, inner=1)
+    return Measured(key, row, notes | {"load_before": load_before, "load_after": os.getloadavg()[0]})
+
+
 def machine(device: torch.device) -> dict[str, Any]:
     info = {
         "date": datetime.date.today().isoformat(),
@@ -266,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     for size in (32, 256):
         rows[f"batch-{size}"] = functools.partial(batch_row, size, False, device, settings, registry)
         rows[f"batch-{size}-hand"] = functools.partial(batch_row, size, True, device, settings, registry)
+    for key in ("ranks-sweep", "ranks-ddp-256", "ranks-ddp-lecture"):
+        rows[key] = functools.partial(ranks_measured, key, settings)
     if device.type != "cuda":
         del rows["graph"]
     wanted = args.only.split(",") if args.only else list(rows)

@@ -70,6 +70,7 @@ from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import DICT, capture_rng, decode, encode, restore_rng
 from mlbasics._version import __version__
 from mlbasics.callbacks import Callback, callback_failed, named
+from mlbasics.data_parallel import world_size_of
 from mlbasics.errors import DataError, MlbasicsError, PluginError, SaveError, ValidationError, one_line
 from mlbasics.experiment import Component, Experiment
 from mlbasics.registry import Registry, default_registry, shown_params
@@ -211,6 +212,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "mlbasics_version": __version__,
         "torch_version": torch.__version__,
         "device": str(setup.device),
+        "ranks": world_size_of(setup),  # how many ranks trained it (mlbasics.data_parallel)
         "components": {kind: info.to_dict() for kind, info in setup.components.items()},
         "data": data,
         "optimizer": optimizer,

@@ -43,10 +43,16 @@ class ProgressBar(Callback):
     ``model_epochs``: a sweep's one bar, counting model-epochs (members × epochs) up to this many
     over every run it is given -- members trained one after another add their epochs to those
     before; a vmapped ensemble's sync points give its model-epochs so far -- and shown until
-    :meth:`close`, not just until the end of a run."""
+    :meth:`close`, not just until the end of a run. ``scale``: model-epochs shown per model-epoch
+    trained here (under torchrun, rank 0's share of the grid stands for the whole grid)."""
 
     def __init__(
-        self, console: Console | None = None, *, transient: bool = False, model_epochs: int | None = None
+        self,
+        console: Console | None = None,
+        *,
+        transient: bool = False,
+        model_epochs: int | None = None,
+        scale: float = 1.0,
     ) -> None:
         from mlbasics.notebook import RichOutput, in_notebook
 
@@ -55,6 +61,8 @@ class ProgressBar(Callback):
         self.transient = transient
         self.model_epochs = model_epochs
         self._before = self._epoch = 0  # a sweep's model-epochs in the runs before this one, and in it
+        #: Model-epochs shown per model-epoch trained: a torchrun rank's share stands for the grid.
+        self._scale = scale
         self._progress: Progress | None = None
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
@@ -94,7 +102,7 @@ class ProgressBar(Callback):
         self._epoch = epoch
         self._progress.update(
             self._task,
-            completed=self._before + epoch,
+            completed=round((self._before + epoch) * self._scale),
             loss=f"{last:.6g}",
             validation=self._validation(setup),
             metric=self._metric(setup),
@@ -126,7 +134,7 @@ class ProgressBar(Callback):
             self.close()
         elif self._progress is not None:  # a sweep's member: every epoch it trained (diverged too)
             self._epoch = len(setup.history)
-            self._progress.update(self._task, completed=self._before + self._epoch)
+            self._progress.update(self._task, completed=round((self._before + self._epoch) * self._scale))
 
     def close(self) -> None:
         """Stop showing progress (a run's bar does at the end of the run, a sweep's only here)."""

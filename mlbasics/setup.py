@@ -132,6 +132,9 @@ class Setup:
     #: (``"r2"``, ``"validation_r2"``) and ``"lr"`` (the first parameter group's learning rate).
     #: Callbacks that monitor a value (early stopping) read it here.
     values: dict[str, float] = attrs.field(factory=dict)
+    #: Under torchrun, the model wrapped in DistributedDataParallel that the steps go through
+    #: (:mod:`mlbasics.data_parallel`); ``None`` in one process.
+    ddp: nn.Module | None = None
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import torch
 
+from mlbasics._gradients import gradient_reset
 from mlbasics.errors import first_line, one_line
 from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
@@ -108,30 +109,15 @@ class ClosedFormStepper:
 # -- building the step ---------------------------------------------------------------------------
 
 
-def gradient_reset(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """What ``optimizer.zero_grad()`` does, as cheaply as possible.
-
-    ``torch.optim.Optimizer.zero_grad`` sets every gradient to ``None``, inside a profiler range
-    and a TorchDynamo guard that cost more than the resetting itself (about 20 µs a step on a CPU,
-    some 4% of a step of the lecture's MLP). For an optimizer that keeps that method, the same
-    resetting is done directly; one that defines its own ``zero_grad`` gets it called.
-    """
-    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
-        return optimizer.zero_grad
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-
-    def set_to_none() -> None:
-        for parameter in parameters:
-            parameter.grad = None
-
-    return set_to_none
-
-
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     """One epoch of training, returning its loss (detached, still on the device): one full-batch
     step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.batches`)."""
     from mlbasics.batches import is_full_batch, minibatch_epoch
 
+    if setup.ddp is not None:  # data-parallel under torchrun: each rank a shard of every batch
+        from mlbasics.data_parallel import eager_step as data_parallel_step
+
+        return data_parallel_step(setup)
     body = batch_step(setup)
     if is_full_batch(setup):
         x, y = setup.features, setup.targets
@@ -214,6 +200,9 @@ def use_cuda_graph(setup: Setup, epochs: int) -> bool:
     """Whether to train ``setup`` for ``epochs`` with a CUDA graph. Where the user could expect
     one (CUDA, ``cuda_graph`` on, a run long enough) but capture is not possible, says why, once."""
     if not setup.experiment.cuda_graph or setup.device.type != "cuda" or epochs < MIN_GRAPH_EPOCHS:
+        return False
+    if setup.ddp is not None:  # DistributedDataParallel's all-reduces are not captured here
+        note_once("CUDA graph capture is not used for data-parallel training; training eagerly")
         return False
     problem = capture_problem(setup)
     if problem is not None:

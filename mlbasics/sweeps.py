@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import torch
 
+from mlbasics import distributed, distributed_sweeps
+from mlbasics.distributed import launch
 from mlbasics.ensemble import (
     NotVmappable,
     StackedForward,
@@ -49,202 +51,24 @@ from mlbasics.errors import (
 from mlbasics.experiment import Experiment, with_settings
 from mlbasics.loop import SyncSchedule
 from mlbasics.notes import note
-from mlbasics.registry import Registry, default_registry, suggest
+from mlbasics.registry import Registry, default_registry
 from mlbasics.setup import Part, Setup, prepare
 from mlbasics.solvers import ClosedFormSolver
+from mlbasics.sweep_results import SEQUENTIAL as SEQUENTIAL
+from mlbasics.sweep_results import VMAP as VMAP
+from mlbasics.sweep_results import SweepMember as SweepMember
+from mlbasics.sweep_results import SweepResult as SweepResult
+from mlbasics.sweep_results import values_label
 from mlbasics.training import run
 
 if TYPE_CHECKING:
     from mlbasics.progress import ProgressBar
 
-VMAP: Final = "vmap"
-SEQUENTIAL: Final = "sequential"
 #: The most members one sweep may have. Each member is built on its own (its model, optimizer, data
 #: and loss history are held until the sweep ends), so a grid must stay countable; 10,000 is a
 #: hundred times the lecture's sweeps. A larger grid is refused, with its size, before anything of
 #: it is built.
 MAX_MEMBERS: Final = 10_000
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class SweepMember:
-    """One point of the grid: its values, its experiment, and what training it gave."""
-
-    index: int
-    values: dict[str, Any]
-    experiment: Experiment
-    #: The loss per epoch (float32, on the CPU), as :attr:`TrainResult.history` holds it.
-    history: torch.Tensor
-    parameters: dict[str, torch.Tensor]
-    #: The loss on the validation rows after training (``None`` without a validation part).
-    validation_loss: float | None = None
-    #: The loss on the test rows, evaluated once at the end (``None`` without a test part).
-    test_loss: float | None = None
-    #: Every metric's value after training, named as :attr:`TrainResult.metrics` names them:
-    #: ``"r2"`` (training rows), ``"validation_r2"``, ``"test_r2"`` (empty without metrics).
-    metrics: dict[str, float] = attrs.field(factory=dict)
-    #: The epochs of the sync points at which the metrics were computed (int64, on the CPU) ...
-    sync_epochs: torch.Tensor = attrs.field(factory=lambda: torch.empty(0, dtype=torch.int64))
-    #: ... and each metric's values there, by value name (``"r2"``, ``"validation_r2"``; float64).
-    metric_history: dict[str, torch.Tensor] = attrs.field(factory=dict)
-    #: Why training stopped before the experiment's epochs (a callback, a divergence), if it did.
-    stopped: str | None = None
-
-    @property
-    def final_loss(self) -> float:
-        return float(self.history[-1])
-
-    @property
-    def ranking_loss(self) -> float:
-        """The loss members are ranked by: the validation loss where there is one, else the final loss."""
-        return self.final_loss if self.validation_loss is None else self.validation_loss
-
-    def value(self, name: str) -> float:
-        """A value by its name: ``"loss"`` (the final loss), ``"validation_loss"``, ``"test_loss"``
-        or a metric's (``"r2"``, ``"validation_r2"``, ``"test_r2"``); NaN where the member has none."""
-        value = {
-            "loss": self.final_loss,
-            "validation_loss": self.validation_loss,
-            "test_loss": self.test_loss,
-        }.get(name, self.metrics.get(name))
-        return math.nan if value is None else value
-
-    @property
-    def label(self) -> str:
-        """``seed=3, optimizer.lr=0.1``"""
-        return _label(self.values)
-
-    def __repr__(self) -> str:
-        from mlbasics import display
-
-        return display.sweep_member(self)
-
-
-def _label(values: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in values.items())
-
-
-def _rank_key(member: SweepMember, name: str, sign: float) -> tuple[bool, float, int]:
-    value = member.value(name)
-    finite = math.isfinite(value)
-    return (not finite, sign * value if finite else 0.0, member.index)  # diverged members last
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class SweepResult:
-    """Every member's history and parameters, in grid order, and how they were trained."""
-
-    experiment: Experiment
-    axes: tuple[str, ...]
-    members: tuple[SweepMember, ...]
-    #: "vmap" (one ensemble) or "sequential" (one member after another).
-    mode: str
-    #: Why the members were trained one after another, if they could not be stacked.
-    reason: str | None
-    device: str
-    #: Seconds spent training (setting the members up is in ``setup_seconds``).
-    seconds: float
-    setup_seconds: float
-    #: Which way each of the experiment's metrics is better, by metric name: ``"min"`` or ``"max"``.
-    metric_modes: dict[str, str] = attrs.field(factory=dict)
-
-    def ranked(self, by: str = "loss") -> list[SweepMember]:
-        """The members best first: by default the lowest validation loss first (final training loss
-        without a validation part: :attr:`ranked_by`); ``by`` may name one of the experiment's
-        metrics instead (``"r2"``), taken on the same rows (:meth:`ranking_value`) and ordered the
-        way it is better. Members whose value is not finite come last."""
-        name = self.ranking_value(by)
-        sign = -1.0 if by != "loss" and self.metric_modes[by] == "max" else 1.0
-        return sorted(self.members, key=lambda member: _rank_key(member, name, sign))
-
-    def ranking_value(self, by: str = "loss") -> str:
-        """The value :meth:`ranked` orders by for ``by``: ``"validation_loss"`` or ``"loss"``,
-        ``"validation_r2"`` or ``"r2"``. Raises :class:`mlbasics.ValidationError` if ``by`` is
-        neither ``"loss"`` nor one of the experiment's metrics."""
-        if by != "loss" and by not in self.metric_modes:
-            names = ", ".join(repr(name) for name in ["loss", *self.metric_modes])
-            raise ValidationError(
-                [f"cannot rank by {by!r}: the sweep has {names}{suggest(by, ['loss', *self.metric_modes])}"]
-            )
-        held_out = any(member.validation_loss is not None for member in self.members)
-        return ("validation_" if held_out else "") + by
-
-    @property
-    def ranked_by(self) -> str:
-        """What :meth:`ranked` orders by: ``"validation loss"`` or ``"final loss"``."""
-        held_out = any(member.validation_loss is not None for member in self.members)
-        return "validation loss" if held_out else "final loss"
-
-    @property
-    def best(self) -> SweepMember:
-        return self.ranked()[0]
-
-    @property
-    def model_steps(self) -> int:
-        return sum(len(member.history) for member in self.members)
-
-    def __repr__(self) -> str:
-        """A few lines: what was swept, how it was trained, the spread of final losses, the best members."""
-        from mlbasics import display
-
-        title, rows, best = display.sweep_result(self)
-        return display.text(title, rows, best)
-
-    def _repr_html_(self) -> str:
-        """Jupyter's view: the summary, the best members as a table, and every loss curve."""
-        from mlbasics import display
-
-        return display.sweep_result_html(self)
-
-    def to_dict(self, *, history: bool = False, rank_by: str = "loss") -> dict[str, Any]:
-        """A JSON-ready summary, members best first (``rank_by``: see :meth:`ranked`);
-        ``history=True`` adds each loss history and metric history."""
-        ranked = self.ranked(rank_by)  # first: an unknown rank_by is refused before anything else
-        ranked_by = self.ranked_by if rank_by == "loss" else self.ranking_value(rank_by).replace("_", " ")
-        return {
-            "mode": self.mode,
-            "reason": self.reason,
-            "device": self.device,
-            "seconds": self.seconds,
-            "setup_seconds": self.setup_seconds,
-            "axes": list(self.axes),
-            **({"ranked_by": ranked_by} if ranked_by != "final loss" else {}),
-            **({"metric_modes": self.metric_modes} if self.metric_modes else {}),
-            "experiment": self.experiment.to_dict(),
-            "members": [
-                {
-                    "index": member.index,
-                    "values": member.values,
-                    "final_loss": member.final_loss,
-                    **(
-                        {"validation_loss": member.validation_loss}
-                        if member.validation_loss is not None
-                        else {}
-                    ),
-                    **({"test_loss": member.test_loss} if member.test_loss is not None else {}),
-                    **({"metrics": member.metrics} if member.metrics else {}),
-                    **({"stopped": member.stopped} if member.stopped is not None else {}),
-                    "parameters": {name: value.tolist() for name, value in member.parameters.items()},
-                    **({"history": member.history.tolist()} if history else {}),
-                    **(
-                        {"metric_history": _metric_pairs(member)} if history and member.metric_history else {}
-                    ),
-                }
-                for member in ranked
-            ],
-        }
-
-
-def _metric_pairs(member: SweepMember) -> dict[str, list[list[float]]]:
-    """``{"r2": [[epoch, value], ...]}``, as :meth:`TrainResult.to_dict` writes a metric history."""
-    epochs = member.sync_epochs.tolist()
-    return {
-        name: [[epoch, value] for epoch, value in zip(epochs, values.tolist(), strict=True)]
-        for name, values in member.metric_history.items()
-    }
-
-
-# -- the grid ------------------------------------------------------------------------------------
 
 
 def grid_axes(
@@ -312,7 +136,7 @@ def _prepare_all(members: Sequence[tuple[dict[str, Any], Experiment]], registry:
             setups.append(prepare(experiment, registry))
         except MlbasicsError as exc:
             lines = list(exc.problems) if isinstance(exc, ValidationError) else str(exc).splitlines()
-            failures.append((_label(values), lines))
+            failures.append((values_label(values), lines))
     if not failures:
         return setups
     common = (
@@ -411,34 +235,53 @@ def sweep(
     experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
-    start = time.perf_counter()
-    setups = _prepare_all(members, registry or default_registry())
-    setup_seconds = time.perf_counter() - start
-
+    registry = registry or default_registry()
+    launched = launch()  # started by torchrun: this rank trains its share (mlbasics.distributed_sweeps)
+    own = members if launched is None else distributed_sweeps.share_of(members, launched)
+    with distributed.together():  # under torchrun, a mistake in one rank's members stops every rank
+        start = time.perf_counter()
+        setups = _prepare_all(own, registry)
+        setup_seconds = time.perf_counter() - start
     bar = None
-    if progress:
+    if progress and (launched is None or launched.is_main):  # one bar, on rank 0
         from mlbasics.progress import ProgressBar  # rich, only when a bar is shown
 
-        bar = ProgressBar(model_epochs=sum(s.end_epoch for s in setups))
+        scale = len(members) / len(own)  # under torchrun, rank 0's share stands for the grid
+        bar = ProgressBar(model_epochs=round(sum(s.end_epoch for s in setups) * scale), scale=scale)
     try:
-        plan = ensemble_plan(setups) if vmap else None
-        reason = plan if isinstance(plan, str) else None
-        if isinstance(plan, EnsemblePlan):
-            try:
-                return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
-            except NotVmappable as exc:
-                if exc.part == "model":
-                    reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
-                else:
-                    reason = (
-                        f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
-                    )
-        if reason is not None:
-            note(f"training the {len(setups)} members one after another: {reason}")
-        return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
+        with distributed.together():
+            result = train_setups(experiment, axes, own, setups, setup_seconds, vmap=vmap, bar=bar)
     finally:
         if bar is not None:
             bar.close()
+    return result if launched is None else distributed_sweeps.gathered(experiment, axes, members, result)
+
+
+def train_setups(
+    experiment: Experiment,
+    axes: Mapping[str, Any],
+    members: Sequence[tuple[dict[str, Any], Experiment]],
+    setups: Sequence[Setup],
+    setup_seconds: float,
+    *,
+    vmap: bool,
+    bar: ProgressBar | None,
+) -> SweepResult:
+    """Train the prepared members: as one vmapped ensemble where they allow it (and ``vmap``), else
+    one after another, with a note saying why."""
+    plan = ensemble_plan(setups) if vmap else None
+    reason = plan if isinstance(plan, str) else None
+    if isinstance(plan, EnsemblePlan):
+        try:
+            return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
+        except NotVmappable as exc:
+            if exc.part == "model":
+                reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
+            else:
+                reason = f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
+    if reason is not None:
+        note(f"training the {len(setups)} members one after another: {reason}")
+    return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
 
 
 def _vmapped(

@@ -71,7 +71,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         (
             ["--only", "nope"],
             "unknown rows nope; rows here: train, metrics, sweep-100, sweep-1000, lstsq, list-cold, csv-load, "
-            "batch-32, batch-32-hand, batch-256, batch-256-hand",
+            "batch-32, batch-32-hand, batch-256, batch-256-hand, ranks-sweep, ranks-ddp-256, ranks-ddp-lecture",
         ),
         (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
     ],
@@ -95,6 +95,7 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
     assert list(rows) == [
         *("train", "metrics", "sweep-100", "sweep-1000", "lstsq", "list-cold", "csv-load"),
         *("batch-32", "batch-32-hand", "batch-256", "batch-256-hand"),
+        *("ranks-sweep", "ranks-ddp-256", "ranks-ddp-lecture"),
     ]
     for key, row in rows.items():
         assert row["error"] is None, key
@@ -102,7 +103,10 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
         assert row["baseline_us"] > 0, key
         goal_max = row["goal_max"]
         assert row["met"] == ("-" if goal_max is None else "yes" if row["ratio"] <= goal_max else "no"), key
-    assert [key for key, row in rows.items() if row["goal_max"] is None] == ["sweep-1000"]  # a GPU goal
+    assert [key for key, row in rows.items() if row["goal_max"] is None] == [
+        "sweep-1000",  # a GPU goal
+        *("ranks-ddp-256", "ranks-ddp-lecture"),  # measured and explained, no goal
+    ]
     assert rows["lstsq"]["notes"]["exact"] is True
     assert rows["sweep-1000"]["notes"]["members"] == 1000
     assert rows["csv-load"]["notes"]["same_values"] is True

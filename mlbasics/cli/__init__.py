@@ -62,17 +62,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         _plugins_dir.apply(args)
         status: int = args.run(args)
     except MlbasicsError as exc:
+        if not _speaks(exc):
+            return EXIT_USER_ERROR
         if args.debug:
             raise
         for line in str(exc).splitlines():
             print(f"mlbasics: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except PluginBugError as exc:
+        if not _speaks(exc):
+            return EXIT_PLUGIN_BUG
         if args.debug:
             raise
         print(f"mlbasics: error: {first_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         return EXIT_PLUGIN_BUG
     except KeyboardInterrupt:
-        print("mlbasics: interrupted", file=sys.stderr)
+        if _speaks(None):
+            print("mlbasics: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _speaks(exc):  # another rank failed (it says why), or a bug: its traceback, from its rank
+            return EXIT_PLUGIN_BUG
+        raise
     return status
+
+
+def _speaks(error: BaseException | None) -> bool:
+    """Whether this process prints ``error``: always, unless torchrun started it as one of several
+    ranks; then the rank that failed speaks for all (:func:`mlbasics.distributed.speaks`), and
+    Ctrl-C, which reaches every rank, is said by rank 0."""
+    import os
+
+    if "WORLD_SIZE" not in os.environ:  # not under torchrun: nothing to import or agree on
+        return True
+    from mlbasics import distributed
+
+    if error is None:
+        return distributed.is_main()
+    return distributed.speaks(error)

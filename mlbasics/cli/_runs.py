@@ -62,8 +62,10 @@ def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
         return None
     from mlbasics._run_lock import refuse_if_in_use
     from mlbasics.checkpoints import Checkpoint
+    from mlbasics.distributed import is_main
 
-    if args.save is None or Path(args.save).resolve() == Path(args.resume).resolve():
+    # Under torchrun rank 0 checks the lock; the others read the checkpoint before it trains on.
+    if is_main() and (args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()):
         refuse_if_in_use(Path(args.resume))  # before reading a checkpoint its holder may be replacing
     return Checkpoint.load(args.resume)
 
@@ -75,11 +77,15 @@ def prepare_run(
     Every check that can fail runs here, before training starts. The run folder is checked first
     and locked (which creates it) last, so that a mistake found in between creates nothing."""
     from mlbasics.checkpoints import Checkpointer, check_run_folder
+    from mlbasics.distributed import is_main
     from mlbasics.divergence import DivergenceCheck
     from mlbasics.setup import prepare
 
     DivergenceCheck.check_threshold(args.divergence_threshold)
     folder = args.save or args.resume
+    if folder is not None and not is_main():  # under torchrun rank 0 alone keeps the run folder
+        Checkpointer.check_interval(args.checkpoint_every)
+        folder = None
     if folder is not None:
         Checkpointer.check_interval(args.checkpoint_every)
         own = checkpoint is not None and Path(folder).resolve() == checkpoint.run.resolve()
@@ -90,14 +96,27 @@ def prepare_run(
         from mlbasics.resuming import restore
 
         setup, notes = restore(checkpoint, experiment, force=args.force)
-        for note in notes:
+        for note in notes if is_main() else ():
             print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
+        _say_ranks(checkpoint)
     checkpointer = None
     if folder is not None:
         checkpointer = Checkpointer.for_run(
             folder, checkpoint, every=args.checkpoint_every, overwrite=args.force
         )
     return setup, checkpointer
+
+
+def _say_ranks(checkpoint: Checkpoint) -> None:
+    """What resuming on another number of ranks than saved the run means (said by rank 0)."""
+    from mlbasics.data_parallel import resume_note
+    from mlbasics.distributed import launch
+
+    current = launch()
+    if current is None or current.is_main:
+        line = resume_note(checkpoint, 1 if current is None else current.world_size)
+        if line is not None:
+            print(f"mlbasics: note: {line}", file=sys.stderr)
 
 
 def train_guarded(
@@ -121,7 +140,9 @@ def train_guarded(
             progress=progress or False,
             checkpointer=checkpointer,
             divergence_threshold=args.divergence_threshold,
-            signals=True,
+            # Under torchrun (setup.ddp) a signal ends every rank at once: one stopping at a step
+            # boundary alone would leave the others waiting in the next all-reduce.
+            signals=setup.ddp is None,
             anomaly_detection=args.detect_anomaly,
         )
     except AnomalyError as exc:

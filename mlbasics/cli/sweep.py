@@ -156,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
         vmap=not args.sequential,
         progress=not (args.json or args.quiet),
     )
+    from mlbasics.distributed import is_main
+
+    if not is_main():  # under torchrun every rank holds the result; rank 0 alone shows and saves it
+        return 0
     plot, failure = args.plot, None
     if plot:
         from mlbasics.errors import SaveError

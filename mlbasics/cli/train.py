@@ -138,10 +138,16 @@ def run(args: argparse.Namespace) -> int:
         from mlbasics.plotting import check_can_plot
 
         check_can_plot(args.plot)
+    from mlbasics.data_parallel import prepared
+    from mlbasics.distributed import is_main
+
     show_notes()
-    setup, checkpointer = _runs.prepare_run(args, experiment, checkpoint)
+    # Under torchrun: built on every rank, then trained data-parallel (mlbasics.data_parallel).
+    setup, checkpointer = prepared(
+        lambda: _runs.prepare_run(args, experiment, checkpoint), lambda built: built[0]
+    )
     progress = None
-    if not (args.json or args.quiet):
+    if not (args.json or args.quiet or not is_main()):
         from mlbasics.progress import ProgressBar
 
         progress = ProgressBar(stderr())
@@ -152,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         if exc.result is None:
             raise
         result, failure = exc.result, exc  # the training done is shown before the error
+    if not is_main():  # rank 0 alone shows the result (and writes the plot)
+        return 0
     plot = args.plot
     if plot:
         from mlbasics.plotting import save_training_plot
