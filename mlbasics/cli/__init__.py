@@ -11,6 +11,7 @@ command needs it, so ``mlbasics list`` starts fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -83,8 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not _speaks(exc):  # another rank failed (it says why), or a bug: its traceback, from its rank
             return EXIT_PLUGIN_BUG
+        if "WORLD_SIZE" in os.environ:
+            _crash_rank()
         raise
     return status
+
+
+def _crash_rank() -> NoReturn:
+    """A bug on one rank of a torchrun launch: its traceback, then an exit that skips the process
+    group's teardown, which with the other ranks still waiting in a collective ends in an abort
+    ("terminate called without an active exception") that would bury the traceback."""
+    sys.excepthook(*sys.exc_info())  # torch's, under torchrun: each line says its rank
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_PLUGIN_BUG)
 
 
 def _speaks(error: BaseException | None) -> bool:
