@@ -196,15 +196,9 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         params = dict(component.params)
         if kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
-        try:
-            specs[kind], kwargs[kind] = registry.resolve(kind, component.name, params)
-        except UnknownComponentError as exc:
-            unknown.append(f"{kind} {component.name!r}")
-            problems += exc.problems
-        except ValidationError as exc:
-            problems += exc.problems
-        except PluginError as exc:
-            problems.append(str(exc))
+        resolved = _resolve(registry, kind, component.name, params, problems, unknown)
+        if resolved is not None:
+            specs[kind], kwargs[kind] = resolved
     listed_specs: dict[str, list[tuple[ComponentSpec, dict[str, Any]]]] = {}
     for field, kind in LIST_KINDS.items():
         listed_specs[field] = []
@@ -214,15 +208,9 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
                 f"metric {name!r} is named twice" for name in sorted(set(names)) if names.count(name) > 1
             ]
         for component in getattr(experiment, field):
-            try:
-                listed_specs[field].append(registry.resolve(kind, component.name, dict(component.params)))
-            except UnknownComponentError as exc:
-                unknown.append(f"{kind} {component.name!r}")
-                problems += exc.problems
-            except ValidationError as exc:
-                problems += exc.problems
-            except PluginError as exc:
-                problems.append(str(exc))
+            resolved = _resolve(registry, kind, component.name, dict(component.params), problems, unknown)
+            if resolved is not None:
+                listed_specs[field].append(resolved)
     allow_problem = registry.plugins.allow_list_problem()
     if unknown and allow_problem is not None:
         # One line for the cause rather than one "unknown" line per component it hides.
@@ -276,6 +264,28 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         registry=registry,
         **data,
     )
+
+
+def _resolve(
+    registry: Registry,
+    kind: Kind,
+    name: str,
+    params: dict[str, Any],
+    problems: list[str],
+    unknown: list[str],
+) -> tuple[ComponentSpec, dict[str, Any]] | None:
+    """The spec and validated params of one component, or ``None`` with what is wrong with it added
+    to ``problems`` (and, for an unknown name, to ``unknown``): every problem is said at once."""
+    try:
+        return registry.resolve(kind, name, params)
+    except UnknownComponentError as exc:
+        unknown.append(f"{kind} {name!r}")
+        problems += exc.problems
+    except ValidationError as exc:
+        problems += exc.problems
+    except PluginError as exc:
+        problems.append(str(exc))
+    return None
 
 
 def _build_listed(

@@ -31,6 +31,19 @@ def max_error() -> Metric:
     return Metric(lambda p, t: (p - t).abs().amax(dim=(-2, -1)))
 
 
+def _one_minus_ratio(residual: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """1 - residual / total per output, averaged over outputs; where the targets are constant
+    (total 0): 1 for a perfect fit and 0 otherwise (as scikit-learn's scores do)."""
+    constant = total == 0
+    ratio = residual / torch.where(constant, torch.ones_like(total), total)
+    per_output = torch.where(constant, (residual == 0).to(residual.dtype), 1 - ratio)
+    return per_output.mean(dim=-1)
+
+
+def _squares_about_mean(value: torch.Tensor) -> torch.Tensor:
+    return ((value - value.mean(dim=-2, keepdim=True)) ** 2).sum(dim=-2)
+
+
 def r2() -> Metric:
     """The coefficient of determination, 1 - SS_res / SS_tot per output, averaged over outputs
     (scikit-learn's ``r2_score`` with ``multioutput="uniform_average"``). 1 is a perfect fit, 0 is
@@ -39,11 +52,7 @@ def r2() -> Metric:
 
     def score(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         residual = ((target - prediction) ** 2).sum(dim=-2)
-        total = ((target - target.mean(dim=-2, keepdim=True)) ** 2).sum(dim=-2)
-        constant = total == 0
-        ratio = residual / torch.where(constant, torch.ones_like(total), total)
-        per_output = torch.where(constant, (residual == 0).to(residual.dtype), 1 - ratio)
-        return per_output.mean(dim=-1)
+        return _one_minus_ratio(residual, _squares_about_mean(target))
 
     return Metric(score, mode="max", best=1.0)
 
@@ -53,12 +62,6 @@ def explained_variance() -> Metric:
     constant offset of the predictions."""
 
     def score(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        error = target - prediction
-        residual = ((error - error.mean(dim=-2, keepdim=True)) ** 2).sum(dim=-2)
-        total = ((target - target.mean(dim=-2, keepdim=True)) ** 2).sum(dim=-2)
-        constant = total == 0
-        ratio = residual / torch.where(constant, torch.ones_like(total), total)
-        per_output = torch.where(constant, (residual == 0).to(residual.dtype), 1 - ratio)
-        return per_output.mean(dim=-1)
+        return _one_minus_ratio(_squares_about_mean(target - prediction), _squares_about_mean(target))
 
     return Metric(score, mode="max", best=1.0)
