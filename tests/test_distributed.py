@@ -30,9 +30,9 @@ import pytest
 import torch
 from test_sweeps import TIGHT_EPOCHS, TIGHT_RTOL
 
-from conftest import builtins_only_env, run_main
 from mlbasics import distributed
 from mlbasics.errors import MlbasicsError
+from tests.conftest import builtins_only_env, run_main
 
 pytestmark = pytest.mark.filterwarnings("error")
 
