@@ -2,6 +2,6 @@
 
 import sys
 
-from mlbasics.cli import main
+from mlbasics.cli import command
 
-sys.exit(main())
+sys.exit(command())

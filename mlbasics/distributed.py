@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
@@ -149,6 +150,20 @@ def _leave() -> None:
 
     if _joined and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave_now(status: int) -> None:
+    """End this rank's process now, with ``status``, if it joined a process group: stdout and
+    stderr flushed, then ``os._exit``. Every collective has returned on every rank by then (the
+    command's last step agrees or gathers), but tearing the gloo process group down (explicitly or
+    at interpreter exit) while the other rank exits too now and then ends in a C++ abort
+    ("terminate called without an active exception", SIGABRT) that turns a finished run into a
+    failed launch; skipping the teardown leaves the operating system to close the sockets."""
+    if not _joined:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def share(count: int, rank: int, world_size: int) -> range:

@@ -53,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command() -> int:
+    """The ``mlbasics`` command (and ``python -m mlbasics``): :func:`main`, then, as one rank of a
+    torchrun launch, an exit that skips the process group's teardown (see
+    :func:`mlbasics.distributed.leave_now`)."""
+    status = main()
+    if "WORLD_SIZE" in os.environ:
+        from mlbasics.distributed import leave_now
+
+        leave_now(status)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
