@@ -79,23 +79,19 @@ def _env(**extra: str) -> dict[str, str]:
     return builtins_only_env(OMP_NUM_THREADS="1", **extra)
 
 
+#: ``torchrun --standalone --nproc-per-node 2 -m mlbasics``: --standalone picks a free port, so
+#: launches of parallel test workers never meet; --tee prefixes every line with its rank.
+TORCHRUN = [
+    sys.executable,
+    *("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--tee", "3"),
+    *("-m", "mlbasics"),
+]
+
+
 def torchrun(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``torchrun --standalone --nproc-per-node 2 -m mlbasics ARGS``: --standalone picks a free port,
-    so launches of parallel test workers never meet; --tee prefixes every line with its rank."""
+    """:data:`TORCHRUN` ``ARGS``, run to its end."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "--tee",
-            "3",
-            "-m",
-            "mlbasics",
-            *args,
-        ],
+        [*TORCHRUN, *args],
         capture_output=True,
         text=True,
         env=env or _env(),
@@ -255,16 +251,7 @@ def test_ctrl_c_stops_every_rank(tmp_path: Path) -> None:
     """Ctrl-C in a terminal is SIGINT to the whole foreground process group: torchrun and its ranks."""
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "--tee",
-            "3",
-            "-m",
-            "mlbasics",
+            *TORCHRUN,
             "sweep",
             "--seeds",
             "0-3",
