@@ -65,12 +65,8 @@ def gathered(
             member_values, member_experiment = members[index]
             length, history_dtype = entry["history"]
             history, offset = _take(rank_values, offset, [length], history_dtype)
-            parameters = {}
-            for name, shape, dtype in entry["parameters"]:
-                parameters[name], offset = _take(rank_values, offset, shape, dtype)
-            metric_history = {}
-            for name, shape, dtype in entry["metric_history"]:
-                metric_history[name], offset = _take(rank_values, offset, shape, dtype)
+            parameters, offset = _unpacked(rank_values, offset, entry["parameters"])
+            metric_history, offset = _unpacked(rank_values, offset, entry["metric_history"])
             result_members.append(
                 SweepMember(
                     index=index,
@@ -108,14 +104,8 @@ def _encoded(result: SweepResult) -> tuple[bytes, torch.Tensor]:
     entries = []
     for member in result.members:
         parts.append(member.history.double().flatten())
-        shapes = []
-        for name, value in member.parameters.items():
-            parts.append(value.detach().cpu().double().flatten())
-            shapes.append([name, list(value.shape), str(value.dtype)])
-        metric_shapes = []
-        for name, value in member.metric_history.items():
-            parts.append(value.detach().cpu().double().flatten())
-            metric_shapes.append([name, list(value.shape), str(value.dtype)])
+        shapes = _packed(member.parameters, parts)
+        metric_shapes = _packed(member.metric_history, parts)
         entries.append(
             {
                 "history": [len(member.history), str(member.history.dtype)],
@@ -138,6 +128,26 @@ def _encoded(result: SweepResult) -> tuple[bytes, torch.Tensor]:
     }
     numbers = torch.cat(parts) if parts else torch.empty(0, dtype=torch.float64)
     return json.dumps(layout).encode(), numbers  # NaN and inf travel as JSON's NaN/Infinity
+
+
+def _packed(tensors: dict[str, torch.Tensor], parts: list[torch.Tensor]) -> list[list[Any]]:
+    """Append each of ``tensors`` to ``parts`` as float64 numbers; return how to read them back:
+    ``[name, shape, dtype]`` each, in order (:func:`_unpacked`)."""
+    layout = []
+    for name, value in tensors.items():
+        parts.append(value.detach().cpu().double().flatten())
+        layout.append([name, list(value.shape), str(value.dtype)])
+    return layout
+
+
+def _unpacked(
+    values: torch.Tensor, offset: int, layout: list[list[Any]]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The tensors :func:`_packed` laid out, read from ``values`` at ``offset``; and the offset after them."""
+    tensors = {}
+    for name, shape, dtype in layout:
+        tensors[name], offset = _take(values, offset, shape, dtype)
+    return tensors, offset
 
 
 def _take(values: torch.Tensor, offset: int, shape: list[int], dtype: str) -> tuple[torch.Tensor, int]:

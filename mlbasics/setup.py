@@ -222,12 +222,12 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         raise ValidationError(problems)
     device = resolve_device(experiment.device)
 
-    dataset = _checked(specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset)
+    dataset = built_as(specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset)
     sizes = _model_sizes(experiment, dataset)
     kwargs["model"] = sizes | {k: v for k, v in kwargs["model"].items() if k not in MODEL_SIZE_PARAMS}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(experiment.seed)
-        model = _checked(specs["model"], registry.instantiate(specs["model"], kwargs["model"]), nn.Module)
+        model = built_as(specs["model"], registry.instantiate(specs["model"], kwargs["model"]), nn.Module)
     try:
         model.to(device).train()
     except (RuntimeError, MemoryError) as exc:  # a model that fits in the host's memory but not the GPU's
@@ -298,12 +298,12 @@ def _build_listed(
     from mlbasics.metrics import Metric
 
     metrics = {
-        spec.name: _checked(spec, registry.instantiate(spec, kwargs), Metric)
+        spec.name: built_as(spec, registry.instantiate(spec, kwargs), Metric)
         for spec, kwargs in listed_specs["metrics"]
     }
     callbacks = []
     for spec, kwargs in listed_specs["callbacks"]:
-        callback = _checked(spec, registry.instantiate(spec, kwargs), Callback)
+        callback = built_as(spec, registry.instantiate(spec, kwargs), Callback)
         callback.label = label(spec)
         callbacks.append(callback)
     listed = {
@@ -478,7 +478,9 @@ def _model_sizes(experiment: Experiment, dataset: Dataset) -> dict[str, int]:
     return actual
 
 
-def _checked(spec: ComponentSpec, value: Any, expected: type) -> Any:
+def built_as(spec: ComponentSpec, value: Any, expected: type) -> Any:
+    """``value``, what ``spec``'s factory returned, if it is an ``expected``; else the plugin's
+    error naming the component and both types."""
     if not isinstance(value, expected):
         raise _contract_broken(spec, value, f"a {expected.__module__}.{expected.__qualname__}")
     return value

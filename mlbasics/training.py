@@ -20,7 +20,7 @@ from mlbasics.experiment import Component, Experiment, with_settings
 from mlbasics.loop import fit
 from mlbasics.registry import Registry
 from mlbasics.results import TrainResult
-from mlbasics.setup import Setup, prepare
+from mlbasics.setup import Setup, built_as, prepare
 
 if TYPE_CHECKING:
     from mlbasics.progress import ProgressBar
@@ -156,12 +156,7 @@ def _run_callback(setup: Setup, name: str, **params: Any) -> Callback:
     except (UnknownComponentError, PluginError):
         registry = _builtins()
         spec, values = registry.resolve("callback", name, params)
-    callback = registry.instantiate(spec, values)
-    if not isinstance(callback, Callback):
-        raise PluginError(
-            f"callback {name!r} from plugin {spec.plugin}: factory returned {type(callback).__name__}, "
-            "expected a mlbasics.callbacks.Callback"
-        )
+    callback: Callback = built_as(spec, registry.instantiate(spec, values), Callback)
     callback.label = label(spec)
     return callback
 
