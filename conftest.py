@@ -33,8 +33,8 @@ def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module scope: for Sybil that is one documentation file, whose blocks all share it."""
     import torch
 
-    from mlbasics.plugins import ENV_VARIABLES
-    from mlbasics.registry import reset_default_registry
+    from mlbasics.core.plugins import ENV_VARIABLES
+    from mlbasics.core.registry import reset_default_registry
 
     workdir = tmp_path_factory.mktemp("docs")
     shutil.copytree(ROOT / "examples", workdir / "examples")

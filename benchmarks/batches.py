@@ -4,7 +4,7 @@ Workload: the lecture's MLP (1-6-10-6-1 ReLU), SGD lr 0.01, MSE, on 100,000 rows
 one epoch (one pass over the rows, shuffled) at batch size B. All three build the model from the
 same seed and train the same number of steps; each times one epoch and ends with the device idle.
 
-- candidate: mlbasics' epoch (:mod:`mlbasics.batches`), from ``prepare`` + ``eager_step``: one
+- candidate: mlbasics' epoch (:mod:`mlbasics.data.batches`), from ``prepare`` + ``eager_step``: one
   permutation on the device, one gather per tensor, batches as slices;
 - baseline "DataLoader": ``DataLoader(TensorDataset(x, y), batch_size=B, shuffle=True)``, which
   indexes row by row and collates in Python;
@@ -30,8 +30,8 @@ from _timing import Row, compare, markdown_table, timed
 
 import mlbasics
 from mlbasics.devices import synchronize
-from mlbasics.setup import prepare
-from mlbasics.steppers import eager_step
+from mlbasics.engine.setup import prepare
+from mlbasics.engine.steppers import eager_step
 
 ROWS = 100_000
 GOALS = {32: 1.95, 256: 4.1}  # the DataLoader's time / mlbasics' time measured before this work

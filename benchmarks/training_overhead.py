@@ -26,7 +26,7 @@ from _timing import Row, compare, markdown_table, timed
 
 import mlbasics
 from mlbasics.devices import resolve_device, synchronize
-from mlbasics.progress import ProgressBar
+from mlbasics.show.progress import ProgressBar
 
 #: The metrics the ``metrics`` row computes: a score and an error, as a regression user asks for.
 METRICS = ("r2", "mae")

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import mlbasics
 from mlbasics import Checkpoint, Experiment
-from mlbasics.notebook import RichOutput
+from mlbasics.show.notebook import RichOutput
 
 
 def _progress_bar_html() -> str:

@@ -35,7 +35,7 @@ import torch
 import mlbasics
 from mlbasics import Experiment
 from mlbasics._files import atomic_write_text
-from mlbasics.plotting import save_figure, training_figure
+from mlbasics.show.plotting import save_figure, training_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -12,6 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from mlbasics.core.hookspecs import hookimpl, hookspec
+from mlbasics.core.plugins import PluginRecord, PluginSet, PluginSettings
+from mlbasics.core.registry import Registry, default_registry
+from mlbasics.core.specs import KINDS, REQUIRED, ComponentSpec, Kind, Param, PluginInfo
+from mlbasics.engine.experiment import Component, Experiment
+from mlbasics.engine.interrupts import stop_on_signals
 from mlbasics.errors import (
     ComponentBuildError,
     DataError,
@@ -25,53 +31,50 @@ from mlbasics.errors import (
     UnknownComponentError,
     ValidationError,
 )
-from mlbasics.experiment import Component, Experiment
-from mlbasics.hookspecs import hookimpl, hookspec
-from mlbasics.interrupts import stop_on_signals
-from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings
-from mlbasics.registry import Registry, default_registry
-from mlbasics.specs import KINDS, REQUIRED, ComponentSpec, Kind, Param, PluginInfo
 
 if TYPE_CHECKING:
     from mlbasics.analysis import NotCollapsibleError, collapse
-    from mlbasics.anomaly import detect_anomaly
-    from mlbasics.callbacks import Callback, StopTraining
-    from mlbasics.checkpoints import Checkpoint, Checkpointer
-    from mlbasics.data import Dataset, GroundTruth
-    from mlbasics.loop import fit
-    from mlbasics.metrics import Metric
-    from mlbasics.results import TrainResult
-    from mlbasics.resuming import resume
-    from mlbasics.setup import Setup, prepare
-    from mlbasics.solvers import ClosedFormSolver
-    from mlbasics.sweeps import SweepMember, SweepResult, sweep
-    from mlbasics.training import train
+    from mlbasics.core.callbacks import Callback, StopTraining
+    from mlbasics.data.dataset import Dataset, GroundTruth
+    from mlbasics.engine.loop import fit
+    from mlbasics.engine.metrics import Metric
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup, prepare
+    from mlbasics.engine.solvers import ClosedFormSolver
+    from mlbasics.runs.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.sweeps.grid import SweepMember, SweepResult, sweep
+    from mlbasics.training.anomaly import detect_anomaly
+    from mlbasics.training.resuming import resume
+    from mlbasics.training.runner import train
 
+from mlbasics import _moved
 from mlbasics._version import __version__
+
+_moved.install()  # the module paths of 0.1 (mlbasics.plotting, ...) still import, with a warning
 
 # Public names whose modules import torch: resolved on first access (PEP 562), so that
 # `mlbasics list` and `import mlbasics` stay fast.
 _LAZY = {
     "collapse": "mlbasics.analysis",
     "NotCollapsibleError": "mlbasics.analysis",
-    "detect_anomaly": "mlbasics.anomaly",
-    "Checkpoint": "mlbasics.checkpoints",
-    "Checkpointer": "mlbasics.checkpoints",
-    "resume": "mlbasics.resuming",
-    "Dataset": "mlbasics.data",
-    "GroundTruth": "mlbasics.data",
-    "ClosedFormSolver": "mlbasics.solvers",
-    "Callback": "mlbasics.callbacks",
-    "Metric": "mlbasics.metrics",
-    "Setup": "mlbasics.setup",
-    "StopTraining": "mlbasics.callbacks",
-    "TrainResult": "mlbasics.results",
-    "fit": "mlbasics.loop",
-    "prepare": "mlbasics.setup",
-    "train": "mlbasics.training",
-    "sweep": "mlbasics.sweeps",
-    "SweepMember": "mlbasics.sweeps",
-    "SweepResult": "mlbasics.sweeps",
+    "detect_anomaly": "mlbasics.training.anomaly",
+    "Checkpoint": "mlbasics.runs.checkpoints",
+    "Checkpointer": "mlbasics.runs.checkpoints",
+    "resume": "mlbasics.training.resuming",
+    "Dataset": "mlbasics.data.dataset",
+    "GroundTruth": "mlbasics.data.dataset",
+    "ClosedFormSolver": "mlbasics.engine.solvers",
+    "Callback": "mlbasics.core.callbacks",
+    "Metric": "mlbasics.engine.metrics",
+    "Setup": "mlbasics.engine.setup",
+    "StopTraining": "mlbasics.core.callbacks",
+    "TrainResult": "mlbasics.engine.results",
+    "fit": "mlbasics.engine.loop",
+    "prepare": "mlbasics.engine.setup",
+    "train": "mlbasics.training.runner",
+    "sweep": "mlbasics.sweeps.grid",
+    "SweepMember": "mlbasics.sweeps.results",
+    "SweepResult": "mlbasics.sweeps.results",
 }
 
 

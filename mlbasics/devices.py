@@ -3,14 +3,30 @@ error (one line), never a fallback."""
 
 from __future__ import annotations
 
-import torch
+import re
+from typing import TYPE_CHECKING, Final
 
 from mlbasics.errors import DeviceError, first_line
-from mlbasics.experiment import check_device_name
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES: Final = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device_name(name: object) -> str | None:
+    """Why ``name`` is not a device name mlbasics understands, or ``None`` if it is one (checked
+    without torch: an experiment is validated before anything imports it)."""
+    if isinstance(name, str) and _DEVICE.match(name):
+        return None
+    return f"unknown device {name!r}; use {DEVICE_CHOICES}"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; any other name must be available as asked."""
+    import torch
+
     problem = check_device_name(name)
     if problem:
         raise DeviceError(problem)
@@ -49,6 +65,8 @@ def _check_usable(name: str, device: torch.device) -> None:
     """Put one number on ``device``: a device that is listed but cannot be used (a driver too old
     for this torch, a GPU in exclusive use by another process, a build without kernels for it) fails
     here with one line, not inside the first training step."""
+    import torch
+
     try:
         torch.zeros(1, device=device)
     except (
@@ -61,6 +79,8 @@ def _check_usable(name: str, device: torch.device) -> None:
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` (so timings measure the work, not its launch)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":

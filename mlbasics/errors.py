@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlbasics.results import TrainResult
+    from mlbasics.engine.results import TrainResult
 
 
 class MlbasicsError(Exception):
@@ -140,5 +140,5 @@ def caused_by_params(exc: BaseException) -> bool:
     declaration let through), an ``OverflowError``, or running out of memory (sizes the user chose);
     anything else is a bug in the plugin (exit status 1). One exception to it: a ``TypeError`` raised
     by calling the factory at all (its signature does not take its declared params) is the
-    plugin's bug too; :func:`mlbasics.registry.build_error` checks that."""
+    plugin's bug too; :func:`mlbasics.core.registry.build_error` checks that."""
     return isinstance(exc, ValueError | TypeError | OverflowError) or is_out_of_memory(exc)

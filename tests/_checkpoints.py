@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from mlbasics.checkpoints import CHECKPOINT, MANIFEST
+from mlbasics.runs.checkpoints import CHECKPOINT, MANIFEST
 
 
 def rewrite(run: Path, name: str, data: bytes, *, fix_checksum: bool) -> None:

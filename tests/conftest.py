@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbasics.plugins import ENV_VARIABLES
-from mlbasics.registry import reset_default_registry
+from mlbasics.core.plugins import ENV_VARIABLES
+from mlbasics.core.registry import reset_default_registry
 
 pytest_plugins = ["mlbasics.testing.pytest_plugin"]
 

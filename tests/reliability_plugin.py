@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mlbasics import ComponentSpec, Dataset, Param, PluginInfo, Registry, hookimpl
-from mlbasics.plugins import PluginSet, PluginSettings
+from mlbasics.core.plugins import PluginSet, PluginSettings
 
 
 class DropoutLinear(nn.Module):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import mlbasics
-from mlbasics.checkpoints import CHECKPOINT, MANIFEST
+from mlbasics.runs.checkpoints import CHECKPOINT, MANIFEST
 from tests.conftest import FakeSite, plugin_source, run_main
 
 CSV_FILES = {

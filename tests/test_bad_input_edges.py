@@ -23,10 +23,10 @@ from mlbasics import (
     ValidationError,
 )
 from mlbasics.cli import main
+from mlbasics.core.plugins import PluginSet, PluginSettings
+from mlbasics.core.specs import MAX_NESTING, nested_too_deeply
 from mlbasics.errors import caused_by_params
-from mlbasics.plugins import PluginSet, PluginSettings
-from mlbasics.specs import MAX_NESTING, nested_too_deeply
-from mlbasics.sweeps import MAX_MEMBERS
+from mlbasics.sweeps.grid import MAX_MEMBERS
 from tests import reliability_plugin
 from tests.conftest import FakeSite
 
@@ -283,7 +283,7 @@ def test_running_out_of_memory_in_a_vmapped_sweep_is_one_line(
     def out_of_memory(*args: object, **kwargs: object) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
 
-    monkeypatch.setattr(mlbasics.sweeps, "train_stacked", out_of_memory)
+    monkeypatch.setattr(mlbasics.sweeps.grid, "train_stacked", out_of_memory)
     line = _fails(["sweep", "--seeds", "0-2", "--dataset", "tiny", "--epochs", "2", "--quiet"], capsys)
     assert "out of memory training 3 members of model 'mlp' as one vmapped ensemble on cpu" in line
     assert "--sequential" in line
@@ -612,10 +612,10 @@ def test_an_older_version_of_an_activations_plugin_is_refused_unless_forced(tmp_
     )
     with pytest.raises(ValidationError, match=message):
         mlbasics.resume(tmp_path, registry=older, epochs=3)
-    with pytest.warns(mlbasics.resuming.ResumeWarning, match="activation 'wobble'"):
+    with pytest.warns(mlbasics.training.resuming.ResumeWarning, match="activation 'wobble'"):
         assert mlbasics.resume(tmp_path, registry=older, epochs=3, force=True).epochs == 3
     # Choosing another activation (forced) no longer depends on the one recorded.
-    with pytest.warns(mlbasics.resuming.ResumeWarning):
+    with pytest.warns(mlbasics.training.resuming.ResumeWarning):
         result = mlbasics.resume(
             tmp_path, registry=older, epochs=4, force=True, model={**model, "activation": "tanh"}
         )

@@ -17,8 +17,8 @@ from _checkpoints import rewrite
 
 import mlbasics
 from mlbasics import Callback, Checkpoint, DataError, Experiment, Registry, Setup
-from mlbasics.callbacks import CallbackError
-from mlbasics.checkpoints import CHECKPOINT
+from mlbasics.core.callbacks import CallbackError
+from mlbasics.runs.checkpoints import CHECKPOINT
 from tests.conftest import run_main
 
 REGISTRY = Registry.isolated()

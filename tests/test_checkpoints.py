@@ -17,10 +17,10 @@ from _checkpoints import rewrite
 
 import mlbasics
 from mlbasics import Checkpoint, DataError, Experiment, PluginError, Registry
-from mlbasics import checkpoints as checkpoints_module
-from mlbasics import setup as setup_code
-from mlbasics._run_lock import LOCK_FILE
-from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
+from mlbasics.engine import setup as setup_code
+from mlbasics.runs import checkpoints as checkpoints_module
+from mlbasics.runs._run_lock import LOCK_FILE
+from mlbasics.runs.checkpoints import CHECKPOINT, FILES, MANIFEST, PREVIOUS, write_checkpoint
 
 LINEAR = Experiment(
     dataset="synthetic-linear", model="linear", optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.5}

@@ -188,7 +188,7 @@ def test_detect_anomaly_names_the_operation_and_debug_shows_the_forward_call(tmp
     debug = run_cli("--debug", *args, "--detect-anomaly", "--set", "log_every=300", cwd=tmp_path)
     assert debug.returncode != 0
     assert "Traceback of forward call that caused the error" in debug.stderr
-    assert "mlbasics.anomaly.AnomalyError" in debug.stderr
+    assert "mlbasics.training.anomaly.AnomalyError" in debug.stderr
 
 
 def test_predict_from_values_and_csv(tmp_path: Path) -> None:

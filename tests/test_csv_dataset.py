@@ -1,6 +1,6 @@
 """The ``csv`` dataset: the user's own table, and a clear error naming file and line for every flaw.
 
-The reader (mlbasics._csv) reads in blocks; with ``tiny_chunks`` every test here runs with blocks of
+The reader (mlbasics.data._csv) reads in blocks; with ``tiny_chunks`` every test here runs with blocks of
 a few bytes too, so lines split across reads, many blocks and the careful reader's blocks are
 exercised on small files."""
 
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlbasics import DataError, Registry, _csv
+from mlbasics import DataError, Registry
+from mlbasics.data import _csv
 
 
 @pytest.fixture(autouse=True, params=[None, 7], ids=["4MiB-blocks", "7-byte-blocks"])

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlbasics import DataError, Registry, _csv, _csv_cache, data
+from mlbasics import DataError, Registry
 from mlbasics.cli import main
-from mlbasics.data import Dataset, data_fingerprint
+from mlbasics.data import _csv, _csv_cache
+from mlbasics.data import dataset as data
+from mlbasics.data.dataset import Dataset, data_fingerprint
 
 TABLE = "a,b,y1,y2\n" + "".join(f"{i * 0.5},{-i},{i * i},{1 - i}\n" for i in range(40))
 

@@ -12,7 +12,7 @@ import mlbasics
 from mlbasics import DataError, Dataset, Registry
 from mlbasics.analysis import collapse
 from mlbasics.cli import main
-from mlbasics.prediction import predictions_csv
+from mlbasics.runs.prediction import predictions_csv
 
 # y1 = 2a - b + 1 and y2 = a + 3b - 2, exactly, on six points in general position.
 ROWS = [(0, 0), (1, 0), (0, 1), (2, 1), (1, 3), (3, 2)]

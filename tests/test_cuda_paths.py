@@ -20,9 +20,9 @@ from _stand_ins import FLOAT64, FLOAT64_TOLERANCE, ReadsOnTheHost, hook_plugin
 
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Param, Registry
+from mlbasics.engine.setup import prepare
+from mlbasics.engine.steppers import CudaGraphs, GraphStepper, eager_step
 from mlbasics.notes import forget_notes
-from mlbasics.setup import prepare
-from mlbasics.steppers import CudaGraphs, GraphStepper, eager_step
 
 pytestmark = pytest.mark.cuda
 

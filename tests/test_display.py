@@ -14,7 +14,7 @@ import torch
 
 import mlbasics
 from mlbasics import Checkpoint, Component, Dataset, Experiment, Registry
-from mlbasics import display as display_module
+from mlbasics.show import display as display_module
 
 TINY = Experiment(
     dataset="tiny", model="linear", optimizer={"name": "sgd", "lr": 0.01}, epochs=2000, device="cpu"

@@ -163,7 +163,7 @@ def test_what_data_parallel_training_refuses(settings: dict[str, Any], problem: 
     import re
 
     import mlbasics
-    from mlbasics.data_parallel import parallel_problem
+    from mlbasics.engine.data_parallel import parallel_problem
 
     setup = mlbasics.prepare(_experiment(settings))
     found = parallel_problem(setup, world_size=2)
@@ -171,7 +171,7 @@ def test_what_data_parallel_training_refuses(settings: dict[str, Any], problem: 
 
 
 def _experiment(settings: dict[str, Any]) -> Any:
-    from mlbasics.experiment import Experiment, with_settings
+    from mlbasics.engine.experiment import Experiment, with_settings
 
     return with_settings(Experiment(), settings, caller="test")
 
@@ -179,7 +179,7 @@ def _experiment(settings: dict[str, Any]) -> Any:
 @pytest.mark.parametrize(("loss", "reduction"), [("mse", "mean"), ("huber", "mean"), ("sse-half", "sum")])
 def test_the_loss_is_found_to_average_or_sum_over_rows(loss: str, reduction: str) -> None:
     import mlbasics
-    from mlbasics.data_parallel import row_reduction
+    from mlbasics.engine.data_parallel import row_reduction
 
     assert row_reduction(mlbasics.prepare(_experiment({"loss": loss}))) == reduction
 

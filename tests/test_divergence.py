@@ -13,8 +13,8 @@ import pytest
 
 import mlbasics
 from mlbasics import Callback, Checkpoint, DivergenceError, Experiment, ValidationError
-from mlbasics.anomaly import AnomalyError
-from mlbasics.divergence import smaller_learning_rate
+from mlbasics.training.anomaly import AnomalyError
+from mlbasics.training.divergence import smaller_learning_rate
 from tests import reliability_plugin
 
 REGISTRY = reliability_plugin.registry()

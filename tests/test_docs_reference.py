@@ -14,9 +14,9 @@ from typing import Any
 import attrs
 import pytest
 
-from mlbasics import hookspecs
-from mlbasics.experiment import LIST_KINDS, Component, Experiment
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
+from mlbasics.core import hookspecs
+from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry
+from mlbasics.engine.experiment import LIST_KINDS, Component, Experiment
 from tests.conftest import builtins_only_env, run_main
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -28,7 +28,7 @@ REGENERATE = (
 
 
 def hook_specifications() -> dict[str, Callable[..., Any]]:
-    """Every hook mlbasics defines: the functions of mlbasics.hookspecs marked as hook specifications."""
+    """Every hook mlbasics defines: the functions of mlbasics.core.hookspecs marked as hook specifications."""
     marker = f"{hookspecs.PROJECT_NAME}_spec"
     return {
         name: function

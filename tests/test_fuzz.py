@@ -19,12 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlbasics
-from mlbasics import Checkpoint, Component, Dataset, Experiment, MlbasicsError, Registry, _csv
+from mlbasics import Checkpoint, Component, Dataset, Experiment, MlbasicsError, Registry
 from mlbasics.builtin.datasets import csv_table
-from mlbasics.checkpoints import CHECKPOINT, FILES, MANIFEST
-from mlbasics.experiment import LIST_KINDS
-from mlbasics.prediction import parse_samples
-from mlbasics.resuming import restore
+from mlbasics.data import _csv
+from mlbasics.engine.experiment import LIST_KINDS
+from mlbasics.runs.checkpoints import CHECKPOINT, FILES, MANIFEST
+from mlbasics.runs.prediction import parse_samples
+from mlbasics.training.resuming import restore
 from tests.conftest import run_main
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

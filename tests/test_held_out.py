@@ -13,8 +13,8 @@ import torch
 import mlbasics
 from mlbasics import Checkpoint, ComponentSpec, Dataset, DivergenceError, Experiment, Registry, hookimpl
 from mlbasics.cli import main
+from mlbasics.engine.setup import prepare
 from mlbasics.errors import DataError
-from mlbasics.setup import prepare
 
 ROOT = Path(__file__).parent.parent
 HOUSES = str(ROOT / "examples" / "houses.csv")
@@ -144,7 +144,7 @@ def test_mini_batches_converge_where_a_few_full_batch_epochs_do_not() -> None:
 
 
 def test_the_cuda_graph_is_not_used_with_mini_batches_and_a_note_says_why() -> None:
-    from mlbasics.steppers import capture_problem
+    from mlbasics.engine.steppers import capture_problem
 
     setup = prepare(Experiment(**LINEAR, batch_size=10))
     problem = capture_problem(setup)
@@ -179,7 +179,7 @@ def _mapped_registry(data: Dataset) -> Registry:
 
 
 def test_a_memory_mapped_dataset_trains_on_host_gathered_batches_bitwise_as_in_memory() -> None:
-    source = mlbasics.registry.default_registry().build("dataset", "synthetic-linear", noise=0.5)
+    source = mlbasics.core.registry.default_registry().build("dataset", "synthetic-linear", noise=0.5)
     common = {
         "model": "linear",
         "device": "cpu",
@@ -200,7 +200,7 @@ def test_a_memory_mapped_dataset_trains_on_host_gathered_batches_bitwise_as_in_m
 
 
 def test_a_file_that_changes_during_training_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    source = mlbasics.registry.default_registry().build("dataset", "synthetic-linear")
+    source = mlbasics.core.registry.default_registry().build("dataset", "synthetic-linear")
     mapped = _Mapped(features=source.features, targets=source.targets, memory_mapped=True)
     with pytest.raises(DataError, match=r"houses\.bin: changed"):
         mlbasics.train(

@@ -22,28 +22,51 @@ PACKAGE = Path(__file__).parent.parent / "mlbasics"
 TRAINING = {
     f"mlbasics.{name}"
     for name in (
-        "callbacks",
-        "setup",
-        "loop",
-        "results",
-        "steppers",
-        "batches",
-        "metrics",
-        "divergence",
-        "progress",
-        "checkpoints",
-        "training",
-        "resuming",
-        "notebook",
-        "anomaly",
+        "core.callbacks",
+        "engine.setup",
+        "engine.loop",
+        "engine.results",
+        "engine.steppers",
+        "data.batches",
+        "engine.metrics",
+        "training.divergence",
+        "show.progress",
+        "runs.checkpoints",
+        "training.runner",
+        "training.resuming",
+        "show.notebook",
+        "training.anomaly",
     )
 }
 #: The loop and what it knows: the callback protocol, the setup, the steps, the result. None of
 #: them may reach (even through other modules) the callbacks that a run adds, or what adds them.
-LOOP = {f"mlbasics.{name}" for name in ("callbacks", "loop", "setup", "steppers", "results")}
+LOOP = {
+    f"mlbasics.{name}"
+    for name in ("core.callbacks", "engine.loop", "engine.setup", "engine.steppers", "engine.results")
+}
 RUN_COMPANY = {
     f"mlbasics.{name}"
-    for name in ("training", "checkpoints", "progress", "divergence", "resuming", "notebook", "anomaly")
+    for name in (
+        "training.runner",
+        "runs.checkpoints",
+        "show.progress",
+        "training.divergence",
+        "training.resuming",
+        "show.notebook",
+        "training.anomaly",
+    )
+}
+
+#: The packages of mlbasics, lowest first: each may import the ones before it, never one after it.
+#: The top-level modules (errors, devices, distributed, notes, ...) come before them all and import
+#: none of them; what users and plugins see (the package's ``__init__``, ``__main__``, the command
+#: line, the built-in plugin and the testing kit) comes after them all and may import any.
+LAYERS = ("core", "show", "data", "engine", "runs", "training", "sweeps")
+FACE = ("builtin", "cli", "testing")
+#: Imports against the order, each with its reason. Keep it short.
+ALLOWED_AGAINST_THE_ORDER = {
+    # The registry loads the built-in plugin the way it loads any plugin (Registry.isolated()).
+    ("mlbasics.core.registry", "mlbasics.builtin"),
 }
 
 
@@ -195,23 +218,23 @@ def path(graph: dict[str, set[str]], start: str, goal: str) -> list[str]:
 def test_the_graph_is_read() -> None:
     # Guards the tests below against passing on an empty or misread graph.
     assert set(MODULES) >= TRAINING
-    assert "mlbasics.callbacks" in GRAPH["mlbasics.loop"]
-    assert "mlbasics.loop" in GRAPH["mlbasics.training"]  # `from mlbasics.loop import fit`
-    assert "mlbasics.progress" in GRAPH["mlbasics.training"]  # imported inside run()
-    assert "mlbasics.results" not in GRAPH["mlbasics.callbacks"]  # only under TYPE_CHECKING
-    assert GRAPH["mlbasics.cli.list"] >= {"mlbasics.registry"}
+    assert "mlbasics.core.callbacks" in GRAPH["mlbasics.engine.loop"]
+    assert "mlbasics.engine.loop" in GRAPH["mlbasics.training.runner"]  # `from ... import fit`
+    assert "mlbasics.show.progress" in GRAPH["mlbasics.training.runner"]  # imported inside run()
+    assert "mlbasics.engine.results" not in GRAPH["mlbasics.core.callbacks"]  # only under TYPE_CHECKING
+    assert GRAPH["mlbasics.cli.list"] >= {"mlbasics.core.registry"}
 
 
 def test_reading_imports_follows_the_rules() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
-        "import mlbasics.loop\n"
+        "import mlbasics.engine.loop\n"
         "from mlbasics import Metric, build\n"
         "from mlbasics.builtin import metrics\n"
         "if TYPE_CHECKING:\n"
-        "    from mlbasics.training import train\n"
+        "    from mlbasics.training.runner import train\n"
         "def later():\n"
-        "    from mlbasics.progress import ProgressBar\n"
+        "    from mlbasics.show.progress import ProgressBar\n"
     )
     tree = ast.parse(source)
     modules = set()
@@ -221,11 +244,11 @@ def test_reading_imports_follows_the_rules() -> None:
         elif node.module:
             modules |= {resolve(node.module, alias.name) for alias in node.names if node.module in MODULES}
     assert modules == {
-        "mlbasics.loop",
-        "mlbasics.metrics",  # Metric, through the package's lazy table
+        "mlbasics.engine.loop",
+        "mlbasics.engine.metrics",  # Metric, through the package's lazy table
         "mlbasics",  # build() is defined in the package itself
         "mlbasics.builtin.metrics",
-        "mlbasics.progress",  # deferred, but an import all the same
+        "mlbasics.show.progress",  # deferred, but an import all the same
     }
 
 
@@ -247,3 +270,59 @@ def test_the_loop_does_not_reach_what_a_run_adds_to_it(module: str) -> None:
 
 def test_the_package_has_no_import_circle() -> None:
     assert cycles(GRAPH) == []
+
+
+def layer(module: str) -> int:
+    """Where ``module`` stands: 0 for the top-level modules, then the packages of :data:`LAYERS`
+    in order, then the face."""
+    parts = module.split(".")
+    if module == "mlbasics" or parts[1] == "__main__" or parts[1] in FACE:
+        return len(LAYERS) + 1
+    if parts[1] in LAYERS:
+        return LAYERS.index(parts[1]) + 1
+    assert len(parts) == 2, f"{module} belongs to no layer: add its package to LAYERS"
+    assert not is_package(module), f"{module} belongs to no layer: add it to LAYERS"
+    return 0
+
+
+def test_every_package_has_a_layer_and_says_what_it_is_for() -> None:
+    packages = {name.split(".")[1] for name in MODULES if name.count(".") >= 1 and is_package(name)}
+    assert packages == set(LAYERS) | set(FACE)
+    for name in LAYERS:
+        docstring = ast.get_docstring(ast.parse(MODULES[f"mlbasics.{name}"].read_text(encoding="utf-8")))
+        assert docstring, f"mlbasics/{name}/__init__.py has no docstring"
+        assert "Imports:" in docstring, f"mlbasics/{name}/__init__.py does not say what it may import"
+
+
+def test_the_top_level_holds_at_most_a_dozen_modules() -> None:
+    top = [name for name in MODULES if name.count(".") == 1 and not is_package(name)]
+    assert len(top) <= 12, sorted(top)
+
+
+def against_the_order(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{source} (layer {layer(source)}) imports {target} (layer {layer(target)})"
+        for source, targets in graph.items()
+        for target in targets
+        if layer(target) > layer(source) and (source, target) not in ALLOWED_AGAINST_THE_ORDER
+    )
+
+
+def test_no_package_imports_one_above_it() -> None:
+    assert against_the_order(GRAPH) == []
+
+
+def test_every_allowed_exception_is_still_needed() -> None:
+    for source, target in ALLOWED_AGAINST_THE_ORDER:
+        assert target in GRAPH[source], f"{source} no longer imports {target}: drop the exception"
+
+
+def test_the_order_check_can_fail() -> None:
+    # The check above reads the real graph; here an edge against the order is added by hand.
+    graph = {name: set(targets) for name, targets in GRAPH.items()}
+    graph["mlbasics.data.splits"].add("mlbasics.engine.setup")
+    graph["mlbasics.errors"].add("mlbasics.core.specs")
+    assert against_the_order(graph) == [
+        "mlbasics.data.splits (layer 3) imports mlbasics.engine.setup (layer 4)",
+        "mlbasics.errors (layer 0) imports mlbasics.core.specs (layer 1)",
+    ]

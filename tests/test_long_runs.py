@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import mlbasics
-import mlbasics.loop
-import mlbasics.steppers
+import mlbasics.engine.loop
+import mlbasics.engine.steppers
 from mlbasics import Callback, Experiment, Setup, StopTraining
-from mlbasics.loop import MAX_SYNC_INTERVAL, SYNC_SECONDS, SyncSchedule, sync_interval
-from mlbasics.steppers import EagerStepper, GraphStepper
+from mlbasics.engine.loop import MAX_SYNC_INTERVAL, SYNC_SECONDS, SyncSchedule, sync_interval
+from mlbasics.engine.steppers import EagerStepper, GraphStepper
 from tests.test_steppers import ReplayEagerly
 
 BILLION = 1_000_000_000
@@ -65,8 +65,8 @@ def test_a_diverging_billion_epoch_run_is_stopped_within_the_first_intervals() -
 def test_the_losses_in_flight_never_exceed_the_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every request to the stepper, and a CUDA graph's history buffer, is at most
     MAX_SYNC_INTERVAL steps, even when every interval is fast (so the schedule grows to its limit)."""
-    monkeypatch.setattr(mlbasics.loop, "MAX_SYNC_INTERVAL", 16)
-    monkeypatch.setattr(mlbasics.loop, "SYNC_SECONDS", float("inf"))  # always fast enough to grow
+    monkeypatch.setattr(mlbasics.engine.loop, "MAX_SYNC_INTERVAL", 16)
+    monkeypatch.setattr(mlbasics.engine.loop, "SYNC_SECONDS", float("inf"))  # always fast enough to grow
     steppers: list[CountingStepper] = []
     capacities: list[int] = []
 
@@ -77,7 +77,7 @@ def test_the_losses_in_flight_never_exceed_the_buffer(monkeypatch: pytest.Monkey
         )
         return steppers[-1]
 
-    monkeypatch.setattr(mlbasics.steppers, "make_stepper", graph_stepper)
+    monkeypatch.setattr(mlbasics.engine.steppers, "make_stepper", graph_stepper)
     seen = SyncPoints(stop_after=12)
     result = mlbasics.train(**LINEAR, epochs=BILLION, callbacks=[seen])
     assert capacities == [16]
@@ -89,14 +89,14 @@ def test_the_losses_in_flight_never_exceed_the_buffer(monkeypatch: pytest.Monkey
 
 
 def test_a_long_log_every_is_exact_and_copied_out_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mlbasics.loop, "MAX_SYNC_INTERVAL", 4)
+    monkeypatch.setattr(mlbasics.engine.loop, "MAX_SYNC_INTERVAL", 4)
     steppers: list[CountingStepper] = []
 
     def eager_stepper(setup: Setup, step: Any, *, epochs: int, interval: int) -> CountingStepper:
         steppers.append(CountingStepper(EagerStepper(step, setup.interrupt)))
         return steppers[-1]
 
-    monkeypatch.setattr(mlbasics.steppers, "make_stepper", eager_stepper)
+    monkeypatch.setattr(mlbasics.engine.steppers, "make_stepper", eager_stepper)
     seen = SyncPoints(stop_after=0)
     result = mlbasics.train(**LINEAR, epochs=25, log_every=10, callbacks=[seen])
     assert seen.epochs == [10, 20, 25]

@@ -31,7 +31,7 @@ import torch
 
 import mlbasics
 from mlbasics import Experiment, Registry, TrainResult
-from mlbasics.splits import split_rows
+from mlbasics.data.splits import split_rows
 from tests._rounding import gamma, linear_layers, magnitude, roundings, unit_roundoff
 from tests._stand_ins import FLOAT64
 
@@ -298,8 +298,8 @@ def test_each_sync_point_copies_losses_and_metrics_out_in_one_transfer(
     (``Tensor.cpu``) and every read of a value (``item``) the bare loop makes. Each sync point
     copies its interval's 5 losses, the validation loss and the 2 metrics on 2 parts in one
     ``cpu()``; the only other copies are the learned parameters', once, for the result."""
-    from mlbasics.loop import fit
-    from mlbasics.setup import prepare
+    from mlbasics.engine.loop import fit
+    from mlbasics.engine.setup import prepare
 
     experiment = Experiment(
         dataset="synthetic-linear", model="linear", epochs=20, log_every=5, device="cpu", validation=0.2

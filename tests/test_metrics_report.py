@@ -18,7 +18,7 @@ from rich.console import Console
 import mlbasics
 from mlbasics import Checkpoint, Registry
 from mlbasics.errors import DataError
-from mlbasics.progress import ProgressBar
+from mlbasics.show.progress import ProgressBar
 from tests.conftest import run_main
 
 ARGS = (
@@ -219,7 +219,7 @@ def test_the_progress_bar_without_validation_or_metrics(registry: Registry) -> N
 
 def test_the_plot_has_a_panel_per_metric_with_its_values(shown: dict[str, Any], registry: Registry) -> None:
     assert (shown["folder"] / "fit.png").read_bytes().startswith(PNG_SIGNATURE)
-    from mlbasics.plotting import training_figure
+    from mlbasics.show.plotting import training_figure
 
     result = mlbasics.train(
         dataset="quadratic", model="mlp", epochs=30, log_every=10, device="cpu", validation=0.2,
@@ -245,7 +245,7 @@ def test_the_plot_has_a_panel_per_metric_with_its_values(shown: dict[str, Any], 
 
 
 def test_the_repr_and_html_have_a_line_per_metric(registry: Registry) -> None:
-    from mlbasics import display
+    from mlbasics.show import display
 
     result = mlbasics.train(
         dataset="synthetic-linear", model="linear", epochs=10, log_every=5, device="cpu", validation=0.2,
@@ -271,8 +271,8 @@ def test_the_repr_and_html_have_a_line_per_metric(registry: Registry) -> None:
 
 def test_the_live_plot_draws_the_first_metric_beside_the_loss(registry: Registry) -> None:
     """What a notebook would show, without a kernel: the live plot made active, its output kept."""
-    from mlbasics.notebook import LivePlot
-    from mlbasics.plotting import live_figure
+    from mlbasics.show.notebook import LivePlot
+    from mlbasics.show.plotting import live_figure
 
     shown: list[dict[str, str]] = []
 

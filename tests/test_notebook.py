@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import mlbasics
-from mlbasics.notebook import LivePlot, in_notebook
+from mlbasics.core.plugins import ENV_VARIABLES
 from mlbasics.notes import forget_notes
-from mlbasics.plugins import ENV_VARIABLES
+from mlbasics.show.notebook import LivePlot, in_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds one cell may run. The lecture's longest cell trains the MLP for 10000 epochs: seconds on

@@ -12,9 +12,9 @@ import torch
 
 import mlbasics
 from mlbasics import PluginError, PluginSettings, Registry
-from mlbasics.plugin_files import module_name, plugin_files
-from mlbasics.plugins import PluginSet
-from mlbasics.registry import default_registry
+from mlbasics.core.plugin_files import module_name, plugin_files
+from mlbasics.core.plugins import PluginSet
+from mlbasics.core.registry import default_registry
 from tests.conftest import builtins_only_env, run_main
 
 # A student's model for today's lecture: H(x) = s·Σx³ with one learnable scale s.

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 from mlbasics import PluginError, PluginSettings, Registry, UnknownComponentError
-from mlbasics.plugins import PluginSet
+from mlbasics.core.plugins import PluginSet
 from tests.conftest import FakeSite, plugin_source
 
 

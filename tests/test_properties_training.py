@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import mlbasics
 from mlbasics import ComponentSpec, Dataset, DivergenceError, Experiment, Registry, TrainResult, hookimpl
-from mlbasics.loop import fit
-from mlbasics.setup import prepare
+from mlbasics.engine.loop import fit
+from mlbasics.engine.setup import prepare
 from mlbasics.testing.strategies import linear_datasets, params, seeds, tensors
 
 LR = 0.1

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import mlbasics
 from mlbasics import Callback, Checkpoint, DataError, Experiment, Registry, Setup, ValidationError
-from mlbasics.callbacks import CallbackError
-from mlbasics.resuming import ResumeWarning
+from mlbasics.core.callbacks import CallbackError
+from mlbasics.training.resuming import ResumeWarning
 from tests import reliability_plugin
 
 REGISTRY = reliability_plugin.registry()
@@ -313,7 +313,7 @@ def test_training_state_reaches_the_setup(registry: Registry, tmp_path: Path) ->
     experiment = Experiment(dataset="tiny", model="linear", optimizer=OPTIMIZERS[1], epochs=6, device="cpu")
     trained = mlbasics.train(experiment, registry=registry, save=tmp_path)
     checkpoint = Checkpoint.load(tmp_path)
-    from mlbasics.resuming import restore
+    from mlbasics.training.resuming import restore
 
     setup, notes = restore(checkpoint, checkpoint.experiment, registry)
     assert notes == []

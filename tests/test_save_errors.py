@@ -26,10 +26,10 @@ import pytest
 import torch
 
 import mlbasics
-import mlbasics.checkpoints
+import mlbasics.runs.checkpoints
 from mlbasics import Callback, SaveError, Setup
-from mlbasics.checkpoints import CHECKPOINT, PREVIOUS, Checkpoint, write_checkpoint
 from mlbasics.cli import main
+from mlbasics.runs.checkpoints import CHECKPOINT, PREVIOUS, Checkpoint, write_checkpoint
 from tests.conftest import run_cli
 
 LINEAR = {"dataset": "tiny", "model": "linear", "device": "cpu"}
@@ -233,18 +233,18 @@ def test_a_disk_that_fills_between_two_files_leaves_the_previous_checkpoint_whol
     run = disk.path / "run"
     write_checkpoint(run, _trained(3))
     written: list[str] = []
-    real_write = mlbasics.checkpoints._write_synced
+    real_write = mlbasics.runs.checkpoints._write_synced
 
     def recording(path: Path, data: bytes) -> None:
         real_write(path, data)
         written.append(path.name)
 
-    monkeypatch.setattr(mlbasics.checkpoints, "_write_synced", recording)
+    monkeypatch.setattr(mlbasics.runs.checkpoints, "_write_synced", recording)
     disk.fill(leave=2 * 4096)  # room for two of the new checkpoint's six files
     with pytest.raises(SaveError) as error:
         write_checkpoint(run, _trained(5))
     assert str(error.value) == f"{run}: cannot write a checkpoint ({NO_SPACE})"
-    assert 0 < len(written) < len(mlbasics.checkpoints.FILES)  # it failed between files, not before
+    assert 0 < len(written) < len(mlbasics.runs.checkpoints.FILES)  # it failed between files, not before
     assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT]  # no half-written folder left over
     assert Checkpoint.load(run).epoch == 3  # the manifest and every file it lists: the old checkpoint
 
@@ -373,7 +373,7 @@ def test_a_refused_second_rename_puts_the_previous_checkpoint_back(
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         real_replace(source, target)
 
-    monkeypatch.setattr(mlbasics.checkpoints.os, "replace", refusing)
+    monkeypatch.setattr(mlbasics.runs.checkpoints.os, "replace", refusing)
     with pytest.raises(SaveError, match=f"cannot write a checkpoint \\({os.strerror(errno.EIO)}\\)"):
         write_checkpoint(run, _trained(5))
     assert sorted(p.name for p in run.iterdir()) == [CHECKPOINT]

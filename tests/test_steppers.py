@@ -15,9 +15,8 @@ from _stand_ins import hook_plugin
 
 import mlbasics
 from mlbasics import ComponentSpec, Experiment, Registry
-from mlbasics.notes import forget_notes
-from mlbasics.setup import Setup, prepare
-from mlbasics.steppers import (
+from mlbasics.engine.setup import Setup, prepare
+from mlbasics.engine.steppers import (
     CUDA_GRAPH,
     EAGER,
     MIN_GRAPH_EPOCHS,
@@ -29,6 +28,7 @@ from mlbasics.steppers import (
     make_stepper,
     use_cuda_graph,
 )
+from mlbasics.notes import forget_notes
 
 MLP = Experiment(model={"name": "mlp", "hidden": [4, 3]}, epochs=60, device="cpu", seed=2)
 
@@ -323,14 +323,14 @@ def test_the_loop_reports_the_graph_path_and_its_history(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fit() drives whatever stepper it is given, one sync per interval, and says which one ran."""
-    import mlbasics.steppers
+    import mlbasics.engine.steppers
 
     eager = mlbasics.train(MLP, registry=registry, log_every=7)
 
     def graph_stepper(setup: Setup, step: Any, *, epochs: int, interval: int) -> GraphStepper:
         return GraphStepper(setup, step, capacity=interval, backend=ReplayEagerly(setup))
 
-    monkeypatch.setattr(mlbasics.steppers, "make_stepper", graph_stepper)
+    monkeypatch.setattr(mlbasics.engine.steppers, "make_stepper", graph_stepper)
     graphed = mlbasics.train(MLP, registry=registry, log_every=7)
     assert graphed.step_mode == "cuda-graph"
     assert graphed.history == eager.history

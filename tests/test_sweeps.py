@@ -17,9 +17,9 @@ from torch import nn
 import mlbasics
 from mlbasics import Callback, ComponentSpec, Experiment, Registry, Setup, StopTraining, ValidationError
 from mlbasics.builtin.optimizers import stacked_sgd
-from mlbasics.ensemble import stacked_hyper
 from mlbasics.errors import PluginBugError
-from mlbasics.sweeps import SweepResult, grid_axes, sweep
+from mlbasics.sweeps.ensemble import stacked_hyper
+from mlbasics.sweeps.grid import SweepResult, grid_axes, sweep
 
 LECTURE = Experiment(epochs=150, device="cpu", log_every=40)
 LINEAR = Experiment(dataset="synthetic-linear", model="linear", epochs=200, device="cpu")

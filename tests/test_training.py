@@ -18,7 +18,7 @@ from mlbasics import (
     StopTraining,
     ValidationError,
 )
-from mlbasics.callbacks import CallbackError
+from mlbasics.core.callbacks import CallbackError
 
 LINEAR = Experiment(
     dataset="synthetic-linear", model="linear", optimizer={"name": "sgd", "lr": 0.1}, epochs=200
@@ -281,7 +281,7 @@ def test_training_on_cuda_reaches_the_ground_truth(registry: Registry) -> None:
 def test_gradients_are_reset_as_zero_grad_would() -> None:
     """The loop resets gradients without Optimizer.zero_grad's profiler bookkeeping, but an
     optimizer with a zero_grad of its own still gets it called."""
-    from mlbasics.steppers import gradient_reset
+    from mlbasics.engine.steppers import gradient_reset
 
     weight = torch.nn.Parameter(torch.ones(3))
     weight.grad = torch.ones(3)

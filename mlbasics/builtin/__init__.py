@@ -7,9 +7,9 @@ pointing into the module of its kind, so listing components does not import torc
 
 from __future__ import annotations
 
-from mlbasics.callbacks import RUN_TAG
-from mlbasics.hookspecs import hookimpl
-from mlbasics.specs import ComponentSpec, Param
+from mlbasics.core.callbacks import RUN_TAG
+from mlbasics.core.hookspecs import hookimpl
+from mlbasics.core.specs import ComponentSpec, Param
 
 _HERE = __name__
 

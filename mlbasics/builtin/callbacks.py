@@ -1,7 +1,7 @@
 """The built-in callbacks: early stopping, CSV and JSON-lines logs, learning-rate schedules, and the
 company every run keeps (the divergence check, the progress bar, the checkpointer).
 
-Each acts at sync points only (see :mod:`mlbasics.loop`), never per step. One that decides
+Each acts at sync points only (see :mod:`mlbasics.engine.loop`), never per step. One that decides
 something at given epochs -- a check, a schedule's step, a logged row -- sets
 :attr:`mlbasics.Callback.sync_every` to its interval, so that it acts at exact multiples of it, on
 any machine and in a resumed run as in one never interrupted. What it must carry over a save and
@@ -24,23 +24,23 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
-from mlbasics.callbacks import Callback, StopTraining, named
+from mlbasics.core.callbacks import Callback, StopTraining, named
+from mlbasics.core.registry import suggest
 from mlbasics.errors import SaveError
-from mlbasics.registry import suggest
 
 if TYPE_CHECKING:
-    from mlbasics.checkpoints import Checkpointer
-    from mlbasics.divergence import DivergenceCheck
-    from mlbasics.progress import ProgressBar
-    from mlbasics.results import TrainResult
-    from mlbasics.setup import Setup
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
+    from mlbasics.runs.checkpoints import Checkpointer
+    from mlbasics.show.progress import ProgressBar
+    from mlbasics.training.divergence import DivergenceCheck
 
 
 # -- the values a callback can watch -------------------------------------------------------------
 
 
 def watchable_values(setup: Setup) -> list[str]:
-    """The values every sync point of ``setup``'s run computes, by name (see :mod:`mlbasics.metrics`):
+    """The values every sync point of ``setup``'s run computes, by name (see :mod:`mlbasics.engine.metrics`):
     ``loss``, ``validation_loss`` (with validation rows), each metric and its ``validation_`` twin."""
     validation = setup.validation is not None
     names = ["loss", *(["validation_loss"] if validation else [])]
@@ -575,18 +575,18 @@ def lr_plateau(**params: Any) -> PlateauSchedule:
 
 
 def divergence_check(threshold: float | None = None) -> DivergenceCheck:
-    from mlbasics.divergence import DivergenceCheck
+    from mlbasics.training.divergence import DivergenceCheck
 
     return DivergenceCheck(threshold)
 
 
 def progress_bar(transient: bool = False) -> ProgressBar:
-    from mlbasics.progress import ProgressBar
+    from mlbasics.show.progress import ProgressBar
 
     return ProgressBar(transient=transient)
 
 
 def checkpoint(folder: str, every: int | None = None, overwrite: bool = False) -> Checkpointer:
-    from mlbasics.checkpoints import Checkpointer
+    from mlbasics.runs.checkpoints import Checkpointer
 
     return Checkpointer(folder, every=every, overwrite=overwrite)

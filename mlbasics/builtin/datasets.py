@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mlbasics._csv import read_header, read_table
-from mlbasics.data import Dataset, GroundTruth
+from mlbasics.data._csv import read_header, read_table
+from mlbasics.data.dataset import Dataset, GroundTruth
 from mlbasics.errors import DataError
 
 
@@ -53,10 +53,10 @@ def csv_table(
     memory_map: bool = False,
 ) -> Dataset:
     """Read a CSV file with a header row; every problem names the file and, where it has one, the
-    line and column (the reader: :mod:`mlbasics._csv`). ``targets`` names several target columns:
+    line and column (the reader: :mod:`mlbasics.data._csv`). ``targets`` names several target columns:
     the targets are then (n, k) and the model gets k outputs. ``memory_map``: read the file once
     into a binary cache beside it and map that, for files larger than memory
-    (:mod:`mlbasics._csv_cache`)."""
+    (:mod:`mlbasics.data._csv_cache`)."""
     header = read_header(path)
     names = header.names
     if target is not None and targets is not None:
@@ -77,7 +77,7 @@ def csv_table(
             f"{path}: no feature columns besides the target{'s' if len(chosen) > 1 else ''} {label}"
         )
     if memory_map:
-        from mlbasics import _csv_cache
+        from mlbasics.data import _csv_cache
 
         return _csv_cache.load(header, features, chosen)
     feature_values, target_values = read_table(header, [header.indices(features), header.indices(chosen)])

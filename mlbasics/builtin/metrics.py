@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mlbasics.metrics import Metric
+from mlbasics.engine.metrics import Metric
 
 
 def _rows_and_outputs(value: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlbasics.ensemble import any_nonzero, is_shared, per_member
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.specs import ComponentSpec
+from mlbasics.core.specs import ComponentSpec
+from mlbasics.engine.solvers import ClosedFormSolver
+from mlbasics.sweeps.ensemble import any_nonzero, is_shared, per_member
 
 
 def sgd(

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from mlbasics.specs import REQUIRED, ComponentSpec, Param, type_name
+from mlbasics.core.specs import REQUIRED, ComponentSpec, Param, type_name
 
 
 def stdout() -> Console:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlbasics.core.plugin_files import path_problem
+from mlbasics.core.plugins import PluginSet, PluginSettings
+from mlbasics.core.registry import Registry, set_default_registry
 from mlbasics.errors import ValidationError
-from mlbasics.plugin_files import path_problem
-from mlbasics.plugins import PluginSet, PluginSettings
-from mlbasics.registry import Registry, set_default_registry
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:

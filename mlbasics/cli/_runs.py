@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlbasics.checkpoints import Checkpoint, Checkpointer
-    from mlbasics.experiment import Experiment
-    from mlbasics.progress import ProgressBar
-    from mlbasics.results import TrainResult
-    from mlbasics.setup import Setup
+    from mlbasics.engine.experiment import Experiment
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
+    from mlbasics.runs.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.show.progress import ProgressBar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +60,9 @@ def load_resumed(args: argparse.Namespace) -> Checkpoint | None:
 
             raise ValidationError(["--checkpoint-every needs --save DIR (or --resume DIR)"])
         return None
-    from mlbasics._run_lock import refuse_if_in_use
-    from mlbasics.checkpoints import Checkpoint
     from mlbasics.distributed import is_main
+    from mlbasics.runs._run_lock import refuse_if_in_use
+    from mlbasics.runs.checkpoints import Checkpoint
 
     # Under torchrun rank 0 checks the lock; the others read the checkpoint before it trains on.
     if is_main() and (args.save is None or Path(args.save).resolve() == Path(args.resume).resolve()):
@@ -76,10 +76,10 @@ def prepare_run(
     """The setup to train (fresh, or restored from ``checkpoint``) and the checkpointer, if any.
     Every check that can fail runs here, before training starts. The run folder is checked first
     and locked (which creates it) last, so that a mistake found in between creates nothing."""
-    from mlbasics.checkpoints import Checkpointer, check_run_folder
     from mlbasics.distributed import is_main
-    from mlbasics.divergence import DivergenceCheck
-    from mlbasics.setup import prepare
+    from mlbasics.engine.setup import prepare
+    from mlbasics.runs.checkpoints import Checkpointer, check_run_folder
+    from mlbasics.training.divergence import DivergenceCheck
 
     DivergenceCheck.check_threshold(args.divergence_threshold)
     folder = args.save or args.resume
@@ -93,7 +93,7 @@ def prepare_run(
     if checkpoint is None:
         setup = prepare(experiment)
     else:
-        from mlbasics.resuming import restore
+        from mlbasics.training.resuming import restore
 
         setup, notes = restore(checkpoint, experiment, force=args.force)
         for note in notes if is_main() else ():
@@ -109,8 +109,8 @@ def prepare_run(
 
 def _say_ranks(checkpoint: Checkpoint) -> None:
     """What resuming on another number of ranks than saved the run means (said by rank 0)."""
-    from mlbasics.data_parallel import resume_note
     from mlbasics.distributed import launch
+    from mlbasics.engine.data_parallel import resume_note
 
     current = launch()
     if current is None or current.is_main:
@@ -129,10 +129,10 @@ def train_guarded(
     """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
     divergence, an anomaly or a callback that failed becomes one clear error, which names the
     checkpoint kept."""
-    from mlbasics.anomaly import AnomalyError
-    from mlbasics.callbacks import CallbackError
+    from mlbasics.core.callbacks import CallbackError
     from mlbasics.errors import DivergenceError
-    from mlbasics.training import run
+    from mlbasics.training.anomaly import AnomalyError
+    from mlbasics.training.runner import run
 
     try:
         return run(
@@ -174,7 +174,7 @@ def train_guarded(
 
 
 def _smaller_lr(setup: Setup) -> float | None:
-    from mlbasics.divergence import smaller_learning_rate
+    from mlbasics.training.divergence import smaller_learning_rate
 
     lr = setup.components["optimizer"].params.get("lr")
     return smaller_learning_rate(lr) if isinstance(lr, float) else None
@@ -182,7 +182,7 @@ def _smaller_lr(setup: Setup) -> float | None:
 
 def report_interrupt(result: TrainResult, checkpointer: Checkpointer | None) -> int:
     """After a signal stopped training: say what was kept and how to go on; return 128 + signal."""
-    from mlbasics.interrupts import exit_status, signal_name
+    from mlbasics.engine.interrupts import exit_status, signal_name
 
     assert result.interrupted_by is not None
     where = f"interrupted by {signal_name(result.interrupted_by)} after epoch {result.epochs} of {result.experiment.epochs}"

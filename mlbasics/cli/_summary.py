@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlbasics.cli._output import format_value
-from mlbasics.results import TrainResult
+from mlbasics.engine.results import TrainResult
 
 
 def render_summary(result: TrainResult, *, plot: str | None = None) -> RenderableType:

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlbasics.cli._output import format_param, param_to_json, plugin_label, print_json, stdout
-from mlbasics.registry import Registry, default_registry
-from mlbasics.specs import ComponentSpec, plural
+from mlbasics.core.registry import Registry, default_registry
+from mlbasics.core.specs import ComponentSpec, plural
 
 
 def add_parser(commands: Any) -> None:

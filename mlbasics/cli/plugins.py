@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlbasics.cli._output import print_json, stdout
-from mlbasics.plugins import PluginRecord
-from mlbasics.registry import Registry, default_registry
+from mlbasics.core.plugins import PluginRecord
+from mlbasics.core.registry import Registry, default_registry
 
 _STYLE = {"active": "green", "disabled": "yellow", "failed": "red", "conflict": "red"}
 

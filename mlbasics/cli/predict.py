@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         from mlbasics._files import check_output_path
 
         check_output_path(args.output, what="output file")
-    from mlbasics.checkpoints import Checkpoint
-    from mlbasics.prediction import parse_samples, predictions_csv, read_samples
+    from mlbasics.runs.checkpoints import Checkpoint
+    from mlbasics.runs.prediction import parse_samples, predictions_csv, read_samples
 
     checkpoint = Checkpoint.load(args.run_folder)
     names = checkpoint.feature_names

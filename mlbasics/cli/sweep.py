@@ -14,11 +14,11 @@ from rich.text import Text
 
 from mlbasics.cli._output import format_value, print_json, show_notes, stdout
 from mlbasics.cli.train import add_experiment_arguments, experiment_from_args
+from mlbasics.engine.experiment import parse_value
 from mlbasics.errors import MlbasicsError
-from mlbasics.experiment import parse_value
 
 if TYPE_CHECKING:
-    from mlbasics.sweeps import SweepResult
+    from mlbasics.sweeps.grid import SweepResult
 
 
 def add_parser(commands: Any) -> None:
@@ -71,8 +71,8 @@ def add_parser(commands: Any) -> None:
 
 def parse_seeds(text: str) -> list[int]:
     """``0-9``, ``1,5,7`` or ``0-4,10``: ranges include both ends. More seeds than a sweep may hold
-    (:data:`mlbasics.sweeps.MAX_MEMBERS`) are refused, with their count, before they are listed."""
-    from mlbasics.sweeps import MAX_MEMBERS
+    (:data:`mlbasics.sweeps.grid.MAX_MEMBERS`) are refused, with their count, before they are listed."""
+    from mlbasics.sweeps.grid import MAX_MEMBERS
 
     ranges: list[range] = []
     for item in (part.strip() for part in text.split(",")):
@@ -135,17 +135,17 @@ def run(args: argparse.Namespace) -> int:
         raise MlbasicsError(f"--top must be >= 0, got {args.top}")
     metric_names = [metric.name for metric in experiment.metrics]
     if args.rank_by != "loss" and args.rank_by not in metric_names:  # refused before training
-        from mlbasics.registry import suggest
+        from mlbasics.core.registry import suggest
 
         names = ", ".join(repr(name) for name in ["loss", *metric_names])
         raise MlbasicsError(
             f"--rank-by {args.rank_by}: the experiment has {names}{suggest(args.rank_by, ['loss', *metric_names])}"
         )
     if args.plot:
-        from mlbasics.plotting import check_can_plot
+        from mlbasics.show.plotting import check_can_plot
 
         check_can_plot(args.plot)
-    from mlbasics.sweeps import sweep
+    from mlbasics.sweeps.grid import sweep
 
     show_notes()
     result = sweep(
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     plot, failure = args.plot, None
     if plot:
         from mlbasics.errors import SaveError
-        from mlbasics.plotting import save_sweep_plot
+        from mlbasics.show.plotting import save_sweep_plot
 
         try:
             save_sweep_plot(result, plot)

@@ -7,8 +7,8 @@ from typing import Any
 
 from mlbasics.cli import _runs
 from mlbasics.cli._output import print_json, show_notes, stderr, stdout
+from mlbasics.engine.experiment import COMPONENT_KINDS, STANDARDIZE_CHOICES, Experiment
 from mlbasics.errors import SaveError
-from mlbasics.experiment import COMPONENT_KINDS, STANDARDIZE_CHOICES, Experiment
 
 
 def add_parser(commands: Any) -> None:
@@ -135,20 +135,20 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = _runs.load_resumed(args)
     experiment = experiment_from_args(args, checkpoint.experiment if checkpoint else None)
     if args.plot:
-        from mlbasics.plotting import check_can_plot
+        from mlbasics.show.plotting import check_can_plot
 
         check_can_plot(args.plot)
-    from mlbasics.data_parallel import prepared
     from mlbasics.distributed import is_main
+    from mlbasics.engine.data_parallel import prepared
 
     show_notes()
-    # Under torchrun: built on every rank, then trained data-parallel (mlbasics.data_parallel).
+    # Under torchrun: built on every rank, then trained data-parallel (mlbasics.engine.data_parallel).
     setup, checkpointer = prepared(
         lambda: _runs.prepare_run(args, experiment, checkpoint), lambda built: built[0]
     )
     progress = None
     if not (args.json or args.quiet or not is_main()):
-        from mlbasics.progress import ProgressBar
+        from mlbasics.show.progress import ProgressBar
 
         progress = ProgressBar(stderr())
     failure = None
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     plot = args.plot
     if plot:
-        from mlbasics.plotting import save_training_plot
+        from mlbasics.show.plotting import save_training_plot
 
         try:
             save_training_plot(result, plot)

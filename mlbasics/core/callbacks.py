@@ -1,6 +1,6 @@
 """The callback protocol: what training tells the code that watches it, and how that code stops it.
 
-The training loop (:mod:`mlbasics.loop`) knows only this protocol; progress bars, checkpoints,
+The training loop (:mod:`mlbasics.engine.loop`) knows only this protocol; progress bars, checkpoints,
 divergence checks and plugins' callbacks implement it.
 """
 
@@ -13,13 +13,13 @@ from mlbasics.errors import PluginBugError, one_line
 if TYPE_CHECKING:
     import torch
 
-    from mlbasics.results import TrainResult
-    from mlbasics.setup import Setup
-    from mlbasics.specs import ComponentSpec
+    from mlbasics.core.specs import ComponentSpec
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
 
 
 #: The tag of the callbacks that are part of every run -- the divergence check, the progress bar,
-#: the checkpointer -- which :func:`mlbasics.training.run` builds from its arguments; an
+#: the checkpointer -- which :func:`mlbasics.training.runner.run` builds from its arguments; an
 #: experiment cannot list them.
 RUN_TAG: Final = "run"
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 import pluggy
 
-from mlbasics.specs import ComponentSpec
+from mlbasics.core.specs import ComponentSpec
 
 PROJECT_NAME = "mlbasics"
 
@@ -105,7 +105,7 @@ def mlbasics_callbacks() -> Iterable[ComponentSpec]:  # type: ignore[empty-body]
 
     The factory is called with the validated params and returns a :class:`mlbasics.Callback`,
     which the loop calls at the start, at every sync point and at the end of training (see
-    :mod:`mlbasics.callbacks`). A callback that keeps state across a run (a best epoch, a
+    :mod:`mlbasics.core.callbacks`). A callback that keeps state across a run (a best epoch, a
     schedule's step) returns it from ``state_dict`` and takes it back in ``load_state_dict``:
     mlbasics saves it in the run folder, so a resumed run behaves as one never interrupted.
     """

@@ -1,7 +1,7 @@
 """Finding plugins, loading them, and keeping a broken one from taking the others down.
 
 Plugins are found through the ``mlbasics`` entry-point group (the built-in components arrive the same
-way), loaded from plain ``.py`` files (:mod:`mlbasics.plugin_files`), or registered directly with
+way), loaded from plain ``.py`` files (:mod:`mlbasics.core.plugin_files`), or registered directly with
 :meth:`PluginSet.add`. Each plugin is loaded, registered with pluggy and asked for its components on
 its own: whatever goes wrong is recorded against that plugin (shown by ``mlbasics plugins``) and the
 rest carry on. That includes ``sys.exit()`` and any other ``BaseException`` a plugin raises while it
@@ -36,9 +36,9 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
-from mlbasics import hookspecs, plugin_files
+from mlbasics.core import hookspecs, plugin_files
+from mlbasics.core.specs import ComponentSpec, PluginInfo
 from mlbasics.errors import PluginError, one_line
-from mlbasics.specs import ComponentSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "mlbasics"
 BUILTINS = "builtins"  # the plugin name of the built-in components
@@ -180,7 +180,7 @@ class PluginSet:
             self._register(plugin, info)
 
     def load_path(self, path: str | os.PathLike[str]) -> list[PluginRecord]:
-        """Load a plugin file, or every plugin file in a folder (see :mod:`mlbasics.plugin_files`).
+        """Load a plugin file, or every plugin file in a folder (see :mod:`mlbasics.core.plugin_files`).
 
         Each file is a plugin named after it, isolated like any other: a file that fails to run is
         recorded as failed. A path that does not exist is recorded as a failed plugin named after

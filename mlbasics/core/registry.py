@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from mlbasics.core.plugins import PluginRecord, PluginSet, PluginSettings, builtins_info
+from mlbasics.core.specs import KINDS, MAX_NESTING, PLURALS, ComponentSpec, Kind, nested_too_deeply
 from mlbasics.errors import (
     ComponentBuildError,
     MlbasicsError,
@@ -25,8 +27,6 @@ from mlbasics.errors import (
     is_out_of_memory,
     one_line,
 )
-from mlbasics.plugins import PluginRecord, PluginSet, PluginSettings, builtins_info
-from mlbasics.specs import KINDS, MAX_NESTING, PLURALS, ComponentSpec, Kind, nested_too_deeply
 
 #: Keys of a model's table that are not declared params: the sizes the model maps between.
 MODEL_SIZE_PARAMS: Final = ("in_features", "out_features")

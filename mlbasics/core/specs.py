@@ -310,7 +310,7 @@ class ComponentSpec:
         install_hint: what to run to get the requirements, e.g. ``pip install mlbasics-extra[sk]``.
         overrides: replace a same-named component of another plugin instead of conflicting with it.
         stacked: an optimizer's update over parameters stacked along a first, member dimension, which
-            lets a sweep train its members as one vmapped ensemble (:class:`mlbasics.ensemble.StackedUpdate`:
+            lets a sweep train its members as one vmapped ensemble (:class:`mlbasics.sweeps.ensemble.StackedUpdate`:
             ``update(params, grads, state, hyper) -> (params, state)``); a callable, or a
             ``"package.module:function"`` string imported only when a sweep uses it. ``None``: sweeps
             with this optimizer train their members one after another.

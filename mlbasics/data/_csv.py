@@ -14,7 +14,7 @@ round to float32 the same way.
 
 Neither holds the file's text: both read it in blocks of :data:`CHUNK_BYTES` and yield float32
 blocks of rows, so what stays in memory is the float32 table (or nothing, when the blocks go to a
-cache file, see :mod:`mlbasics._csv_cache`). Why NumPy and not pyarrow or polars: docs/performance.md.
+cache file, see :mod:`mlbasics.data._csv_cache`). Why NumPy and not pyarrow or polars: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import IO, NamedTuple
 
 import numpy as np
 
+from mlbasics.core.registry import suggest
 from mlbasics.errors import DataError
-from mlbasics.registry import suggest
 
 #: Bytes of the file read at a time. The tests set it to a few bytes, so that every code path that
 #: a 10 GB file takes (blocks, lines split across reads, the careful reader's blocks) runs on a

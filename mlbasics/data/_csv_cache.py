@@ -1,7 +1,7 @@
 """CSV files larger than memory: a one-time binary cache beside the CSV, memory-mapped.
 
 ``memory_map = true`` in the ``csv`` dataset reads the CSV once, block by block (the reader of
-:mod:`mlbasics._csv`), into a hidden file beside it, ``.NAME.KEY.mlbasics-cache`` (KEY: a hash of
+:mod:`mlbasics.data._csv`), into a hidden file beside it, ``.NAME.KEY.mlbasics-cache`` (KEY: a hash of
 the chosen columns), and maps that file: the dataset's features and targets are CPU tensors backed
 by the map, so neither building nor using the cache holds the table in memory; the kernel pages in
 what a batch touches and may drop it again.
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlbasics._csv import Header, read_blocks
 from mlbasics._files import atomic_path
-from mlbasics.data import Dataset, SourceFile
+from mlbasics.data._csv import Header, read_blocks
+from mlbasics.data.dataset import Dataset, SourceFile
 from mlbasics.errors import DataError
 
 MAGIC = b"mlbasics csv cache\n"

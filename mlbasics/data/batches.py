@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from mlbasics.setup import Setup
+    from mlbasics.engine.setup import Setup
 
 Step = Callable[[], torch.Tensor]
 

@@ -128,7 +128,7 @@ class Dataset:
 
     ``target_name`` names a single target (default ``"y"``); ``target_names`` names each of k
     (default: ``y1``, ``y2``, ...). ``memory_mapped`` datasets hold tensors that are views of a
-    file on disk (:mod:`mlbasics._csv_cache`): they are never copied whole, batches are gathered
+    file on disk (:mod:`mlbasics.data._csv_cache`): they are never copied whole, batches are gathered
     from them by index, and :meth:`check_unchanged` tells when the file behind them changed."""
 
     features: torch.Tensor = attrs.field(validator=_check_features)
@@ -199,7 +199,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         """What the table holds, and its first rows (all of it is in ``features`` and ``targets``)."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         truth = display.dataset_truth(self)
         return "\n".join(
@@ -207,7 +207,7 @@ class Dataset:
         )
 
     def _repr_html_(self) -> str:
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.dataset_html(self)
 

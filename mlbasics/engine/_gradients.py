@@ -1,5 +1,5 @@
 """Resetting gradients between steps, as cheaply as possible (for the one-process steps in
-:mod:`mlbasics.steppers` and the data-parallel ones in :mod:`mlbasics.data_parallel`)."""
+:mod:`mlbasics.engine.steppers` and the data-parallel ones in :mod:`mlbasics.engine.data_parallel`)."""
 
 from __future__ import annotations
 

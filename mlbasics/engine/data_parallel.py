@@ -3,7 +3,7 @@
 ``torchrun --nproc-per-node N -m mlbasics train ...`` builds the same experiment on every rank (the
 same seed gives the same initial weights; DistributedDataParallel broadcasts rank 0's anyway) and
 wraps the model in :class:`torch.nn.parallel.DistributedDataParallel` (:func:`parallelize`). Every
-rank draws the same permutation of the training rows each epoch (:mod:`mlbasics.batches` seeds it
+rank draws the same permutation of the training rows each epoch (:mod:`mlbasics.data.batches` seeds it
 with the run's seed and the epoch), so all see the same global batches; each rank takes its shard of
 every one, a contiguous block of its rows (:func:`mlbasics.distributed.share`), and the engine
 averages the gradients in the backward pass. Each rank's loss is weighted so that the average is
@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import torch
 
 from mlbasics import distributed
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ValidationError
-from mlbasics.solvers import ClosedFormSolver
 
 if TYPE_CHECKING:
-    from mlbasics.checkpoints import Checkpoint
-    from mlbasics.setup import Setup
+    from mlbasics.engine.setup import Setup
+    from mlbasics.runs.checkpoints import Checkpoint
 
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ def prepared(build: Callable[[], T], setup_of: Callable[[T], Setup]) -> T:
 
 def parallel_problem(setup: Setup, world_size: int) -> str | None:
     """Why ``setup`` cannot be trained on ``world_size`` ranks, or ``None``."""
-    from mlbasics.batches import batch_bounds, is_full_batch
+    from mlbasics.data.batches import batch_bounds, is_full_batch
 
     optimizer = setup.specs["optimizer"].name
     ranks = f"{world_size} ranks"
@@ -126,12 +126,12 @@ def parallelize(setup: Setup) -> None:
 
 
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
-    """One epoch of data-parallel training (what :func:`mlbasics.training.eager_step` is for one
+    """One epoch of data-parallel training (what :func:`mlbasics.training.runner.eager_step` is for one
     process), returning the epoch's loss over all ranks, on the device."""
     import torch.distributed as dist
 
-    from mlbasics._gradients import gradient_reset
-    from mlbasics.batches import is_full_batch, minibatch_epoch
+    from mlbasics.data.batches import is_full_batch, minibatch_epoch
+    from mlbasics.engine._gradients import gradient_reset
 
     launch = distributed.launch()
     assert launch is not None

@@ -25,7 +25,6 @@ Anything left out takes the default: the lecture's MLP on ``quadratic``.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -35,20 +34,12 @@ import attrs
 import tomli_w
 
 from mlbasics._files import atomic_write_text
+from mlbasics.core.registry import suggest
+from mlbasics.core.specs import MAX_NESTING, Kind, nested_too_deeply
+from mlbasics.devices import check_device_name
 from mlbasics.errors import DataError, ValidationError
-from mlbasics.registry import suggest
-from mlbasics.specs import MAX_NESTING, Kind, nested_too_deeply
 
 COMPONENT_KINDS: Final[tuple[Kind, ...]] = ("dataset", "model", "loss", "optimizer")
-DEVICE_CHOICES: Final = "auto, cpu, cuda, cuda:N or mps"
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def check_device_name(name: object) -> str | None:
-    """Why ``name`` is not a device name mlbasics understands, or ``None`` if it is one."""
-    if isinstance(name, str) and _DEVICE.match(name):
-        return None
-    return f"unknown device {name!r}; use {DEVICE_CHOICES}"
 
 
 @attrs.frozen
@@ -116,28 +107,28 @@ class Experiment:
     #: Epochs between the moments the loss is copied off the device (progress, checks); None: about 100 per run.
     log_every: int | None = None
     #: On CUDA, capture the training step in a CUDA graph and replay it where that is safe (see
-    #: mlbasics/steppers.py); False trains eagerly everywhere. Elsewhere it changes nothing.
+    #: mlbasics/engine/steppers.py); False trains eagerly everywhere. Elsewhere it changes nothing.
     cuda_graph: bool = True
     #: Fractions of the rows held out for validation (its loss is computed at every sync point) and
-    #: for test (evaluated once, at the end), split by ``split_seed``: see :mod:`mlbasics.splits`.
+    #: for test (evaluated once, at the end), split by ``split_seed``: see :mod:`mlbasics.data.splits`.
     validation: float = 0.0
     test: float = 0.0
     split_seed: int = 0
     #: Rows per step; ``None``: the whole training set (the lecture's full-batch training). An
-    #: epoch is one pass over the training rows: see :mod:`mlbasics.batches`.
+    #: epoch is one pass over the training rows: see :mod:`mlbasics.data.batches`.
     batch_size: int | None = None
     #: A new order of the training rows every epoch; ``None``: on when there are mini-batches.
     shuffle: bool | None = None
     #: Leave out the last batch of an epoch if it is smaller than ``batch_size``.
     drop_last: bool = False
     #: Scale to mean 0 and standard deviation 1, with statistics of the training rows:
-    #: "none", "features" or "features+target" (see :mod:`mlbasics.standardization`).
+    #: "none", "features" or "features+target" (see :mod:`mlbasics.data.standardization`).
     standardize: str = "none"
     #: Metrics computed at sync points on the training and validation rows and once on the test
-    #: rows, by registry name (``["r2", "mae"]``): see :mod:`mlbasics.metrics`.
+    #: rows, by registry name (``["r2", "mae"]``): see :mod:`mlbasics.engine.metrics`.
     metrics: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
     #: Callbacks that watch and steer training (early stopping, loggers, schedules), by registry
-    #: name with their params, in the order they run: see :mod:`mlbasics.callbacks`.
+    #: name with their params, in the order they run: see :mod:`mlbasics.core.callbacks`.
     callbacks: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
 
     def components(self) -> dict[Kind, Component]:
@@ -165,7 +156,7 @@ class Experiment:
         return f"Experiment({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.html(*display.experiment(self))
 
@@ -192,7 +183,7 @@ class Experiment:
     def data_problems(self) -> list[str]:
         """What is wrong with the held-out, batching and standardization settings by themselves
         (sizes that depend on the data are checked when the data are loaded)."""
-        from mlbasics.splits import fraction_problems
+        from mlbasics.data.splits import fraction_problems
 
         found = fraction_problems(self.validation, self.test)
         split_seed: object = self.split_seed
@@ -407,7 +398,7 @@ def _component_kind(kind: str) -> Kind:
 
 def parse_value(text: str, *, where: str = "value") -> Any:
     """Read a TOML value (number, bool, list, quoted string); anything else is a plain string. A
-    value nested more than :data:`mlbasics.specs.MAX_NESTING` deep is refused, naming ``where``."""
+    value nested more than :data:`mlbasics.core.specs.MAX_NESTING` deep is refused, naming ``where``."""
     try:
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:

@@ -10,9 +10,9 @@ first after one epoch, then at intervals that double while an interval takes wel
 run of a billion epochs shows progress (and is checked for divergence) within seconds, and the
 losses waiting on the device never take more than a bounded buffer.
 On CUDA the steps of each interval are, where safe, replays of one captured CUDA graph (see
-:mod:`mlbasics.steppers`). After every eager step the loop reads one flag, :attr:`Setup.interrupt`,
-so that Ctrl-C or SIGTERM (see :mod:`mlbasics.interrupts`) stops it at a step boundary. At every
-sync point the loss and the parameters are checked for divergence (:mod:`mlbasics.divergence`).
+:mod:`mlbasics.engine.steppers`). After every eager step the loop reads one flag, :attr:`Setup.interrupt`,
+so that Ctrl-C or SIGTERM (see :mod:`mlbasics.engine.interrupts`) stops it at a step boundary. At every
+sync point the loss and the parameters are checked for divergence (:mod:`mlbasics.training.divergence`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ from typing import Any, Final
 
 import torch
 
-from mlbasics.callbacks import Callback, CallbackError, StopTraining, callback_failed
+from mlbasics.core.callbacks import Callback, CallbackError, StopTraining, callback_failed
+from mlbasics.core.registry import shown_params
 from mlbasics.devices import synchronize
+from mlbasics.engine.experiment import Experiment
+from mlbasics.engine.interrupts import signal_name
+from mlbasics.engine.results import TrainResult
+from mlbasics.engine.setup import Setup, part_rows
+from mlbasics.engine.steppers import Stepper, stepper_for
 from mlbasics.errors import (
     MlbasicsError,
     PluginBugError,
@@ -34,12 +40,6 @@ from mlbasics.errors import (
     is_out_of_memory,
     one_line,
 )
-from mlbasics.experiment import Experiment
-from mlbasics.interrupts import signal_name
-from mlbasics.registry import shown_params
-from mlbasics.results import TrainResult
-from mlbasics.setup import Setup, part_rows
-from mlbasics.steppers import Stepper, stepper_for
 
 #: sync interval is never longer; a longer ``log_every`` is copied out in pieces of this size (its
 #: callbacks still run every ``log_every`` epochs). This bounds the memory of the losses in flight
@@ -97,10 +97,10 @@ class SyncSchedule:
 def fit(setup: Setup, callbacks: Sequence[Callback] = (), *, stepper: Stepper | None = None) -> TrainResult:
     """Train the prepared ``setup`` up to the experiment's epochs and return the result.
 
-    The loop takes its steps from ``stepper`` (by default :func:`mlbasics.steppers.stepper_for`:
+    The loop takes its steps from ``stepper`` (by default :func:`mlbasics.engine.steppers.stepper_for`:
     eager, a CUDA graph, or a closed-form solve) and tells ``callbacks`` what happens, in their
     order. It checks nothing itself: divergence, progress, checkpoints come as callbacks (see
-    :func:`mlbasics.training.run`, which adds the usual ones).
+    :func:`mlbasics.training.runner.run`, which adds the usual ones).
 
     A callback that cannot write what it must (a :class:`Checkpointer` on a full disk) raises
     :class:`mlbasics.SaveError`: training stops there, every callback's ``on_train_end`` still gets
@@ -282,8 +282,8 @@ def _copy_out(setup: Setup, losses: torch.Tensor, *, before: int = 0) -> torch.T
 
 
 def _sync_values(setup: Setup) -> dict[str, torch.Tensor]:
-    """The values to compute at a sync point, on the device (see :mod:`mlbasics.metrics`)."""
-    from mlbasics.metrics import evaluate
+    """The values to compute at a sync point, on the device (see :mod:`mlbasics.engine.metrics`)."""
+    from mlbasics.engine.metrics import evaluate
 
     values: dict[str, torch.Tensor] = {}
     if setup.validation is not None:
@@ -303,7 +303,7 @@ def _learning_rate(setup: Setup) -> float | None:
 
 def _test_metrics(setup: Setup) -> dict[str, float]:
     """Every metric on the test rows, once, at the end (empty without a test part or metrics)."""
-    from mlbasics.metrics import evaluate
+    from mlbasics.engine.metrics import evaluate
 
     if setup.test is None or not setup.metrics:
         return {}

@@ -19,7 +19,7 @@ import attrs
 import torch
 
 if TYPE_CHECKING:
-    from mlbasics.setup import Part, Setup
+    from mlbasics.engine.setup import Part, Setup
 
 #: Rows per forward pass when a part's predictions are gathered from a memory-mapped table.
 PREDICTION_ROWS: Final = 65_536
@@ -51,7 +51,7 @@ class Metric:
 def predictions(setup: Setup, part: Part) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's predictions for a part and the part's targets, on the device, in the data's
     units (no gradients). A memory-mapped part is predicted in batches of :data:`PREDICTION_ROWS`."""
-    from mlbasics.batches import _rows_on_device
+    from mlbasics.data.batches import _rows_on_device
 
     x, y, rows = part
     with torch.no_grad():

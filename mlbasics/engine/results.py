@@ -8,12 +8,12 @@ import attrs
 import torch
 from torch import nn
 
-from mlbasics.data import Dataset
-from mlbasics.experiment import Experiment
-from mlbasics.interrupts import signal_name
-from mlbasics.setup import ComponentInfo
-from mlbasics.specs import Kind
-from mlbasics.standardization import Standardization
+from mlbasics.core.specs import Kind
+from mlbasics.data.dataset import Dataset
+from mlbasics.data.standardization import Standardization
+from mlbasics.engine.experiment import Experiment
+from mlbasics.engine.interrupts import signal_name
+from mlbasics.engine.setup import ComponentInfo
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -41,7 +41,7 @@ class TrainResult:
     #: The loss on the test part, evaluated once at the end (``None`` without a test part).
     test_loss: float | None = None
     #: ``(epoch, value)`` of each metric at every sync point, by value name: ``"r2"`` on the
-    #: training rows, ``"validation_r2"`` on the validation rows (see :mod:`mlbasics.metrics`).
+    #: training rows, ``"validation_r2"`` on the validation rows (see :mod:`mlbasics.engine.metrics`).
     metric_history: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
     #: Each metric on the test rows, evaluated once at the end (empty without a test part).
     test_metrics: dict[str, float] = attrs.field(factory=dict)
@@ -83,13 +83,13 @@ class TrainResult:
     def __repr__(self) -> str:
         """A few lines: what was trained, where, for how long, the losses and (when few) the learned
         parameters. Everything else is on the attributes (``history``, ``parameters``, ``model``)."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.text(*display.train_result(self))
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the same summary as a table, with the loss curve (and the fit) drawn."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.train_result_html(self)
 

@@ -10,26 +10,26 @@ import attrs
 import torch
 from torch import nn
 
-from mlbasics.data import Dataset, data_fingerprint
+from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
+from mlbasics.core.specs import ComponentSpec, Kind
+from mlbasics.data.dataset import Dataset, data_fingerprint
+from mlbasics.data.splits import Split, split_rows
+from mlbasics.data.standardization import Standardization, fit_standardization
 from mlbasics.devices import resolve_device
+from mlbasics.engine.experiment import LIST_KINDS, Experiment
+from mlbasics.engine.interrupts import Interrupt
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import (
     PluginError,
     UnknownComponentError,
     ValidationError,
     is_out_of_memory,
 )
-from mlbasics.experiment import LIST_KINDS, Experiment
-from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.specs import ComponentSpec, Kind
-from mlbasics.splits import Split, split_rows
-from mlbasics.standardization import Standardization, fit_standardization
 
 if TYPE_CHECKING:
-    from mlbasics.callbacks import Callback
-    from mlbasics.metrics import Metric
+    from mlbasics.core.callbacks import Callback
+    from mlbasics.engine.metrics import Metric
 
 #: A part of the data: features, targets (on the device, scaled) and ``None``; or, for a
 #: memory-mapped table, the whole table (on the CPU, raw) and the part's row numbers.
@@ -92,7 +92,7 @@ class Setup:
     ``history`` holds the loss of every epoch done so far: empty for a fresh setup, the recorded
     history for one restored from a checkpoint. :func:`fit` extends it at every sync point and trains
     until it holds the experiment's ``epochs``. ``interrupt`` is the flag that stops the loop after
-    the current step (set by :func:`mlbasics.interrupts.stop_on_signals`).
+    the current step (set by :func:`mlbasics.engine.interrupts.stop_on_signals`).
     """
 
     experiment: Experiment
@@ -120,7 +120,7 @@ class Setup:
     standardization: Standardization | None = None
     #: ``(epoch, validation loss)`` at every sync point so far.
     validation_history: list[tuple[int, float]] = attrs.field(factory=list)
-    #: The experiment's metrics by name (see :mod:`mlbasics.metrics`) and its callbacks, built.
+    #: The experiment's metrics by name (see :mod:`mlbasics.engine.metrics`) and its callbacks, built.
     metrics: dict[str, Metric] = attrs.field(factory=dict)
     callbacks: list[Callback] = attrs.field(factory=list)
     #: Provenance of the experiment's metrics and callbacks, in their order.
@@ -133,7 +133,7 @@ class Setup:
     #: Callbacks that monitor a value (early stopping) read it here.
     values: dict[str, float] = attrs.field(factory=dict)
     #: Under torchrun, the model wrapped in DistributedDataParallel that the steps go through
-    #: (:mod:`mlbasics.data_parallel`); ``None`` in one process.
+    #: (:mod:`mlbasics.engine.data_parallel`); ``None`` in one process.
     ddp: nn.Module | None = None
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
@@ -150,7 +150,7 @@ class Setup:
 
     @property
     def data_fingerprint(self) -> str:
-        """The dataset's :func:`mlbasics.data.data_fingerprint`, computed once: the data do not
+        """The dataset's :func:`mlbasics.data.dataset.data_fingerprint`, computed once: the data do not
         change during a run, and a checkpoint is written many times."""
         if self._data_fingerprint is None:
             self._data_fingerprint = data_fingerprint(self.dataset.features, self.dataset.targets)
@@ -167,13 +167,13 @@ class Setup:
 
     def evaluate(self) -> torch.Tensor:
         """The loss of the current parameters on the training rows (no gradients)."""
-        from mlbasics.batches import evaluate_rows
+        from mlbasics.data.batches import evaluate_rows
 
         return evaluate_rows(self, self.features, self.targets, self.train_rows)
 
     def evaluate_part(self, part: Part) -> torch.Tensor:
         """The loss of the current parameters on a held-out part, on the device (no gradients)."""
-        from mlbasics.batches import evaluate_rows
+        from mlbasics.data.batches import evaluate_rows
 
         return evaluate_rows(self, *part)
 
@@ -294,8 +294,8 @@ def _build_listed(
     listed_specs: dict[str, list[tuple[ComponentSpec, dict[str, Any]]]],
 ) -> tuple[dict[str, Metric], list[Callback], dict[str, list[ComponentInfo]]]:
     """The experiment's metrics and callbacks, built (their params are valid: checked above)."""
-    from mlbasics.callbacks import Callback, label
-    from mlbasics.metrics import Metric
+    from mlbasics.core.callbacks import Callback, label
+    from mlbasics.engine.metrics import Metric
 
     metrics = {
         spec.name: built_as(spec, registry.instantiate(spec, kwargs), Metric)

@@ -11,7 +11,7 @@ import abc
 
 import torch
 
-from mlbasics.specs import ComponentSpec
+from mlbasics.core.specs import ComponentSpec
 
 
 class ClosedFormSolver(abc.ABC):

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import torch
 
-from mlbasics._gradients import gradient_reset
+from mlbasics.engine._gradients import gradient_reset
+from mlbasics.engine.interrupts import Interrupt
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import first_line, one_line
-from mlbasics.interrupts import Interrupt
 from mlbasics.notes import note_once
-from mlbasics.solvers import ClosedFormSolver
 
 if TYPE_CHECKING:
-    from mlbasics.callbacks import Callback
-    from mlbasics.setup import Setup
+    from mlbasics.core.callbacks import Callback
+    from mlbasics.engine.setup import Setup
 
 EAGER: Final = "eager"
 CUDA_GRAPH: Final = "cuda-graph"
@@ -69,7 +69,7 @@ class Stepper(Protocol):
 
 def eager_steps(step: Step, n: int, interrupt: Interrupt) -> torch.Tensor:
     """Up to ``n`` steps from Python, ending early after the step during which a stop was requested
-    (Ctrl-C, SIGTERM: see :mod:`mlbasics.interrupts`). The losses stay on the device."""
+    (Ctrl-C, SIGTERM: see :mod:`mlbasics.engine.interrupts`). The losses stay on the device."""
     losses = []
     for _ in range(n):
         losses.append(step())
@@ -111,11 +111,11 @@ class ClosedFormStepper:
 
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     """One epoch of training, returning its loss (detached, still on the device): one full-batch
-    step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.batches`)."""
-    from mlbasics.batches import is_full_batch, minibatch_epoch
+    step, or with ``batch_size`` a pass of mini-batch steps (:mod:`mlbasics.data.batches`)."""
+    from mlbasics.data.batches import is_full_batch, minibatch_epoch
 
     if setup.ddp is not None:  # data-parallel under torchrun: each rank a shard of every batch
-        from mlbasics.data_parallel import eager_step as data_parallel_step
+        from mlbasics.engine.data_parallel import eager_step as data_parallel_step
 
         return data_parallel_step(setup)
     body = batch_step(setup)
@@ -163,7 +163,7 @@ def capture_problem(setup: Setup) -> str | None:
     Looks only at the components, so it can be asked (and tested) on any device."""
     spec = setup.specs["optimizer"]
     optimizer = setup.optimizer
-    from mlbasics.batches import is_full_batch
+    from mlbasics.data.batches import is_full_batch
 
     if not is_full_batch(setup):
         return (
@@ -220,7 +220,7 @@ def stepper_for(setup: Setup, *, epochs: int, interval: int, callbacks: Sequence
         return ClosedFormStepper(setup)
     changer = next((c for c in callbacks if c.changes_optimizer), None)
     if changer is not None and setup.device.type == "cuda" and setup.experiment.cuda_graph:
-        from mlbasics.callbacks import named
+        from mlbasics.core.callbacks import named
 
         note_once(f"CUDA graph capture not used because {named(changer)} changes the optimizer as it trains")
         return EagerStepper(eager_step(setup), setup.interrupt)

@@ -15,10 +15,10 @@ from typing import Any, Final, TypeGuard
 import safetensors.torch
 import torch
 
+from mlbasics.core.specs import KINDS, MAX_NESTING, Kind
+from mlbasics.engine.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.engine.setup import ComponentInfo
 from mlbasics.errors import DataError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment
-from mlbasics.setup import ComponentInfo
-from mlbasics.specs import KINDS, MAX_NESTING, Kind
 
 FORMAT: Final = "mlbasics-checkpoint"
 FORMAT_VERSION: Final = 1

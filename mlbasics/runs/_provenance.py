@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from mlbasics.core.registry import Registry
+from mlbasics.core.specs import Kind
+from mlbasics.engine.experiment import COMPONENT_KINDS, Experiment
+from mlbasics.engine.setup import ComponentInfo
 from mlbasics.errors import PluginError, ValidationError
-from mlbasics.experiment import COMPONENT_KINDS, Experiment
-from mlbasics.registry import Registry
-from mlbasics.setup import ComponentInfo
-from mlbasics.specs import Kind
 
 if TYPE_CHECKING:
-    from mlbasics.checkpoints import Checkpoint
+    from mlbasics.runs.checkpoints import Checkpoint
 
 
 @attrs.frozen

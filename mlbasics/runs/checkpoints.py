@@ -26,7 +26,7 @@ previous checkpoint whole; a reader that finds no ``checkpoint`` (a crash betwee
 anyone can recompute them). Nothing in a run folder is executed: components are rebuilt from the
 installed plugins by name, and tensors are read with safetensors.
 
-A :class:`Checkpointer` holds a lock on its run folder (``DIR/.lock``, see :mod:`mlbasics._run_lock`)
+A :class:`Checkpointer` holds a lock on its run folder (``DIR/.lock``, see :mod:`mlbasics.runs._run_lock`)
 from when it is made until training ends, so a second run saving into the same folder is refused.
 When the operating system refuses a write (a full disk, a file system gone read-only), the new
 checkpoint is abandoned whole, the previous one stays as it was, and training stops with a
@@ -50,7 +50,19 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from mlbasics._checkpoint_files import (
+from mlbasics._files import name_problem, refusal
+from mlbasics._version import __version__
+from mlbasics.core.callbacks import Callback, callback_failed, named
+from mlbasics.core.registry import Registry, default_registry, shown_params
+from mlbasics.core.specs import Kind
+from mlbasics.data.standardization import Standardization
+from mlbasics.engine.data_parallel import world_size_of
+from mlbasics.engine.experiment import Component, Experiment
+from mlbasics.engine.results import TrainResult
+from mlbasics.engine.setup import ComponentInfo, Setup
+from mlbasics.engine.solvers import ClosedFormSolver
+from mlbasics.errors import DataError, MlbasicsError, PluginError, SaveError, ValidationError, one_line
+from mlbasics.runs._checkpoint_files import (
     FILES,
     FORMAT,
     FORMAT_VERSION,
@@ -64,21 +76,9 @@ from mlbasics._checkpoint_files import (
     read_tensors,
     verified,
 )
-from mlbasics._files import name_problem, refusal
-from mlbasics._provenance import provenance_problems, refuse
-from mlbasics._run_lock import RunFolderLock
-from mlbasics._state import DICT, capture_rng, decode, encode, restore_rng
-from mlbasics._version import __version__
-from mlbasics.callbacks import Callback, callback_failed, named
-from mlbasics.data_parallel import world_size_of
-from mlbasics.errors import DataError, MlbasicsError, PluginError, SaveError, ValidationError, one_line
-from mlbasics.experiment import Component, Experiment
-from mlbasics.registry import Registry, default_registry, shown_params
-from mlbasics.results import TrainResult
-from mlbasics.setup import ComponentInfo, Setup
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.specs import Kind
-from mlbasics.standardization import Standardization
+from mlbasics.runs._provenance import provenance_problems, refuse
+from mlbasics.runs._run_lock import RunFolderLock
+from mlbasics.runs._state import DICT, capture_rng, decode, encode, restore_rng
 
 CHECKPOINT: Final = "checkpoint"
 PREVIOUS: Final = "checkpoint.previous"
@@ -212,7 +212,7 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "mlbasics_version": __version__,
         "torch_version": torch.__version__,
         "device": str(setup.device),
-        "ranks": world_size_of(setup),  # how many ranks trained it (mlbasics.data_parallel)
+        "ranks": world_size_of(setup),  # how many ranks trained it (mlbasics.engine.data_parallel)
         "components": {kind: info.to_dict() for kind, info in setup.components.items()},
         "data": data,
         "optimizer": optimizer,
@@ -517,12 +517,12 @@ class Checkpoint:
 
     def __repr__(self) -> str:
         """A few lines: which run, at which epoch, the losses and (when few) the weights."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.text(*display.checkpoint(self))
 
     def _repr_html_(self) -> str:
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.checkpoint_html(self)
 
@@ -679,7 +679,7 @@ def _describe(tensor: torch.Tensor) -> str:
 
 @contextlib.contextmanager
 def _state_errors(where: str, what: str) -> Iterator[None]:
-    """Reading state back with :mod:`mlbasics._state`: its ``ValueError`` (which names the file)
+    """Reading state back with :mod:`mlbasics.runs._state`: its ``ValueError`` (which names the file)
     and a state nested too deeply to decode become a :class:`DataError`."""
     try:
         yield

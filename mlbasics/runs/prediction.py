@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mlbasics._csv import read_header, read_table
+from mlbasics.data._csv import read_header, read_table
 from mlbasics.errors import ValidationError
 
 _FLOAT32_MAX = torch.finfo(torch.float32).max

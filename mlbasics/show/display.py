@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from mlbasics.experiment import Component, Experiment
-    from mlbasics.setup import ComponentInfo
+    from mlbasics.engine.experiment import Component, Experiment
+    from mlbasics.engine.setup import ComponentInfo
 
 Rows = list[tuple[str, str]]
 
@@ -142,7 +142,7 @@ def png_data_url(figure: Any, *, dpi: int = 80) -> str:
 
 
 def pictures(draw: Any, *args: Any) -> list[str]:
-    """``draw(*args)`` (a function of :mod:`mlbasics.plotting` returning a figure) as a data URL,
+    """``draw(*args)`` (a function of :mod:`mlbasics.show.plotting` returning a figure) as a data URL,
     or nothing without matplotlib: the summary is then the table alone."""
     import importlib.util
 
@@ -219,7 +219,7 @@ def _metric_keys(name: str) -> tuple[str, str, str]:
 
 
 def train_result_html(result: Any) -> str:
-    from mlbasics.plotting import training_figure
+    from mlbasics.show.plotting import training_figure
 
     return html(*train_result(result), pictures=pictures(training_figure, result))
 
@@ -269,7 +269,7 @@ def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
 
 
 def sweep_result_html(result: Any, *, shown: int = 10) -> str:
-    from mlbasics.plotting import sweep_figure
+    from mlbasics.show.plotting import sweep_figure
 
     title, rows, _ = sweep_result(result)
     ranked = result.ranked()
@@ -307,7 +307,7 @@ def checkpoint(point: Any) -> tuple[str, Rows]:
 
 
 def checkpoint_html(point: Any) -> str:
-    from mlbasics.plotting import loss_figure
+    from mlbasics.show.plotting import loss_figure
 
     return html(
         *checkpoint(point),

@@ -16,15 +16,17 @@ import importlib
 import io
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 
-from mlbasics.callbacks import Callback
+from mlbasics.core.callbacks import Callback
 from mlbasics.errors import MlbasicsError
 from mlbasics.notes import note_once
-from mlbasics.results import TrainResult
-from mlbasics.setup import Setup
+
+if TYPE_CHECKING:
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
 
 
 def in_notebook() -> bool:
@@ -119,7 +121,7 @@ class LivePlot(Callback):
             self._draw(setup, force=True)
 
     def _draw(self, setup: Setup, *, force: bool = False) -> None:
-        from mlbasics.plotting import live_figure
+        from mlbasics.show.plotting import live_figure
 
         figure = live_figure(setup, self._epochs)
         buffer = io.BytesIO()

@@ -18,9 +18,9 @@ from mlbasics._files import atomic_path, check_output_path
 from mlbasics.errors import MlbasicsError
 
 if TYPE_CHECKING:
-    from mlbasics.results import TrainResult
-    from mlbasics.setup import Setup
-    from mlbasics.sweeps import SweepResult
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
+    from mlbasics.sweeps.grid import SweepResult
 
 
 def check_can_plot(path: str | Path) -> None:

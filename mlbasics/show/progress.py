@@ -4,10 +4,12 @@ refreshed at most 10 times a second and fed only at the loop's sync points, so i
 nothing per step.
 
 In a Jupyter notebook (and no ``console`` given) the bar is one output of the cell, redrawn in
-place at the sync points (:class:`mlbasics.notebook.RichOutput`): rich's own live display would
+place at the sync points (:class:`mlbasics.show.notebook.RichOutput`): rich's own live display would
 need ipywidgets there, and a terminal's carriage returns would pile up as lines."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,9 +24,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from mlbasics.callbacks import Callback
-from mlbasics.results import TrainResult
-from mlbasics.setup import Setup
+from mlbasics.core.callbacks import Callback
+
+if TYPE_CHECKING:
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
 
 
 def _value(value: float | None) -> str:
@@ -54,7 +58,7 @@ class ProgressBar(Callback):
         model_epochs: int | None = None,
         scale: float = 1.0,
     ) -> None:
-        from mlbasics.notebook import RichOutput, in_notebook
+        from mlbasics.show.notebook import RichOutput, in_notebook
 
         self._notebook = RichOutput() if console is None and in_notebook() else None
         self.console = console or Console(stderr=True)

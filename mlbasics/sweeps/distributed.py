@@ -22,9 +22,9 @@ from typing import Any, Final
 import torch
 
 from mlbasics import distributed
+from mlbasics.engine.experiment import Experiment
 from mlbasics.errors import ValidationError
-from mlbasics.experiment import Experiment
-from mlbasics.sweep_results import SEQUENTIAL, VMAP, SweepMember, SweepResult
+from mlbasics.sweeps.results import SEQUENTIAL, VMAP, SweepMember, SweepResult
 
 #: The dtypes a member's numbers may have; they travel as float64, which holds each exactly.
 _DTYPES: Final = {

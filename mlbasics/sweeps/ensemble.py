@@ -29,8 +29,8 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from mlbasics.devices import synchronize
+from mlbasics.engine.loop import MAX_SYNC_INTERVAL, SyncSchedule
 from mlbasics.errors import one_line
-from mlbasics.loop import MAX_SYNC_INTERVAL, SyncSchedule
 
 
 class StackedUpdate(Protocol):

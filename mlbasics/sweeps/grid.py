@@ -5,10 +5,10 @@ Each point of the grid is a *member*: the experiment with those values set, buil
 differ only in what a stacked model can hold -- the initial weights (``seed``) and the optimizer's
 numeric params (learning rate, momentum, ...) -- and the optimizer declares a stacked form
 (``ComponentSpec.stacked``, as the built-in ``sgd`` does), they are trained together as one vmapped
-ensemble on one device (:mod:`mlbasics.ensemble`). Otherwise they are trained one after another,
-each through :func:`mlbasics.training.run` as :func:`mlbasics.train` trains it, and a note says why.
+ensemble on one device (:mod:`mlbasics.sweeps.ensemble`). Otherwise they are trained one after another,
+each through :func:`mlbasics.training.runner.run` as :func:`mlbasics.train` trains it, and a note says why.
 
-Every member gets the experiment's metrics (:mod:`mlbasics.metrics`), named as a single run names
+Every member gets the experiment's metrics (:mod:`mlbasics.engine.metrics`), named as a single run names
 them: on the training and validation rows at each sync point, on the test rows at the end. An
 ensemble computes them for all its members at once, on the device, from predictions shaped
 (members, n, k), copied out with the losses in one transfer. The experiment's callbacks run for
@@ -27,18 +27,13 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import torch
 
-from mlbasics import distributed, distributed_sweeps
+from mlbasics import distributed
+from mlbasics.core.registry import Registry, default_registry
 from mlbasics.distributed import launch
-from mlbasics.ensemble import (
-    NotVmappable,
-    StackedForward,
-    StackedUpdate,
-    ValuesOf,
-    model_problem,
-    stacked_forward,
-    stacked_hyper,
-    train_stacked,
-)
+from mlbasics.engine.experiment import Experiment, with_settings
+from mlbasics.engine.loop import SyncSchedule
+from mlbasics.engine.setup import Part, Setup, prepare
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import (
     DivergenceError,
     MlbasicsError,
@@ -48,21 +43,27 @@ from mlbasics.errors import (
     is_out_of_memory,
     one_line,
 )
-from mlbasics.experiment import Experiment, with_settings
-from mlbasics.loop import SyncSchedule
 from mlbasics.notes import note
-from mlbasics.registry import Registry, default_registry
-from mlbasics.setup import Part, Setup, prepare
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.sweep_results import SEQUENTIAL as SEQUENTIAL
-from mlbasics.sweep_results import VMAP as VMAP
-from mlbasics.sweep_results import SweepMember as SweepMember
-from mlbasics.sweep_results import SweepResult as SweepResult
-from mlbasics.sweep_results import values_label
-from mlbasics.training import run
+from mlbasics.sweeps import distributed as distributed_sweeps
+from mlbasics.sweeps.ensemble import (
+    NotVmappable,
+    StackedForward,
+    StackedUpdate,
+    ValuesOf,
+    model_problem,
+    stacked_forward,
+    stacked_hyper,
+    train_stacked,
+)
+from mlbasics.sweeps.results import SEQUENTIAL as SEQUENTIAL
+from mlbasics.sweeps.results import VMAP as VMAP
+from mlbasics.sweeps.results import SweepMember as SweepMember
+from mlbasics.sweeps.results import SweepResult as SweepResult
+from mlbasics.sweeps.results import values_label
+from mlbasics.training.runner import run
 
 if TYPE_CHECKING:
-    from mlbasics.progress import ProgressBar
+    from mlbasics.show.progress import ProgressBar
 
 #: The most members one sweep may have. Each member is built on its own (its model, optimizer, data
 #: and loss history are held until the sweep ends), so a grid must stay countable; 10,000 is a
@@ -236,7 +237,7 @@ def sweep(
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
     registry = registry or default_registry()
-    launched = launch()  # started by torchrun: this rank trains its share (mlbasics.distributed_sweeps)
+    launched = launch()  # started by torchrun: this rank trains its share (mlbasics.sweeps.distributed)
     own = members if launched is None else distributed_sweeps.share_of(members, launched)
     with distributed.together():  # under torchrun, a mistake in one rank's members stops every rank
         start = time.perf_counter()
@@ -244,7 +245,7 @@ def sweep(
         setup_seconds = time.perf_counter() - start
     bar = None
     if progress and (launched is None or launched.is_main):  # one bar, on rank 0
-        from mlbasics.progress import ProgressBar  # rich, only when a bar is shown
+        from mlbasics.show.progress import ProgressBar  # rich, only when a bar is shown
 
         scale = len(members) / len(own)  # under torchrun, rank 0's share stands for the grid
         bar = ProgressBar(model_epochs=round(sum(s.end_epoch for s in setups) * scale), scale=scale)
@@ -380,7 +381,7 @@ def _stacked_values(setup: Setup, forward: StackedForward, *, at_end: bool) -> V
     validation rows; at the end the test loss and every metric on the test rows (``"test_"``).
     Each value is shaped (members,), on the device; ``None`` where there is nothing to compute.
     ``forward(params, x)`` gives the members' predictions (members, n, k) (see
-    :func:`mlbasics.ensemble.stacked_forward`)."""
+    :func:`mlbasics.sweeps.ensemble.stacked_forward`)."""
     parts: list[tuple[Part, str, bool]] = []  # (part, prefix of the names, whether its loss counts)
     if at_end:
         if setup.test is not None:
@@ -449,7 +450,7 @@ def _one_after_another(
     reason: str | None,
     bar: ProgressBar | None,
 ) -> SweepResult:
-    """Each member trained through :func:`mlbasics.training.run`, with the experiment's callbacks,
+    """Each member trained through :func:`mlbasics.training.runner.run`, with the experiment's callbacks,
     as :func:`mlbasics.train` trains it alone; one that diverges does not end the sweep."""
     result_members = []
     seconds = 0.0

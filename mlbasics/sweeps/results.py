@@ -1,7 +1,7 @@
 """What a sweep produced: :class:`SweepResult`, its :class:`SweepMember` s, and how they rank.
 
-Kept apart from :mod:`mlbasics.sweeps` (which trains them) so that a sweep spread over torchrun's
-ranks (:mod:`mlbasics.distributed_sweeps`) can assemble one without importing the trainer.
+Kept apart from :mod:`mlbasics.sweeps.grid` (which trains them) so that a sweep spread over torchrun's
+ranks (:mod:`mlbasics.sweeps.distributed`) can assemble one without importing the trainer.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Final
 import attrs
 import torch
 
+from mlbasics.core.registry import suggest
+from mlbasics.engine.experiment import Experiment
 from mlbasics.errors import ValidationError
-from mlbasics.experiment import Experiment
-from mlbasics.registry import suggest
 
 VMAP: Final = "vmap"
 SEQUENTIAL: Final = "sequential"
@@ -70,7 +70,7 @@ class SweepMember:
         return values_label(self.values)
 
     def __repr__(self) -> str:
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.sweep_member(self)
 
@@ -140,14 +140,14 @@ class SweepResult:
 
     def __repr__(self) -> str:
         """A few lines: what was swept, how it was trained, the spread of final losses, the best members."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         title, rows, best = display.sweep_result(self)
         return display.text(title, rows, best)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the summary, the best members as a table, and every loss curve."""
-        from mlbasics import display
+        from mlbasics.show import display
 
         return display.sweep_result_html(self)
 

@@ -21,18 +21,18 @@ import attrs
 import torch
 from torch import nn
 
-from mlbasics.callbacks import Callback, CallbackError
-from mlbasics.data import Dataset
+from mlbasics.core.callbacks import Callback, CallbackError
+from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry
+from mlbasics.core.specs import ComponentSpec
+from mlbasics.data.dataset import Dataset
+from mlbasics.engine.metrics import Metric
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ComponentBuildError, MlbasicsError, PluginBugError, ValidationError, one_line
-from mlbasics.metrics import Metric
-from mlbasics.registry import MODEL_SIZE_PARAMS, Registry
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.specs import ComponentSpec
 
 if TYPE_CHECKING:
-    from mlbasics.experiment import Experiment
-    from mlbasics.results import TrainResult
-    from mlbasics.setup import Setup
+    from mlbasics.engine.experiment import Experiment
+    from mlbasics.engine.results import TrainResult
+    from mlbasics.engine.setup import Setup
 
 
 class Problem(Exception):
@@ -452,7 +452,7 @@ def optimizer_stacked(subject: Subject) -> None:
 
 
 def _follow_stacked(subject: Subject, members: list[dict[str, Any]], how: str) -> None:
-    from mlbasics.ensemble import stacked_hyper
+    from mlbasics.sweeps.ensemble import stacked_hyper
 
     update = subject.spec.load_stacked()
     assert update is not None
@@ -655,7 +655,7 @@ def state_problem(state: object) -> str | None:
     it must be a dict with string keys holding what a checkpoint holds -- numbers, strings,
     booleans, None, lists, tuples, dicts and ``torch.Tensor`` values, at any depth (the tensors go
     into safetensors, the rest into JSON: the very encoding a checkpoint uses)."""
-    from mlbasics._state import encode
+    from mlbasics.runs._state import encode
 
     if not isinstance(state, dict):
         return f"state_dict() returned {describe(state)}, expected a dict"
@@ -687,7 +687,7 @@ def callback_contract(subject: Subject) -> None:
 def _experiment(subject: Subject, device: torch.device, **settings: Any) -> Experiment:
     """A short training of a noisy linear table, with validation rows and metrics, so that a
     callback monitoring a loss or a metric of either part finds it."""
-    from mlbasics.experiment import Experiment
+    from mlbasics.engine.experiment import Experiment
 
     return Experiment(
         dataset={"name": "synthetic-linear", "n": 40, "noise": 0.1},
@@ -714,7 +714,7 @@ def _trained(subject: Subject, run: Callable[[], TrainResult], what: str) -> Tra
 
 
 def _prepared(subject: Subject, experiment: Experiment) -> Setup:
-    from mlbasics.setup import prepare
+    from mlbasics.engine.setup import prepare
 
     try:
         return prepare(experiment, subject.registry)
@@ -729,7 +729,7 @@ def callback_trains(subject: Subject) -> None:
     """Runs through a short real training on the device (40 epochs of a linear model, validation
     rows, the metrics mse, rmse, mae and r2) without failing, and its ``state_dict`` afterwards is
     one a run folder can hold."""
-    from mlbasics.training import run
+    from mlbasics.training.runner import run
 
     with _own_random_state():
         setup = _prepared(subject, _experiment(subject, subject.device))
@@ -781,8 +781,8 @@ def callback_resumes(subject: Subject) -> None:
     its ``state_dict`` and ``load_state_dict``."""
     import warnings
 
-    from mlbasics.resuming import ResumeWarning, resume
-    from mlbasics.training import run, train
+    from mlbasics.training.resuming import ResumeWarning, resume
+    from mlbasics.training.runner import run, train
 
     cpu = torch.device("cpu")
     experiment = _experiment(subject, cpu)

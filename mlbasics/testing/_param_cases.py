@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import attrs
 
-from mlbasics.registry import Registry
-from mlbasics.specs import ComponentSpec, Param
+from mlbasics.core.registry import Registry
+from mlbasics.core.specs import ComponentSpec, Param
 from mlbasics.testing._ranges import available_names, declared_range
 
 

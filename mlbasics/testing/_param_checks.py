@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlbasics.callbacks import Callback
-from mlbasics.data import Dataset
+from mlbasics.core.callbacks import Callback
+from mlbasics.data.dataset import Dataset
+from mlbasics.engine.metrics import Metric
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import MlbasicsError
-from mlbasics.metrics import Metric
-from mlbasics.solvers import ClosedFormSolver
 from mlbasics.testing._contracts import Problem, Subject, describe, instantiate, release
 from mlbasics.testing._param_cases import OMITTED, accepted_cases, rejected_cases
 

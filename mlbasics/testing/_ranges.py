@@ -8,8 +8,8 @@ import math
 
 import attrs
 
-from mlbasics.registry import Registry
-from mlbasics.specs import Param
+from mlbasics.core.registry import Registry
+from mlbasics.core.specs import Param
 
 
 @attrs.frozen

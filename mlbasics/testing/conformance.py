@@ -62,10 +62,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from mlbasics.callbacks import RUN_TAG
+from mlbasics.core.callbacks import RUN_TAG
+from mlbasics.core.registry import Registry, default_registry
+from mlbasics.core.specs import ComponentSpec
 from mlbasics.errors import MlbasicsError
-from mlbasics.registry import Registry, default_registry
-from mlbasics.specs import ComponentSpec
 from mlbasics.testing._contracts import (
     KIND_CHECKS,
     CheckFunction,
@@ -189,7 +189,7 @@ def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
     if spec.kind == "optimizer" and spec.stacked is not None:
         checks["stacked"] = optimizer_stacked
     if spec.kind == "callback" and RUN_TAG in spec.tags:
-        # Part of every run (built by mlbasics.training.run from flags), never named in an
+        # Part of every run (built by mlbasics.training.runner.run from flags), never named in an
         # experiment: every training the test suite runs trains with it.
         del checks["trains"], checks["resumes"]
     checks["params-accepted"] = params_accepted

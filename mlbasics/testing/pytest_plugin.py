@@ -43,10 +43,10 @@ import torch
 from hypothesis import settings
 from hypothesis.errors import InvalidArgument
 
-import mlbasics.registry
+import mlbasics.core.registry
+from mlbasics.core.registry import Registry
+from mlbasics.devices import check_device_name
 from mlbasics.errors import DeviceError
-from mlbasics.experiment import check_device_name
-from mlbasics.registry import Registry
 
 PROFILE_VARIABLE = "MLBASICS_HYPOTHESIS_PROFILE"
 DEVICE_OPTION = "--mlbasics-device"
@@ -140,7 +140,7 @@ def device(pytestconfig: pytest.Config) -> torch.device:
 
 def _as_default(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
     # The process-wide registry is a module global; monkeypatch puts the previous one back.
-    monkeypatch.setattr(mlbasics.registry, "_default", registry)
+    monkeypatch.setattr(mlbasics.core.registry, "_default", registry)
     return registry
 
 

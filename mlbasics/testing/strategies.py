@@ -38,10 +38,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import torch
 from torch import nn
 
-from mlbasics.data import Dataset, GroundTruth
+from mlbasics.core.registry import Registry, default_registry, suggest
+from mlbasics.core.specs import ComponentSpec, Param
+from mlbasics.data.dataset import Dataset, GroundTruth
 from mlbasics.errors import DeviceError
-from mlbasics.registry import Registry, default_registry, suggest
-from mlbasics.specs import ComponentSpec, Param
 from mlbasics.testing._ranges import available_names, closed, declared_range
 
 T = TypeVar("T")

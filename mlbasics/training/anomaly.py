@@ -19,7 +19,7 @@ import torch
 from mlbasics.errors import TrainingError
 
 if TYPE_CHECKING:
-    from mlbasics.setup import Setup
+    from mlbasics.engine.setup import Setup
 
 _ANOMALY = re.compile(r"Function '(?P<function>\w+)' returned nan values in its (?P<output>\d+)\w* output")
 _FORWARD_TRACE = "Traceback of forward call that caused the error"
@@ -72,7 +72,7 @@ def detect_anomaly(setup: Setup | None = None) -> Iterator[None]:
 
 def _failing_epochs(setup: Setup) -> str:
     """The epochs between the last sync point and the next: the failing step is one of them."""
-    from mlbasics.loop import sync_interval
+    from mlbasics.engine.loop import sync_interval
 
     done = len(setup.history)
     interval = setup.interval or sync_interval(setup.experiment)  # the loop's, if it has begun

@@ -20,9 +20,9 @@ import math
 
 import torch
 
-from mlbasics.callbacks import Callback
+from mlbasics.core.callbacks import Callback
+from mlbasics.engine.setup import Setup
 from mlbasics.errors import DivergenceError, ValidationError
-from mlbasics.setup import Setup
 
 
 class DivergenceCheck(Callback):

@@ -20,17 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbasics._provenance import provenance_problems, refuse
-from mlbasics._run_lock import refuse_if_in_use
-from mlbasics.callbacks import Callback
-from mlbasics.checkpoints import Checkpoint, Checkpointer
+from mlbasics.core.callbacks import Callback
+from mlbasics.core.registry import Registry, default_registry
+from mlbasics.engine.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
+from mlbasics.engine.results import TrainResult
+from mlbasics.engine.setup import Setup, prepare
+from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ValidationError
-from mlbasics.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
-from mlbasics.registry import Registry, default_registry
-from mlbasics.results import TrainResult
-from mlbasics.setup import Setup, prepare
-from mlbasics.solvers import ClosedFormSolver
-from mlbasics.training import run as run_setup
+from mlbasics.runs._provenance import provenance_problems, refuse
+from mlbasics.runs._run_lock import refuse_if_in_use
+from mlbasics.runs.checkpoints import Checkpoint, Checkpointer
+from mlbasics.training.runner import run as run_setup
 
 #: Experiment settings that decide which rows are trained on, in which order and scale.
 DATA_SETTINGS = ("validation", "test", "split_seed", "batch_size", "shuffle", "drop_last", "standardize")

@@ -1,8 +1,8 @@
 """Training an experiment: :func:`train` from settings, :func:`run` for a prepared setup.
 
-The path is experiment -> registry -> components (:mod:`mlbasics.setup`) -> the training loop
-(:mod:`mlbasics.loop`) with its callbacks (:mod:`mlbasics.callbacks`) -> a result
-(:mod:`mlbasics.results`). :func:`run` is the one place where a run's callbacks are put together.
+The path is experiment -> registry -> components (:mod:`mlbasics.engine.setup`) -> the training loop
+(:mod:`mlbasics.engine.loop`) with its callbacks (:mod:`mlbasics.core.callbacks`) -> a result
+(:mod:`mlbasics.engine.results`). :func:`run` is the one place where a run's callbacks are put together.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from mlbasics.callbacks import Callback, callback_failed, label
-from mlbasics.checkpoints import Checkpointer, check_run_folder
+from mlbasics.core.callbacks import Callback, callback_failed, label
+from mlbasics.core.registry import Registry
+from mlbasics.engine.experiment import Component, Experiment, with_settings
+from mlbasics.engine.loop import fit
+from mlbasics.engine.results import TrainResult
+from mlbasics.engine.setup import Setup, built_as, prepare
 from mlbasics.errors import MlbasicsError, PluginError, UnknownComponentError, ValidationError
-from mlbasics.experiment import Component, Experiment, with_settings
-from mlbasics.loop import fit
-from mlbasics.registry import Registry
-from mlbasics.results import TrainResult
-from mlbasics.setup import Setup, built_as, prepare
+from mlbasics.runs.checkpoints import Checkpointer, check_run_folder
 
 if TYPE_CHECKING:
-    from mlbasics.progress import ProgressBar
+    from mlbasics.show.progress import ProgressBar
 
 
 def train(
@@ -50,7 +50,7 @@ def train(
     the experiment's ``callbacks``, saved with it, their state checkpointed with the run.
     ``progress=True`` shows a progress bar on stderr (in a Jupyter notebook, under the cell).
     ``live=True`` draws the loss curve under the running cell of a Jupyter notebook, updated as
-    training goes on (:class:`mlbasics.notebook.LivePlot`; outside a notebook it draws nothing).
+    training goes on (:class:`mlbasics.show.notebook.LivePlot`; outside a notebook it draws nothing).
 
     ``save`` names a run folder to checkpoint into (at the end, and every ``checkpoint_every``
     epochs); a folder that already holds a run, or that another run is saving into, is refused
@@ -112,12 +112,12 @@ def run(
     """
     try:
         if divergence_threshold is not None:
-            from mlbasics.divergence import DivergenceCheck
+            from mlbasics.training.divergence import DivergenceCheck
 
             DivergenceCheck.check_threshold(divergence_threshold)  # its own words, before the registry's
         company = [_run_callback(setup, "divergence-check", threshold=divergence_threshold)]
         if progress:
-            from mlbasics.progress import ProgressBar
+            from mlbasics.show.progress import ProgressBar
 
             company.append(
                 progress if isinstance(progress, ProgressBar) else _run_callback(setup, "progress-bar")
@@ -126,7 +126,7 @@ def run(
         if checkpointer is not None:
             company.append(checkpointer)
         if live:
-            from mlbasics.notebook import LivePlot
+            from mlbasics.show.notebook import LivePlot
 
             company.append(LivePlot())
         _check_callbacks(setup, company)
@@ -136,11 +136,11 @@ def run(
         raise
     with contextlib.ExitStack() as stack:
         if signals:
-            from mlbasics.interrupts import stop_on_signals
+            from mlbasics.engine.interrupts import stop_on_signals
 
             stack.enter_context(stop_on_signals(setup))
         if anomaly_detection:
-            from mlbasics.anomaly import detect_anomaly
+            from mlbasics.training.anomaly import detect_anomaly
 
             stack.enter_context(detect_anomaly(setup))
         return fit(setup, company)

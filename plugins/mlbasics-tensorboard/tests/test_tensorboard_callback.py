@@ -97,7 +97,7 @@ def test_the_fit_is_an_image_for_data_with_one_feature(
     [image] = read(tmp_path / "run").Images("fit")
     assert image.step == result.epochs
     assert image.encoded_image_string.startswith(b"\x89PNG\r\n\x1a\n")
-    # mlbasics.plotting's training figure: 11 x 4 inches (loss and fit side by side) at 100 dpi.
+    # mlbasics.show.plotting's training figure: 11 x 4 inches (loss and fit side by side) at 100 dpi.
     assert (image.width, image.height) == (1100, 400)
 
 

@@ -38,7 +38,7 @@ from mlbasics_torch_optim import optimizers, stacked
 
 import mlbasics
 from mlbasics import Registry
-from mlbasics.ensemble import stacked_hyper
+from mlbasics.sweeps.ensemble import stacked_hyper
 
 #: Far from where the models start (nn.Linear's weights and bias start within 0.6 of 0).
 FAR: dict[str, Any] = {"name": "synthetic-linear", "weights": [4.0, 5.0, 6.0], "bias": 7.0}

@@ -147,7 +147,7 @@ def _fit_image(result: TrainResult) -> np.ndarray[Any, np.dtype[np.uint8]]:
     renderer as an RGB array; pyplot is not involved, so a notebook's backend is untouched."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from mlbasics.plotting import training_figure
+    from mlbasics.show.plotting import training_figure
 
     canvas: Any = FigureCanvasAgg(training_figure(result))  # matplotlib's canvas is not annotated
     canvas.draw()

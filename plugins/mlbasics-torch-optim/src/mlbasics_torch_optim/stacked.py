@@ -4,7 +4,7 @@ of a sweep, so that ``mlbasics sweep --optimizer adam`` trains every member as o
 Each follows torch.optim's single-tensor update (``_single_tensor_adam``, ``_single_tensor_rmsprop``)
 operation by operation. A hyperparameter all members share is a Python number and goes through the
 very operation torch.optim uses; one that differs is a tensor with one value per member
-(:func:`mlbasics.ensemble.per_member` shapes it to broadcast), computed in the parameters' dtype
+(:func:`mlbasics.sweeps.ensemble.per_member` shapes it to broadcast), computed in the parameters' dtype
 where torch.optim computes in Python floats, so it rounds a little differently.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from mlbasics.ensemble import any_nonzero, is_shared, per_member
+from mlbasics.sweeps.ensemble import any_nonzero, is_shared, per_member
 
 Params = dict[str, torch.Tensor]
 Grads = Mapping[str, torch.Tensor]
