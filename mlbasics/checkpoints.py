@@ -64,7 +64,7 @@ from mlbasics._checkpoint_files import (
     read_tensors,
     verified,
 )
-from mlbasics._files import name_problem, refusal
+from mlbasics._files import check_names, refusal
 from mlbasics._provenance import provenance_problems, refuse
 from mlbasics._run_lock import RunFolderLock
 from mlbasics._state import DICT, capture_rng, decode, encode, restore_rng
@@ -101,9 +101,7 @@ def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
     file, a name in it is too long, it cannot be created, or it already holds another run (unless
     ``overwrite``). Creates nothing; :class:`Checkpointer` then locks the folder, which creates it."""
     folder = Path(run)
-    problem = name_problem(folder, longest_inside=_LONGEST_INSIDE)
-    if problem is not None:
-        raise SaveError(f"{run}: cannot be a run folder: {problem}", reason=problem)
+    check_names(run, what=f"{run}: cannot be a run folder", writing=True, longest_inside=_LONGEST_INSIDE)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{run}: exists and is not a folder; --save needs a folder for the run")
     if has_checkpoint(folder) and not overwrite:
@@ -663,6 +661,7 @@ class Checkpoint:
 def locate(run: str | Path) -> Path:
     """The checkpoint folder of run folder ``run``."""
     folder = Path(run)
+    check_names(run, what=f"{run}: cannot be a run folder")
     if not folder.exists():
         raise DataError(f"{run}: no such run folder")
     if not folder.is_dir():

@@ -34,7 +34,7 @@ from typing import Any, Final
 import attrs
 import tomli_w
 
-from mlbasics._files import atomic_write_text
+from mlbasics._files import atomic_write_text, check_names
 from mlbasics.errors import DataError, ValidationError
 from mlbasics.registry import suggest
 from mlbasics.specs import MAX_NESTING, Kind, nested_too_deeply
@@ -354,6 +354,7 @@ class Experiment:
     def load(cls, path: str | Path) -> Experiment:
         """Read an experiment from a TOML file."""
         file = Path(path)
+        check_names(path)
         try:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:

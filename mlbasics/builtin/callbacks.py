@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
+from mlbasics._files import name_problem
 from mlbasics.callbacks import Callback, StopTraining, named
 from mlbasics.errors import SaveError
 from mlbasics.registry import suggest
@@ -270,6 +271,9 @@ class _Log(Callback):
 
     def problems(self, setup: Setup) -> list[str]:
         folder = self.path.parent
+        too_long = name_problem(self.path)  # first: asking whether such a path exists is itself an error
+        if too_long is not None:
+            return [f"{named(self)}: path {str(self.path)!r}: {too_long}"]
         if self.path.is_dir():
             return [f"{named(self)}: path {str(self.path)!r} is a folder, not a file"]
         if not folder.is_dir():

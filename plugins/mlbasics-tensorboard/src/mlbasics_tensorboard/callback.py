@@ -166,6 +166,13 @@ def tensorboard(
 
 
 def _check_logdir(path: Path) -> None:
+    try:
+        _check_folder(path)
+    except OSError as exc:  # a name too long for the file system (asking about it fails too), ...
+        raise ValueError(f"logdir {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _check_folder(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"logdir {str(path)!r} is a file, not a folder")
     existing = path
