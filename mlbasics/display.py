@@ -180,6 +180,11 @@ def train_result(result: Any) -> tuple[str, Rows]:
     if result.stopped:
         rows.append(("stopped", result.stopped))
     rows.append(("loss", loss_text(result.history)))
+    if result.restored_epoch is not None:
+        restored = f"the weights of epoch {result.restored_epoch}: loss {number(result.final_loss)}"
+        if result.validation_loss is not None:
+            restored += f", validation {number(result.validation_loss)}"
+        rows.append(("restored", restored + (" (the metrics below are theirs)" if result.metrics else "")))
     if result.validation_history:
         epoch, last = result.validation_history[-1]
         best_epoch, best = min(reversed(result.validation_history), key=lambda pair: pair[1])

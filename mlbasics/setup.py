@@ -138,6 +138,10 @@ class Setup:
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
+    #: The epoch whose weights a callback put back into the model (early stopping's
+    #: ``restore_best``); ``None`` while the model holds the latest ones. :func:`fit` then
+    #: evaluates the model once more at the end, so that the result shows what it returns.
+    restored_epoch: int | None = attrs.field(default=None, init=False)
     #: The registry the components were built from: the run's own callbacks (progress bar,
     #: divergence check) are built from it too.
     registry: Registry | None = attrs.field(default=None, repr=False)

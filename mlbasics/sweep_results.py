@@ -44,10 +44,16 @@ class SweepMember:
     metric_history: dict[str, torch.Tensor] = attrs.field(factory=dict)
     #: Why training stopped before the experiment's epochs (a callback, a divergence), if it did.
     stopped: str | None = None
+    #: The epoch whose weights ``parameters`` are, where a callback put them back at the end (early
+    #: stopping's ``restore_best``), and their loss on the training rows; ``validation_loss`` and
+    #: ``metrics`` are theirs too (see :attr:`TrainResult.restored_epoch`).
+    restored_epoch: int | None = None
+    restored_loss: float | None = None
 
     @property
     def final_loss(self) -> float:
-        return float(self.history[-1])
+        """The last epoch's loss, or the restored weights' (:attr:`restored_epoch`)."""
+        return float(self.history[-1]) if self.restored_loss is None else self.restored_loss
 
     @property
     def ranking_loss(self) -> float:
@@ -179,6 +185,9 @@ class SweepResult:
                     **({"test_loss": member.test_loss} if member.test_loss is not None else {}),
                     **({"metrics": member.metrics} if member.metrics else {}),
                     **({"stopped": member.stopped} if member.stopped is not None else {}),
+                    **(
+                        {"restored_epoch": member.restored_epoch} if member.restored_epoch is not None else {}
+                    ),
                     "parameters": {name: value.tolist() for name, value in member.parameters.items()},
                     **({"history": member.history.tolist()} if history else {}),
                     **(

@@ -216,6 +216,7 @@ class EarlyStopping(Callback):
         with torch.no_grad():
             for name, tensor in setup.model.state_dict().items():
                 tensor.copy_(self.best_weights[name])
+        setup.restored_epoch = self.watch.best_epoch  # the result is evaluated on these weights
         self.since = epoch  # a resumed run gets its patience again, from these weights
         others = {k: v for k, v in self.best_values.items() if k != self.watch.monitor}  # it is said already
         scores = ", ".join(f"{name} {value:.6g}" for name, value in others.items())
