@@ -358,6 +358,8 @@ def test_one_progress_bar_counts_the_model_epochs_of_every_member(
     shown = capsys.readouterr().err
     assert "model-epochs" in shown
     assert "90/90" in shown
+    assert " model-epochs/s" in shown  # the speed of what it counts
+    assert "steps/s" not in shown
 
 
 # -- falling back: training one member after another -------------------------------------------------

@@ -95,7 +95,9 @@ def _result_line(result: TrainResult) -> Text:
     if result.resumed_from:
         text.append(f", resumed at epoch {result.resumed_from}")
     if trained > 1 and result.seconds > 0:
-        unit = "steps/s" if result.experiment.batch_size is None else "epochs/s"  # an epoch of mini-batches
+        batch = result.experiment.batch_size
+        full = batch is None or batch >= result.split_sizes.get("train", batch)  # an epoch is one step
+        unit = "steps/s" if full else "epochs/s"  # an epoch of mini-batches
         text.append(f" ({trained / result.seconds:,.0f} {unit})")
     sizes = result.split_sizes
     if result.validation_loss is not None:
