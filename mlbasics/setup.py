@@ -142,6 +142,10 @@ class Setup:
     #: ``restore_best``); ``None`` while the model holds the latest ones. :func:`fit` then
     #: evaluates the model once more at the end, so that the result shows what it returns.
     restored_epoch: int | None = attrs.field(default=None, init=False)
+    #: Which member of a sweep this setup is, as a name safe in a file name
+    #: (``03_seed=3_optimizer.lr=0.1``, see :func:`mlbasics.sweep_results.member_name`); ``None``
+    #: outside a sweep. A callback that writes files gives each member its own by it.
+    member: str | None = attrs.field(default=None, init=False)
     #: The registry the components were built from: the run's own callbacks (progress bar,
     #: divergence check) are built from it too.
     registry: Registry | None = attrs.field(default=None, repr=False)

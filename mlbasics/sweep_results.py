@@ -7,6 +7,7 @@ ranks (:mod:`mlbasics.distributed_sweeps`) can assemble one without importing th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -83,6 +84,20 @@ class SweepMember:
 
 def values_label(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
+
+
+#: What a member's name keeps of its values; anything else becomes ``_``.
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def member_name(index: int, values: Mapping[str, Any], count: int) -> str:
+    """``03_seed=3_optimizer.lr=0.1``: member ``index`` of a grid of ``count``, zero-padded so the
+    names sort in grid order, then its values, safe in a file name. A callback that writes files
+    names each member's own after it (:attr:`mlbasics.Setup.member`), as mlbasics-tensorboard's
+    ``log_sweep`` names each member's folder."""
+    width = len(str(max(count - 1, 0)))
+    text = "_".join(f"{key}={value}" for key, value in values.items())
+    return _UNSAFE.sub("_", f"{index:0{width}d}_{text}" if text else f"{index:0{width}d}")
 
 
 def _rank_key(member: SweepMember, name: str, sign: float) -> tuple[bool, float, int]:

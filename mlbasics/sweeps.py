@@ -58,7 +58,7 @@ from mlbasics.sweep_results import SEQUENTIAL as SEQUENTIAL
 from mlbasics.sweep_results import VMAP as VMAP
 from mlbasics.sweep_results import SweepMember as SweepMember
 from mlbasics.sweep_results import SweepResult as SweepResult
-from mlbasics.sweep_results import values_label
+from mlbasics.sweep_results import member_name, values_label
 from mlbasics.training import run
 
 if TYPE_CHECKING:
@@ -242,6 +242,11 @@ def sweep(
         start = time.perf_counter()
         setups = _prepare_all(own, registry)
         setup_seconds = time.perf_counter() - start
+    first = (
+        0 if launched is None else distributed.share(len(members), launched.rank, launched.world_size).start
+    )
+    for number, ((values, _), setup) in enumerate(zip(own, setups, strict=True), start=first):
+        setup.member = member_name(number, values, len(members))  # a file-writing callback's own file
     bar = None
     if progress and (launched is None or launched.is_main):  # one bar, on rank 0
         from mlbasics.progress import ProgressBar  # rich, only when a bar is shown
