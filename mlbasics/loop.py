@@ -171,6 +171,7 @@ def _run(
 ) -> tuple[TrainResult, SaveError | None]:
     history = setup.history  # the epochs done before (a resumed run); extended at every sync
     resumed_from = len(history)
+    setup.restored_epoch = None  # set by this run's callbacks only
     stopped = None
     failure = None
     mode = "eager"
@@ -206,7 +207,7 @@ def _run(
         raise ValidationError(["training stopped before the first epoch finished"])
     test_loss = float(setup.evaluate_part(setup.test)) if setup.test is not None else None
     test_metrics = _test_metrics(setup)
-    restored = _restored_values(setup) if setup.restored_epoch is not None else {}
+    restored: dict[str, float] = _restored_values(setup) if setup.restored_epoch is not None else {}
     result = TrainResult(
         experiment=setup.experiment,
         history=list(history),
