@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlbasics.errors import MlbasicsError, SaveError
+from mlbasics.errors import DataError, MlbasicsError, SaveError
 
 #: Temporary files are named after the file they replace, shortened so that the temporary name is
 #: never longer than the file system allows when the final name is not.
@@ -23,9 +23,7 @@ def check_output_path(path: str | Path, *, what: str) -> None:
     long for the file system. ``what`` names it in the message ("plot file")."""
     target = Path(path)
     folder = target.parent
-    problem = name_problem(target)  # first: asking about a name too long is itself an error
-    if problem is not None:
-        raise SaveError(f"{what} {str(path)!r}: {problem}", reason=problem)
+    check_names(path, what=f"{what} {str(path)!r}", writing=True)  # first: see check_names
     if not folder.is_dir():
         blocker = _first_non_folder(folder)
         if blocker is not None:
@@ -40,6 +38,22 @@ def check_output_path(path: str | Path, *, what: str) -> None:
     except OSError as exc:
         reason = refusal(exc, folder)
         raise SaveError(f"{what} {str(path)!r}: cannot be written there ({reason})", reason=reason) from None
+
+
+def check_names(
+    path: str | Path, *, what: str | None = None, writing: bool = False, longest_inside: str = ""
+) -> None:
+    """The check every path a user gives goes through before it is used, read or written (a run
+    folder, a config or data file, a plot, a log, a plugin file): a name in it too long for its file
+    system, which the operating system answers at any use -- even asking whether it exists -- with
+    ENAMETOOLONG (errno 36), is one line starting with ``what`` (by default the path itself): a
+    :class:`SaveError` for a path to be written (``writing``), else a :class:`DataError`.
+    ``longest_inside``: see :func:`name_problem`."""
+    problem = name_problem(Path(path), longest_inside=longest_inside)
+    if problem is None:
+        return
+    message = f"{str(path) if what is None else what}: {problem}"
+    raise SaveError(message, reason=problem) if writing else DataError(message)
 
 
 def name_problem(path: Path, *, longest_inside: str = "") -> str | None:
@@ -101,6 +115,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     If the operating system refuses any of it (a full disk, a read-only folder, ``path`` a folder),
     that is one :class:`SaveError` naming ``path`` and the reason."""
     target = Path(path)
+    check_names(path, writing=True)
     try:
         fd, name = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name[:_TEMPORARY_NAME_STEM]}.", suffix=".tmp"

@@ -85,6 +85,78 @@ def test_early_stopping_stops_where_the_validation_loss_stalls_and_restores_the_
     assert result.to_dict()["stopped"] == result.stopped  # what --json shows
 
 
+def _evaluated_afresh(experiment: Experiment, model: torch.nn.Module) -> dict[str, float]:
+    """What ``model`` does, evaluated from scratch: a new setup of ``experiment`` (the same rows),
+    ``model``'s weights in its model, the loss and each metric applied to it directly. The same
+    weights, rows and operations in the same process give the very same floats as the run's."""
+    setup = mlbasics.prepare(experiment, REGISTRY)
+    setup.model.load_state_dict(model.state_dict())
+    parts = {"": (setup.features, setup.targets), "validation_": setup.validation, "test_": setup.test}
+    values: dict[str, float] = {}
+    with torch.no_grad():
+        for prefix, part in parts.items():
+            if part is None:
+                continue
+            prediction, target = setup.model(part[0]), part[1]
+            values[prefix + "loss"] = float(setup.loss(prediction, target))
+            values |= {
+                prefix + name: float(metric(prediction, target)) for name, metric in setup.metrics.items()
+            }
+    return values
+
+
+def test_what_a_restored_run_shows_is_what_its_model_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary, the Metrics table, --json and TrainResult show the restored weights' values,
+    not the last sync point's (which the model no longer holds), and say which epoch's they are."""
+    result = _train(test=0.2, callbacks=[STOPPING])
+    best_epoch = int((result.stopped or "").split("the weights of epoch ")[1].split()[0])
+    fresh = _evaluated_afresh(result.experiment, result.model)
+    assert result.restored_epoch == best_epoch < result.epochs
+    assert result.final_loss == fresh["loss"]
+    assert result.validation_loss == fresh["validation_loss"]
+    assert result.test_loss == fresh["test_loss"]
+    assert result.metrics == {name: fresh[name] for name in ("r2", "validation_r2", "test_r2")}
+    # ... which are not the last sync point's: the case this test is about
+    assert result.validation_loss != result.validation_history[-1][1]
+    assert result.metrics["r2"] != result.metric_history["r2"][-1][1]
+
+    from mlbasics.cli import main
+
+    args = ["train", "--dataset", "synthetic-linear", "--set", "dataset.n=40", "--set", "dataset.weights=[1.0,-2.0]",
+            "--set", "dataset.noise=0.5", "--model", "linear", "--lr", "0.05", "--epochs", "1000",
+            "--validation", "0.25", "--test", "0.2", "--metric", "r2", "--device", "cpu",
+            "--callback", "early-stopping", "--set", "callbacks.early-stopping.patience=20",
+            "--set", "callbacks.early-stopping.check_every=5", "--set", "callbacks.early-stopping.min_delta=0.0001"]  # fmt: skip
+    assert main([*args, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["final_loss"], shown["validation_loss"], shown["test_loss"], shown["metrics"]) == (
+        fresh["loss"], fresh["validation_loss"], fresh["test_loss"], result.metrics
+    )  # fmt: skip
+    assert shown["restored_epoch"] == best_epoch
+    assert main([*args, "--quiet"]) == 0
+    summary = " ".join(capsys.readouterr().out.split())  # rich wraps lines at the terminal's width
+    assert f"final loss {fresh['loss']:.6g} of the weights of epoch {best_epoch} (restored)," in summary
+    assert f"validation loss {fresh['validation_loss']:.6g} on 10 held-out rows" in summary
+    row = f"r2 (higher is better) │ {fresh['r2']:.6g} │ {fresh['validation_r2']:.6g} │ {fresh['test_r2']:.6g}"
+    assert row in summary
+    assert f"training and validation of the weights of epoch {best_epoch} (restored)" in summary
+
+
+def test_a_sequential_sweep_shows_each_member_s_restored_weights() -> None:
+    result = mlbasics.sweep(CONVERGING, seeds=[0, 1], registry=REGISTRY, callbacks=[STOPPING])
+    assert result.mode == "sequential"
+    for member in result.members:
+        model = mlbasics.prepare(member.experiment, REGISTRY).model
+        model.load_state_dict(member.parameters)
+        fresh = _evaluated_afresh(member.experiment, model)
+        assert member.restored_epoch is not None
+        assert member.restored_epoch < len(member.history)
+        assert (member.final_loss, member.validation_loss) == (fresh["loss"], fresh["validation_loss"])
+        assert member.metrics == {"r2": fresh["r2"], "validation_r2": fresh["validation_r2"]}
+        assert member.metrics["r2"] != float(member.metric_history["r2"][-1])
+        assert result.to_dict()["members"][0]["restored_epoch"] is not None
+
+
 def test_without_restore_best_the_last_weights_stay() -> None:
     result = _train(callbacks=[STOPPING | {"restore_best": False}])
     assert result.stopped is not None

@@ -131,6 +131,36 @@ def test_a_sweep_of_200_members_prints_in_a_few_lines(registry: Registry) -> Non
     assert len(parsed.images) == (1 if HAS_MATPLOTLIB else 0)
 
 
+def test_a_sweep_shows_the_spread_of_what_it_is_ranked_by(registry: Registry) -> None:
+    """Ranked by the validation loss, its summary's spread and best-first lines are validation losses
+    (the training losses of those members are in no order, so their 'median' meant nothing)."""
+    result = mlbasics.sweep(
+        Experiment(dataset={"name": "synthetic-linear", "noise": 2.0}, model="linear", device="cpu"),
+        seeds=range(5), lrs=[0.003, 0.03], epochs=30, validation=0.25, registry=registry,
+    )  # fmt: skip
+    ranked = result.ranked()
+    validation = [member.validation_loss for member in ranked]
+    assert all(value is not None for value in validation)
+    final = [member.final_loss for member in ranked]
+    assert final != sorted(final)  # the case in point: the training losses are not in the ranking's order
+    number = display_module.number
+    median = sorted(validation)[4:6]  # of 10 members: the mean of the middle two
+    lines = _lines(result)
+    assert lines[3] == (
+        f"  validation loss  best {number(validation[0])}, median {number(sum(median) / 2)}, "
+        f"worst {number(validation[-1])}"
+    )
+    assert lines[4] == "  best first, by validation loss:"
+    assert lines[5] == f"   1. {ranked[0].label}: {number(validation[0])}"
+    text = _parsed(result._repr_html_()).text
+    assert "best first, by validation loss" in text
+    header = text.index("rank")
+    assert text[header : header + 5] == ["rank", "seed", "optimizer.lr", "final loss", "validation loss"]
+    assert text[header + 5 : header + 10] == [
+        "1", *(repr(value) for value in ranked[0].values.values()), number(final[0]), number(validation[0]),
+    ]  # fmt: skip
+
+
 def test_a_checkpoint_prints_in_a_few_lines(registry: Registry, tmp_path: Path) -> None:
     mlbasics.train(TINY, epochs=50, registry=registry, save=tmp_path / "run")
     point = Checkpoint.load(tmp_path / "run")

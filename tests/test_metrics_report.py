@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,30 @@ def test_the_progress_bar_without_validation_or_metrics(registry: Registry) -> N
     )
     line, result = _progress_line()
     assert "·" not in line
+
+
+@pytest.mark.parametrize(
+    ("settings", "unit"),
+    [
+        ({}, "steps/s"),  # the lecture's full batch: an epoch is one step
+        ({"batch_size": 100}, "steps/s"),  # a batch of all 100 rows: one step too
+        ({"batch_size": 8}, "epochs/s"),  # an epoch of mini-batches: the bar counts epochs
+    ],
+    ids=["full batch", "one batch of all rows", "mini-batches"],
+)
+def test_the_progress_bar_s_speed_says_what_it_counts(
+    registry: Registry, settings: dict[str, Any], unit: str
+) -> None:
+    line, result = _progress_line(**settings)
+    assert "10/10" in line  # what it counts: epochs
+    speed = re.search(r"(\S+) (\S+/s)", line)
+    assert speed is not None, line
+    assert speed.group(2) == unit
+    from mlbasics.cli._summary import render_summary
+
+    terminal = io.StringIO()
+    Console(file=terminal, width=200).print(render_summary(result))
+    assert f" {unit})" in terminal.getvalue()  # the summary after training says the same
 
 
 def test_the_plot_has_a_panel_per_metric_with_its_values(shown: dict[str, Any], registry: Registry) -> None:

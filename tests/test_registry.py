@@ -255,7 +255,31 @@ def test_list_by_plugin() -> None:
         "sigmoid",
         "tanh",
     ]
-    assert registry.specs(plugin="nobody") == []
+    with pytest.raises(ValidationError) as raised:  # not an empty list, which would look like "none"
+        registry.specs(plugin="nobody")
+    assert (
+        str(raised.value) == "specs(plugin='nobody'): no plugin is named 'nobody' (plugins: builtins, extra)"
+    )
+    with pytest.raises(ValidationError, match=r"no plugin is named 'extr'; did you mean 'extra'\?"):
+        registry.specs("activation", plugin="extr")
+
+
+def test_an_installed_plugin_s_module_name_still_finds_it_with_a_deprecation_warning() -> None:
+    """Before 0.2 an isolated registry named an installed plugin after its module; its entry-point
+    name is right, and the module's name keeps working for one minor version, saying which to use."""
+    import mlbasics.builtin
+
+    registry = Registry.isolated(mlbasics.builtin, builtins=False)
+    with pytest.warns(DeprecationWarning, match="mlbasics.builtin") as warned:
+        by_module = registry.specs("model", plugin="mlbasics.builtin")
+    assert by_module == registry.specs("model", plugin="builtins") != []
+    [warning] = warned
+    assert str(warning.message) == (
+        "specs(plugin='mlbasics.builtin'): 'mlbasics.builtin' is the module of plugin 'builtins', which is "
+        "named after its entry point; use specs(plugin='builtins') (a module's name stops working in "
+        "mlbasics 0.3)"
+    )
+    assert warning.filename == __file__  # it points at the caller's line
 
 
 def test_an_installed_plugin_has_its_entry_point_name_in_an_isolated_registry() -> None:

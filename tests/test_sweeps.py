@@ -3,9 +3,11 @@ stacked they train one after another, and the user is told why."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -346,6 +348,40 @@ def test_the_experiments_callbacks_run_for_each_member_one_after_another(
     assert result.to_dict()["members"][0]["stopped"] == "stopped at epoch 10 (started 1 time)"
 
 
+def test_each_member_writes_its_own_log_named_after_it(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log callback in a sweep (trained one after another) writes one file per member beside the
+    path given, named after the member's index and values; they used to share the path, each
+    member starting it anew, so the last one's rows were all that was left."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    result = sweep(
+        LINEAR, epochs=20, log_every=10, seeds=[0, 1], lrs=[0.05, 0.1], registry=registry,
+        callbacks=[{"name": "csv-logger", "path": "log.csv"}, {"name": "jsonl-logger", "path": "logs/run.jsonl"}],
+    )  # fmt: skip
+    assert result.mode == "sequential"
+    names = ["0_seed=0_optimizer.lr=0.05", "1_seed=0_optimizer.lr=0.1", "2_seed=1_optimizer.lr=0.05",
+             "3_seed=1_optimizer.lr=0.1"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == [f"log-{name}.csv" for name in names]
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [f"run-{name}.jsonl" for name in names]
+    for member, name in zip(result.members, names, strict=True):
+        with open(tmp_path / f"log-{name}.csv", newline="") as file:
+            rows = list(csv.DictReader(file))
+        lines = (tmp_path / "logs" / f"run-{name}.jsonl").read_text().splitlines()
+        expected = [(10, float(member.history[9])), (20, float(member.history[19]))]
+        assert [(int(row["epoch"]), float(row["loss"])) for row in rows] == expected
+        assert [(row["epoch"], row["loss"]) for row in map(json.loads, lines)] == expected
+
+
+def test_a_member_s_log_name_keeps_only_what_a_file_name_may_hold() -> None:
+    from mlbasics.sweeps.results import member_name
+
+    assert member_name(3, {"seed": 3, "optimizer.lr": 0.1}, 12) == "03_seed=3_optimizer.lr=0.1"
+    assert member_name(0, {"model.hidden": [8, 8]}, 2) == "0_model.hidden=_8_8_"
+    assert member_name(7, {}, 8) == "7"
+
+
 @pytest.mark.parametrize("vmap", [True, False], ids=["vmapped", "one after another"])
 def test_one_progress_bar_counts_the_model_epochs_of_every_member(
     registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, vmap: bool
@@ -358,6 +394,8 @@ def test_one_progress_bar_counts_the_model_epochs_of_every_member(
     shown = capsys.readouterr().err
     assert "model-epochs" in shown
     assert "90/90" in shown
+    assert " model-epochs/s" in shown  # the speed of what it counts
+    assert "steps/s" not in shown
 
 
 # -- falling back: training one member after another -------------------------------------------------

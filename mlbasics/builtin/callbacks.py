@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
+from mlbasics._files import name_problem
 from mlbasics.core.callbacks import Callback, StopTraining, named
 from mlbasics.core.registry import suggest
 from mlbasics.errors import SaveError
@@ -215,6 +216,7 @@ class EarlyStopping(Callback):
         with torch.no_grad():
             for name, tensor in setup.model.state_dict().items():
                 tensor.copy_(self.best_weights[name])
+        setup.restored_epoch = self.watch.best_epoch  # the result is evaluated on these weights
         self.since = epoch  # a resumed run gets its patience again, from these weights
         others = {k: v for k, v in self.best_values.items() if k != self.watch.monitor}  # it is said already
         scores = ", ".join(f"{name} {value:.6g}" for name, value in others.items())
@@ -252,12 +254,16 @@ class _Log(Callback):
     """One row per sync point (with ``every``: per multiple of it) at ``path``: epoch, loss,
     validation loss, every metric, learning rate and the seconds since training began. Rows are
     appended and flushed as they come; a resumed run keeps the rows up to the epoch it resumes at
-    (rewritten whole, atomically) and appends after them, its seconds going on from the last row's."""
+    (rewritten whole, atomically) and appends after them, its seconds going on from the last row's.
+    Each member of a sweep writes a file of its own beside ``path``, named after it
+    (:attr:`mlbasics.Setup.member`): ``log.csv`` -> ``log-03_seed=3_optimizer.lr=0.1.csv``."""
 
     suffix = ""
 
     def __init__(self, path: str, every: int | None = None) -> None:
-        self.path = Path(path)
+        #: The path as given; :attr:`path` is the file written (a sweep member's own).
+        self.requested = Path(path)
+        self.path = self.requested
         self.every = every
         self.sync_every = every
         self.columns: list[str] = []
@@ -268,15 +274,25 @@ class _Log(Callback):
         self._offset = 0.0
         self._loaded = False
 
+    def file(self, setup: Setup) -> Path:
+        """The file this run writes: ``path``, or a sweep member's own beside it."""
+        path = self.requested
+        return path if setup.member is None else path.with_name(f"{path.stem}-{setup.member}{path.suffix}")
+
     def problems(self, setup: Setup) -> list[str]:
-        folder = self.path.parent
-        if self.path.is_dir():
-            return [f"{named(self)}: path {str(self.path)!r} is a folder, not a file"]
+        path = self.file(setup)
+        folder = path.parent
+        too_long = name_problem(path)  # first: asking whether such a path exists is itself an error
+        if too_long is not None:
+            return [f"{named(self)}: path {str(path)!r}: {too_long}"]
+        if path.is_dir():
+            return [f"{named(self)}: path {str(path)!r} is a folder, not a file"]
         if not folder.is_dir():
-            return [f"{named(self)}: cannot write {str(self.path)!r}: folder {str(folder)!r} does not exist"]
+            return [f"{named(self)}: cannot write {str(path)!r}: folder {str(folder)!r} does not exist"]
         return []
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
+        self.path = self.file(setup)
         self.columns = ["epoch", *watchable_values(setup), "lr", "seconds"]
         self._resumed_at = len(setup.history) if self._loaded else None
         if not self._loaded:

@@ -55,6 +55,8 @@ def _metrics_table(result: TrainResult) -> Table | None:
     parts = [(part, prefix) for part, prefix in _PARTS if any(prefix + name in values for name in names)]
     epochs = {pairs[-1][0] for pairs in result.metric_history.values() if pairs}
     when = f"after epoch {epochs.pop()}" if len(epochs) == 1 else "at the last sync point"
+    if result.restored_epoch is not None:
+        when = f"of the weights of epoch {result.restored_epoch} (restored)"
     synced = " and ".join(part for part, _ in parts if part != "test")
     caption = ", ".join(
         [
@@ -83,6 +85,8 @@ def _metric_cell(value: float | None) -> Text:
 def _result_line(result: TrainResult) -> Text:
     text = Text("final loss ")
     text.append(f"{result.final_loss:.6g}", style="bold cyan")
+    if result.restored_epoch is not None:  # the losses and metrics shown are those weights'
+        text.append(f" of the weights of epoch {result.restored_epoch} (restored),")
     graph = " (CUDA graph)" if result.step_mode == "cuda-graph" else ""
     trained = result.epochs - result.resumed_from  # this session's epochs
     text.append(
@@ -91,7 +95,9 @@ def _result_line(result: TrainResult) -> Text:
     if result.resumed_from:
         text.append(f", resumed at epoch {result.resumed_from}")
     if trained > 1 and result.seconds > 0:
-        unit = "steps/s" if result.experiment.batch_size is None else "epochs/s"  # an epoch of mini-batches
+        batch = result.experiment.batch_size
+        full = batch is None or batch >= result.split_sizes.get("train", batch)  # an epoch is one step
+        unit = "steps/s" if full else "epochs/s"  # an epoch of mini-batches
         text.append(f" ({trained / result.seconds:,.0f} {unit})")
     sizes = result.split_sizes
     if result.validation_loss is not None:

@@ -217,6 +217,10 @@ def render_sweep(
     if len(shown) < len(ranked):
         table.caption = f"{len(ranked) - len(shown)} more not shown (--top 0 shows all)"
     parts: list[RenderableType] = [table, headline]
+    from mlbasics.show.display import spread_text, value_label
+
+    if len(ranked) > 1:  # the spread of the value the members are ranked by
+        parts.append(Text(f"{value_label(result.ranking_value(rank_by))}: {spread_text(result, rank_by)}"))
     best = ranked[0]
     outcome = f"final loss {best.final_loss:.6g}"
     if held_out and best.validation_loss is not None:

@@ -20,6 +20,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from mlbasics._files import name_problem
+
+_MISSING = "no such file or folder"
+
 
 def plugin_name(file: Path) -> str:
     """The plugin name of a file: its name without ``.py``."""
@@ -27,11 +31,15 @@ def plugin_name(file: Path) -> str:
 
 
 def path_problem(path: Path) -> str | None:
-    """Why ``path`` cannot name plugins (missing, or a file that is not ``.py``), or ``None``."""
+    """Why ``path`` cannot name plugins (a name in it too long for the file system, missing, or a
+    file that is not ``.py``), or ``None``."""
+    too_long = name_problem(path)  # first: asking whether such a path exists is itself an error
+    if too_long is not None:
+        return too_long
     if path.is_dir():
         return None
     if not path.exists():
-        return "no such file or folder"
+        return _MISSING
     if path.suffix != ".py":
         return "not a Python file (.py) or a folder of them"
     return None
@@ -41,7 +49,7 @@ def plugin_files(path: Path) -> list[Path]:
     """The plugin files ``path`` names: itself if it is a file, else the ``.py`` files directly in
     it, sorted by name. Raises ``FileNotFoundError`` or ``ValueError`` with :func:`path_problem`."""
     problem = path_problem(path)
-    if problem is not None and not path.exists():
+    if problem == _MISSING:
         raise FileNotFoundError(f"{path}: {problem}")
     if problem is not None:
         raise ValueError(f"{path}: {problem}")

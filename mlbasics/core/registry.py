@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import functools
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -107,8 +108,15 @@ class Registry:
         self, kind: str | None = None, pattern: str = "*", *, plugin: str | None = None
     ) -> list[ComponentSpec]:
         """All specs (conflicting ones included), sorted by kind then name, optionally filtered by
-        kind, a glob ``pattern`` on the name, and the name of the ``plugin`` that provides them."""
+        kind, a glob ``pattern`` on the name, and the name of the ``plugin`` that provides them (as
+        ``mlbasics plugins`` shows it: an installed plugin's entry-point name). A ``plugin`` that
+        names no plugin of this registry raises :class:`mlbasics.ValidationError` rather than
+        matching nothing; an installed plugin's module name (``"mlbasics_torch_optim"``, what an
+        isolated registry named it by before 0.2) still finds it, with a ``DeprecationWarning``
+        naming the plugin's name, until mlbasics 0.3."""
         self._load()
+        if plugin is not None:
+            plugin = self._plugin_name(plugin)
         wanted = normalize_kind(kind) if kind is not None else None
         return sorted(
             (
@@ -119,6 +127,32 @@ class Registry:
                 and (plugin is None or (s.plugin is not None and s.plugin.name == plugin))
             ),
             key=lambda s: (KINDS.index(s.kind), s.name, s.plugin.name if s.plugin else ""),
+        )
+
+    def _plugin_name(self, name: str) -> str:
+        """The name of the plugin ``name`` means: itself, or (deprecated) the plugin whose module it
+        is; a name no plugin has is one line, with the names there are."""
+        records = self.plugins.records
+        names = list(dict.fromkeys(record.name for record in records))
+        if name in names:
+            return name
+        by_module = {
+            record.info.module.partition(":")[0]: record.name for record in records if record.info.module
+        }
+        if name in by_module:
+            new = by_module[name]
+            warnings.warn(
+                f"specs(plugin={name!r}): {name!r} is the module of plugin {new!r}, which is named after "
+                f"its entry point; use specs(plugin={new!r}) (a module's name stops working in mlbasics 0.3)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            return new
+        hint = suggest(name, names) or suggest(name, by_module)
+        raise ValidationError(
+            [
+                f"specs(plugin={name!r}): no plugin is named {name!r}{hint} (plugins: {', '.join(names) or 'none'})"
+            ]
         )
 
     def names(self, kind: str) -> list[str]:

@@ -31,6 +31,7 @@ from typing import IO, NamedTuple
 
 import numpy as np
 
+from mlbasics._files import check_names
 from mlbasics.core.registry import suggest
 from mlbasics.errors import DataError
 
@@ -75,6 +76,7 @@ class _GiveUp(Exception):
 
 
 def _open(path: str) -> IO[bytes]:
+    check_names(path)
     try:
         return open(path, "rb")
     except FileNotFoundError:

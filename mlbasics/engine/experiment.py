@@ -33,7 +33,7 @@ from typing import Any, Final
 import attrs
 import tomli_w
 
-from mlbasics._files import atomic_write_text
+from mlbasics._files import atomic_write_text, check_names
 from mlbasics.core.registry import suggest
 from mlbasics.core.specs import MAX_NESTING, Kind, nested_too_deeply
 from mlbasics.devices import check_device_name
@@ -345,6 +345,7 @@ class Experiment:
     def load(cls, path: str | Path) -> Experiment:
         """Read an experiment from a TOML file."""
         file = Path(path)
+        check_names(path)
         try:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:

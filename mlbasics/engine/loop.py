@@ -171,6 +171,7 @@ def _run(
 ) -> tuple[TrainResult, SaveError | None]:
     history = setup.history  # the epochs done before (a resumed run); extended at every sync
     resumed_from = len(history)
+    setup.restored_epoch = None  # set by this run's callbacks only
     stopped = None
     failure = None
     mode = "eager"
@@ -206,6 +207,7 @@ def _run(
         raise ValidationError(["training stopped before the first epoch finished"])
     test_loss = float(setup.evaluate_part(setup.test)) if setup.test is not None else None
     test_metrics = _test_metrics(setup)
+    restored: dict[str, float] = _restored_values(setup) if setup.restored_epoch is not None else {}
     result = TrainResult(
         experiment=setup.experiment,
         history=list(history),
@@ -228,6 +230,8 @@ def _run(
         listed_components=dict(setup.listed),
         split_sizes=_split_sizes(setup),
         standardization=setup.standardization,
+        restored_epoch=setup.restored_epoch,
+        restored_values=restored,
     )
     return result, failure
 
@@ -293,6 +297,15 @@ def _sync_values(setup: Setup) -> dict[str, torch.Tensor]:
         if setup.validation is not None:
             values |= evaluate(setup, setup.validation, "validation_")
     return values
+
+
+def _restored_values(setup: Setup) -> dict[str, float]:
+    """What the weights a callback put back (:attr:`Setup.restored_epoch`) do, evaluated once: the
+    loss on the training rows, and what a sync point computes (the validation loss, every metric
+    on the training and validation rows). The history's values are those of the last epochs'
+    weights, which the model no longer holds."""
+    values = {"loss": setup.evaluate(), **_sync_values(setup)}
+    return {name: float(value) for name, value in values.items()}
 
 
 def _learning_rate(setup: Setup) -> float | None:

@@ -53,18 +53,31 @@ class TrainResult:
     split_sizes: dict[str, int] = attrs.field(factory=dict)
     #: The statistics the data were scaled with (``standardize``), or ``None``.
     standardization: Standardization | None = None
+    #: The epoch whose weights the model holds, where a callback put them back at the end (early
+    #: stopping's ``restore_best``); ``None`` when it holds the last epoch's.
+    restored_epoch: int | None = None
+    #: What those restored weights do, evaluated once at the end: ``"loss"`` on the training rows,
+    #: ``"validation_loss"``, and every metric on the training and validation rows (``"r2"``,
+    #: ``"validation_r2"``); empty when nothing was restored. :attr:`final_loss`,
+    #: :attr:`validation_loss` and :attr:`metrics` give these then, not the last sync point's.
+    restored_values: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def validation_loss(self) -> float | None:
-        """The validation loss at the last sync point, or ``None`` without a validation part."""
+        """The validation loss of the model returned: at the last sync point, or of the restored
+        weights (:attr:`restored_epoch`); ``None`` without a validation part."""
+        if "validation_loss" in self.restored_values:
+            return self.restored_values["validation_loss"]
         return self.validation_history[-1][1] if self.validation_history else None
 
     @property
     def metrics(self) -> dict[str, float]:
-        """Every metric's value at the last sync point (``"r2"``, ``"validation_r2"``) and on
-        the test rows (``"test_r2"``)."""
+        """Every metric's value for the model returned: at the last sync point, or of the restored
+        weights (:attr:`restored_epoch`) (``"r2"``, ``"validation_r2"``), and on the test rows
+        (``"test_r2"``)."""
         last = {name: pairs[-1][1] for name, pairs in self.metric_history.items() if pairs}
-        return last | {f"test_{name}": value for name, value in self.test_metrics.items()}
+        restored = {name: value for name, value in self.restored_values.items() if name in last}
+        return last | restored | {f"test_{name}": value for name, value in self.test_metrics.items()}
 
     def parameters_in_data_units(self) -> dict[str, torch.Tensor]:
         """The learned parameters; for a linear model (``weight``, ``bias``) trained on
@@ -77,8 +90,9 @@ class TrainResult:
 
     @property
     def final_loss(self) -> float:
-        """The loss of the last epoch (computed before that epoch's update, as the lecture prints it)."""
-        return self.history[-1]
+        """The loss of the last epoch (computed before that epoch's update, as the lecture prints
+        it); where weights were restored (:attr:`restored_epoch`), theirs on the training rows."""
+        return self.restored_values.get("loss", self.history[-1])
 
     def __repr__(self) -> str:
         """A few lines: what was trained, where, for how long, the losses and (when few) the learned
@@ -124,6 +138,8 @@ class TrainResult:
     def _held_out_dict(self) -> dict[str, Any]:
         """The keys of held-out data and standardization, present only where the run had them."""
         extra: dict[str, Any] = {}
+        if self.restored_epoch is not None:  # final_loss, validation_loss and metrics are its weights'
+            extra["restored_epoch"] = self.restored_epoch
         if self.split_sizes and self.split_sizes.get("train") != self.dataset.n_samples:
             extra["split"] = self.split_sizes
         if self.validation_history:

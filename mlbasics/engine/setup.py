@@ -138,6 +138,14 @@ class Setup:
     #: The epochs from the last sync point of the training loop to the next one, while :func:`fit`
     #: runs (``None`` before).
     interval: int | None = attrs.field(default=None, init=False)
+    #: The epoch whose weights a callback put back into the model (early stopping's
+    #: ``restore_best``); ``None`` while the model holds the latest ones. :func:`fit` then
+    #: evaluates the model once more at the end, so that the result shows what it returns.
+    restored_epoch: int | None = attrs.field(default=None, init=False)
+    #: Which member of a sweep this setup is, as a name safe in a file name
+    #: (``03_seed=3_optimizer.lr=0.1``, see :func:`mlbasics.sweeps.results.member_name`); ``None``
+    #: outside a sweep. A callback that writes files gives each member its own by it.
+    member: str | None = attrs.field(default=None, init=False)
     #: The registry the components were built from: the run's own callbacks (progress bar,
     #: divergence check) are built from it too.
     registry: Registry | None = attrs.field(default=None, repr=False)
@@ -164,6 +172,13 @@ class Setup:
     def n_train(self) -> int:
         """The number of training rows."""
         return part_rows((self.features, self.targets, self.train_rows))
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether each step sees every training row (no batch size, or one that covers them all)."""
+        from mlbasics.data.batches import is_full_batch
+
+        return is_full_batch(self)
 
     def evaluate(self) -> torch.Tensor:
         """The loss of the current parameters on the training rows (no gradients)."""

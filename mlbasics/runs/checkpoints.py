@@ -50,7 +50,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from mlbasics._files import name_problem, refusal
+from mlbasics._files import check_names, refusal
 from mlbasics._version import __version__
 from mlbasics.core.callbacks import Callback, callback_failed, named
 from mlbasics.core.registry import Registry, default_registry, shown_params
@@ -101,9 +101,7 @@ def check_run_folder(run: str | Path, *, overwrite: bool = False) -> None:
     file, a name in it is too long, it cannot be created, or it already holds another run (unless
     ``overwrite``). Creates nothing; :class:`Checkpointer` then locks the folder, which creates it."""
     folder = Path(run)
-    problem = name_problem(folder, longest_inside=_LONGEST_INSIDE)
-    if problem is not None:
-        raise SaveError(f"{run}: cannot be a run folder: {problem}", reason=problem)
+    check_names(run, what=f"{run}: cannot be a run folder", writing=True, longest_inside=_LONGEST_INSIDE)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{run}: exists and is not a folder; --save needs a folder for the run")
     if has_checkpoint(folder) and not overwrite:
@@ -663,6 +661,7 @@ class Checkpoint:
 def locate(run: str | Path) -> Path:
     """The checkpoint folder of run folder ``run``."""
     folder = Path(run)
+    check_names(run, what=f"{run}: cannot be a run folder")
     if not folder.exists():
         raise DataError(f"{run}: no such run folder")
     if not folder.is_dir():

@@ -13,6 +13,7 @@ import base64
 import html as _html
 import io
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +181,11 @@ def train_result(result: Any) -> tuple[str, Rows]:
     if result.stopped:
         rows.append(("stopped", result.stopped))
     rows.append(("loss", loss_text(result.history)))
+    if result.restored_epoch is not None:
+        restored = f"the weights of epoch {result.restored_epoch}: loss {number(result.final_loss)}"
+        if result.validation_loss is not None:
+            restored += f", validation {number(result.validation_loss)}"
+        rows.append(("restored", restored + (" (the metrics below are theirs)" if result.metrics else "")))
     if result.validation_history:
         epoch, last = result.validation_history[-1]
         best_epoch, best = min(reversed(result.validation_history), key=lambda pair: pair[1])
@@ -237,15 +243,7 @@ def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
         f"on {component_text(experiment.dataset)}, over {' × '.join(result.axes)}"
     )
     ranked = result.ranked()
-    losses = [member.final_loss for member in ranked]
-    finite = [loss for loss in losses if math.isfinite(loss)]
-    spread = "all diverged"
-    if finite:
-        spread = (
-            f"best {number(finite[0])}, median {number(finite[len(finite) // 2])}, worst {number(finite[-1])}"
-        )
-    if len(finite) < len(losses):
-        spread += f" ({len(losses) - len(finite)} diverged)"
+    name = result.ranking_value()
     epochs = sorted({len(member.history) for member in members})
     each = f"{plural(epochs[0], 'epoch')} each" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs"
     how = result.mode + (f" ({result.reason})" if result.reason else "")
@@ -256,16 +254,36 @@ def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
             f"{each}, {how} on {result.device} in {seconds(result.seconds)} "
             f"(+{seconds(result.setup_seconds)} setting up)",
         ),
-        ("final loss", spread),
+        (value_label(name), spread_text(result)),
     ]
     width = len(str(len(ranked)))
     lines = [
-        f"  {rank:>{width}}. {member.label}: {number(member.final_loss)}"
+        f"  {rank:>{width}}. {member.label}: {number(member.value(name))}"
         for rank, member in enumerate(ranked[:TOP_MEMBERS], 1)
     ]
     if len(ranked) > TOP_MEMBERS:
         lines.append(f"  ... {len(ranked) - TOP_MEMBERS} more (.ranked(), .members)")
-    return title, rows, ["  best first:", *lines]
+    return title, rows, [f"  best first, by {value_label(name)}:", *lines]
+
+
+def value_label(name: str) -> str:
+    """A sweep's value in words: ``"final loss"`` for ``"loss"``, ``"validation r2"``."""
+    return "final loss" if name == "loss" else name.replace("_", " ")
+
+
+def spread_text(result: Any, by: str = "loss") -> str:
+    """``best 0.012, median 0.034, worst 0.25 (2 diverged)``: the spread of the value a sweep's
+    members are ranked by (:meth:`mlbasics.SweepResult.ranking_value`: the validation loss where
+    there are validation rows, or a metric ``by`` names), best and worst as ranked."""
+    name = result.ranking_value(by)
+    values = [member.value(name) for member in result.ranked(by)]
+    finite = [value for value in values if math.isfinite(value)]
+    spread = "all diverged"
+    if finite:
+        spread = f"best {number(finite[0])}, median {number(statistics.median(finite))}, worst {number(finite[-1])}"
+    if len(finite) < len(values):
+        spread += f" ({len(values) - len(finite)} diverged)"
+    return spread
 
 
 def sweep_result_html(result: Any, *, shown: int = 10) -> str:
@@ -273,12 +291,18 @@ def sweep_result_html(result: Any, *, shown: int = 10) -> str:
 
     title, rows, _ = sweep_result(result)
     ranked = result.ranked()
+    names = list(dict.fromkeys(["loss", result.ranking_value()]))  # the final loss, and what ranks
     body = [
-        [str(rank), *(repr(member.values[axis]) for axis in result.axes), number(member.final_loss)]
+        [
+            str(rank),
+            *(repr(member.values[axis]) for axis in result.axes),
+            *(number(member.value(name)) for name in names),
+        ]
         for rank, member in enumerate(ranked[:shown], 1)
     ]
     more = f" ({len(ranked) - shown} more in .ranked())" if len(ranked) > shown else ""
-    table = html_table(["rank", *result.axes, "final loss"], body, caption=f"best first{more}")
+    columns = ["rank", *result.axes, *map(value_label, names)]
+    table = html_table(columns, body, caption=f"best first, by {value_label(names[-1])}{more}")
     return html(title, rows, tables=[table], pictures=pictures(sweep_figure, result))
 
 

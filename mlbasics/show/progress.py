@@ -1,5 +1,6 @@
 """A rich progress bar for training: epoch, loss (and validation loss), the experiment's first
-metric (on the training and validation rows), steps/s and time left,
+metric (on the training and validation rows), the speed in what the bar counts (steps/s where an
+epoch is one step, epochs/s for mini-batches, model-epochs/s for a sweep) and time left,
 refreshed at most 10 times a second and fed only at the loop's sync points, so it costs the loop
 nothing per step.
 
@@ -35,10 +36,25 @@ def _value(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-class _StepsPerSecond(ProgressColumn):
+class _Speed(ProgressColumn):
+    """How fast the bar's count goes, in its ``unit`` ("epochs/s")."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} steps/s" if speed else "- steps/s", style="progress.data.speed")
+        return Text(f"{speed:,.0f} {self.unit}" if speed else f"- {self.unit}", style="progress.data.speed")
+
+
+def speed_unit(setup: Setup, *, sweep: bool = False) -> str:
+    """What a bar counting ``setup``'s epochs counts per second: ``steps/s`` where an epoch is one
+    step (full batch), ``epochs/s`` for an epoch of mini-batches; a sweep's bar counts
+    ``model-epochs/s`` (members × epochs)."""
+    if sweep:
+        return "model-epochs/s"
+    return "steps/s" if setup.full_batch else "epochs/s"
 
 
 class ProgressBar(Callback):
@@ -78,7 +94,7 @@ class ProgressBar(Callback):
             MofNCompleteColumn(),
             BarColumn(),
             TextColumn("loss [cyan]{task.fields[loss]}{task.fields[validation]}{task.fields[metric]}"),
-            _StepsPerSecond(),
+            _Speed(speed_unit(setup, sweep=self.model_epochs is not None)),
             TimeRemainingColumn(),
             console=self.console,
             transient=self.transient,

@@ -80,6 +80,8 @@ def gathered(
                     sync_epochs=torch.tensor(entry["sync_epochs"], dtype=torch.int64),
                     metric_history=metric_history,
                     stopped=entry["stopped"],
+                    restored_epoch=entry["restored"][0],
+                    restored_loss=entry["restored"][1],
                 )
             )
     assert len(result_members) == len(members)
@@ -116,6 +118,7 @@ def _encoded(result: SweepResult) -> tuple[bytes, torch.Tensor]:
                 "sync_epochs": member.sync_epochs.tolist(),
                 "metric_history": metric_shapes,
                 "stopped": member.stopped,
+                "restored": [member.restored_epoch, member.restored_loss],
             }
         )
     layout = {

@@ -59,7 +59,7 @@ from mlbasics.sweeps.results import SEQUENTIAL as SEQUENTIAL
 from mlbasics.sweeps.results import VMAP as VMAP
 from mlbasics.sweeps.results import SweepMember as SweepMember
 from mlbasics.sweeps.results import SweepResult as SweepResult
-from mlbasics.sweeps.results import values_label
+from mlbasics.sweeps.results import member_name, values_label
 from mlbasics.training.runner import run
 
 if TYPE_CHECKING:
@@ -243,6 +243,11 @@ def sweep(
         start = time.perf_counter()
         setups = _prepare_all(own, registry)
         setup_seconds = time.perf_counter() - start
+    first = (
+        0 if launched is None else distributed.share(len(members), launched.rank, launched.world_size).start
+    )
+    for number, ((values, _), setup) in enumerate(zip(own, setups, strict=True), start=first):
+        setup.member = member_name(number, values, len(members))  # a file-writing callback's own file
     bar = None
     if progress and (launched is None or launched.is_main):  # one bar, on rank 0
         from mlbasics.show.progress import ProgressBar  # rich, only when a bar is shown
@@ -456,23 +461,22 @@ def _one_after_another(
     seconds = 0.0
     for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
         start = time.perf_counter()
-        validation_loss = test_loss = None
-        test_metrics: dict[str, float] = {}
+        pairs = setup.metric_history  # what run() records at every sync point, diverged or not
+        validation_loss = test_loss = restored_loss = None
+        restored_epoch = None
         try:
             result = run(setup, progress=bar or False)
             losses, parameters, stopped = result.history, result.parameters, result.stopped
-            validation_loss, test_loss, test_metrics = (
-                result.validation_loss,
-                result.test_loss,
-                result.test_metrics,
-            )
+            # Those of the model returned: restored weights (early stopping) are evaluated again.
+            validation_loss, test_loss, metrics = result.validation_loss, result.test_loss, result.metrics
+            restored_epoch, restored_loss = result.restored_epoch, result.restored_values.get("loss")
         except DivergenceError as diverged:  # one member's bad learning rate must not end the sweep
             losses, stopped = diverged.history, str(diverged)
             parameters = {name: p.detach().cpu().clone() for name, p in setup.model.named_parameters()}
+            metrics = {name: p[-1][1] for name, p in pairs.items() if p}
             if setup.validation is not None:
                 validation_loss = float("nan")  # ranked last, with the diverged
         seconds += time.perf_counter() - start
-        pairs = setup.metric_history  # what run() recorded at every sync point, diverged or not
         epochs = next((p for p in pairs.values() if p), [])
         result_members.append(
             SweepMember(
@@ -483,14 +487,15 @@ def _one_after_another(
                 parameters=parameters,
                 validation_loss=validation_loss,
                 test_loss=test_loss,
-                metrics={name: p[-1][1] for name, p in pairs.items() if p}
-                | {f"test_{name}": value for name, value in test_metrics.items()},
+                metrics=metrics,
                 sync_epochs=torch.tensor([epoch for epoch, _ in epochs], dtype=torch.int64),
                 metric_history={
                     name: torch.tensor([value for _, value in p], dtype=torch.float64)
                     for name, p in pairs.items()
                 },
                 stopped=stopped,
+                restored_epoch=restored_epoch,
+                restored_loss=restored_loss,
             )
         )
     return SweepResult(

@@ -7,6 +7,7 @@ ranks (:mod:`mlbasics.sweeps.distributed`) can assemble one without importing th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -44,10 +45,16 @@ class SweepMember:
     metric_history: dict[str, torch.Tensor] = attrs.field(factory=dict)
     #: Why training stopped before the experiment's epochs (a callback, a divergence), if it did.
     stopped: str | None = None
+    #: The epoch whose weights ``parameters`` are, where a callback put them back at the end (early
+    #: stopping's ``restore_best``), and their loss on the training rows; ``validation_loss`` and
+    #: ``metrics`` are theirs too (see :attr:`TrainResult.restored_epoch`).
+    restored_epoch: int | None = None
+    restored_loss: float | None = None
 
     @property
     def final_loss(self) -> float:
-        return float(self.history[-1])
+        """The last epoch's loss, or the restored weights' (:attr:`restored_epoch`)."""
+        return float(self.history[-1]) if self.restored_loss is None else self.restored_loss
 
     @property
     def ranking_loss(self) -> float:
@@ -77,6 +84,20 @@ class SweepMember:
 
 def values_label(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in values.items())
+
+
+#: What a member's name keeps of its values; anything else becomes ``_``.
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def member_name(index: int, values: Mapping[str, Any], count: int) -> str:
+    """``03_seed=3_optimizer.lr=0.1``: member ``index`` of a grid of ``count``, zero-padded so the
+    names sort in grid order, then its values, safe in a file name. A callback that writes files
+    names each member's own after it (:attr:`mlbasics.Setup.member`), as mlbasics-tensorboard's
+    ``log_sweep`` names each member's folder."""
+    width = len(str(max(count - 1, 0)))
+    text = "_".join(f"{key}={value}" for key, value in values.items())
+    return _UNSAFE.sub("_", f"{index:0{width}d}_{text}" if text else f"{index:0{width}d}")
 
 
 def _rank_key(member: SweepMember, name: str, sign: float) -> tuple[bool, float, int]:
@@ -179,6 +200,9 @@ class SweepResult:
                     **({"test_loss": member.test_loss} if member.test_loss is not None else {}),
                     **({"metrics": member.metrics} if member.metrics else {}),
                     **({"stopped": member.stopped} if member.stopped is not None else {}),
+                    **(
+                        {"restored_epoch": member.restored_epoch} if member.restored_epoch is not None else {}
+                    ),
                     "parameters": {name: value.tolist() for name, value in member.parameters.items()},
                     **({"history": member.history.tolist()} if history else {}),
                     **(

@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import attrs
@@ -173,6 +174,23 @@ def test_a_logdir_that_cannot_be_a_folder_is_refused_before_training(
         f"ValueError: logdir '{taken / 'run'}' cannot be made: '{taken}' is a file\n"
     )
     assert captured.err.count("\n") == 1
+
+
+def test_a_logdir_with_a_name_too_long_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operating system answers any use of it, even asking whether it exists, with
+    ENAMETOOLONG: the user's input, not the plugin's bug."""
+    logdir = tmp_path / ("a" * 300)
+    status = main(["train", "--callback", "tensorboard", "--set", f"callbacks.tensorboard.logdir={logdir}"])
+    captured = capsys.readouterr()
+    assert (status, captured.out) == (2, "")
+    assert captured.err == (
+        "mlbasics: error: callback 'tensorboard' from plugin tensorboard "
+        f"(mlbasics-tensorboard {version('mlbasics-tensorboard')}) refused its params: "
+        f"ValueError: logdir '{logdir}': File name too long\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_default_folder_is_new_for_each_run_and_kept_for_its_resume(

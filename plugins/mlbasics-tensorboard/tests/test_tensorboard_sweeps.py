@@ -50,6 +50,25 @@ def test_one_run_per_member_with_its_curve_final_losses_and_values(
         assert {name: value.number_value for name, value in hparams.items()} == member.values
 
 
+def test_the_callback_in_a_sweep_gives_each_member_its_own_run_under_its_logdir(
+    registry: Registry, tmp_path: Path, read: Reader
+) -> None:
+    """Trained one after another (the callback runs in each member's own loop), every member
+    writes under the logdir given, in a folder named as log_sweep names it; without that the
+    members' event files shared one folder and each purged the one before."""
+    result = mlbasics.sweep(
+        seeds=[0, 1], lrs=[0.01, 0.05], epochs=20, log_every=10, registry=registry,
+        callbacks=[{"name": "tensorboard", "logdir": str(tmp_path / "tb"), "figure": False}],
+    )  # fmt: skip
+    assert result.mode == "sequential"
+    names = ["0_seed=0_optimizer.lr=0.01", "1_seed=0_optimizer.lr=0.05", "2_seed=1_optimizer.lr=0.01",
+             "3_seed=1_optimizer.lr=0.05"]  # fmt: skip
+    assert sorted(folder.name for folder in (tmp_path / "tb").iterdir()) == names
+    for member, name in zip(result.members, names, strict=True):
+        losses = [(e.step, e.value) for e in read(tmp_path / "tb" / name).Scalars("loss/train")]
+        assert losses == [(10, float(member.history[9])), (20, float(member.history[19]))]
+
+
 def test_a_long_curve_is_thinned_evenly_keeping_the_first_and_last_epoch() -> None:
     assert logged_epochs(5, 10) == [1, 2, 3, 4, 5]
     epochs = logged_epochs(100_000, 1000)

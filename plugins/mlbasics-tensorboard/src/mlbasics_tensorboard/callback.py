@@ -69,6 +69,9 @@ class TensorBoardLogger(Callback):
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if self.folder is None:
             self.folder = Path(self.logdir) if self.logdir is not None else _new_folder(setup)
+            member = getattr(setup, "member", None)  # a sweep's member (mlbasics > 0.1)
+            if self.logdir is not None and member is not None:  # its own run, as log_sweep lays them out
+                self.folder /= member
         start = len(setup.history)  # the epochs done before: non-zero for a resumed run
         self._writer = SummaryWriter(str(self.folder), purge_step=start + 1, flush_secs=self.flush_secs)
         self._writer.add_text("experiment", _as_markdown(setup.experiment.to_toml()), start)
@@ -166,6 +169,13 @@ def tensorboard(
 
 
 def _check_logdir(path: Path) -> None:
+    try:
+        _check_folder(path)
+    except OSError as exc:  # a name too long for the file system (asking about it fails too), ...
+        raise ValueError(f"logdir {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _check_folder(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise ValueError(f"logdir {str(path)!r} is a file, not a folder")
     existing = path
