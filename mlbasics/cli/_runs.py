@@ -98,7 +98,6 @@ def prepare_run(
         setup, notes = restore(checkpoint, experiment, force=args.force)
         for note in notes if is_main() else ():
             print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
-        _say_ranks(checkpoint)
     checkpointer = None
     if folder is not None:
         checkpointer = Checkpointer.for_run(
@@ -107,8 +106,9 @@ def prepare_run(
     return setup, checkpointer
 
 
-def _say_ranks(checkpoint: Checkpoint) -> None:
-    """What resuming on another number of ranks than saved the run means (said by rank 0)."""
+def say_ranks(checkpoint: Checkpoint) -> None:
+    """What resuming on another number of ranks than saved the run means (said by rank 0, once
+    the ranks agreed that they can train it)."""
     from mlbasics.distributed import launch
     from mlbasics.engine.data_parallel import resume_note
 

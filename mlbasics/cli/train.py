@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     setup, checkpointer = prepared(
         lambda: _runs.prepare_run(args, experiment, checkpoint), lambda built: built[0]
     )
+    if checkpoint is not None:
+        _runs.say_ranks(checkpoint)
     progress = None
     if not (args.json or args.quiet or not is_main()):
         from mlbasics.show.progress import ProgressBar

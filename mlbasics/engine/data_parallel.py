@@ -77,23 +77,59 @@ def parallel_problem(setup: Setup, world_size: int) -> str | None:
         return f"optimizer {optimizer!r} needs a closure (it re-evaluates the loss), which data-parallel training cannot share"
     experiment = setup.experiment
     n = setup.n_train
+    # A resumed run (it has a history) may change its experiment only with --force.
+    resumed = bool(setup.history)
     if is_full_batch(setup):
-        smallest = n
-    else:
-        assert experiment.batch_size is not None
-        smallest = min(rows for _, rows in batch_bounds(n, experiment.batch_size, experiment.drop_last))
-    if smallest < world_size:
-        what = "the training rows" if is_full_batch(setup) else "the smallest batch"
-        return (
-            f"{what} ({smallest} row{'s' if smallest != 1 else ''}) cannot be shared by {ranks}: each needs "
-            f"at least one row of every batch; use a larger batch_size (or --drop-last) or fewer ranks"
+        if n < world_size:
+            held = (
+                " (or hold out fewer rows)"
+                if (experiment.validation or experiment.test) and not resumed
+                else ""
+            )
+            return (
+                f"the training rows ({_rows(n)}) cannot be shared by {ranks}: each needs at least one "
+                f"row; use at most {_ranks_of(n)}{held}"
+            )
+        return _loss_problem(setup, ranks)
+    assert experiment.batch_size is not None
+    size = experiment.batch_size
+    smallest = min(rows for _, rows in batch_bounds(n, size, experiment.drop_last))
+    if smallest >= world_size:
+        return _loss_problem(setup, ranks)
+    if size < world_size:
+        advice = (
+            f"resume it on at most {_ranks_of(size)} (or with a larger batch_size and --force)"
+            if resumed
+            else f"a batch_size of at least {world_size} rows, or at most {_ranks_of(size)}"
         )
+    else:  # the last, smaller batch
+        advice = (
+            f"resume it on at most {_ranks_of(smallest)}, or with --drop-last --force (it leaves that "
+            "batch out from here on)"
+            if resumed
+            else f"--drop-last to leave it out, another batch_size, or at most {_ranks_of(smallest)}"
+        )
+    return (
+        f"the smallest batch ({_rows(smallest)}) cannot be shared by {ranks}: each needs at least one "
+        f"row of every batch; {'' if resumed else 'use '}{advice}"
+    )
+
+
+def _loss_problem(setup: Setup, ranks: str) -> str | None:
     if row_reduction(setup) is None:
         return (
             f"loss {setup.specs['loss'].name!r} neither averages nor sums over rows, so it cannot be "
             f"split into shards for {ranks}"
         )
     return None
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' if count != 1 else ''}"
+
+
+def _ranks_of(count: int) -> str:
+    return f"{count} rank{'s' if count != 1 else ''}"
 
 
 def row_reduction(setup: Setup) -> str | None:
