@@ -20,9 +20,10 @@ each rank takes a shard of the rows, the same way.
 Rank 0 alone keeps the run folder (checkpoints, the lock) and prints; the others train silently.
 A checkpoint holds no per-rank state, so a run saved by N ranks resumes on any number of ranks: the
 same global batches, the same steps, up to rounding (:func:`resume_note` says so when the count
-differs). Signals are not caught to stop at a step boundary (a rank stopping there alone would
-leave its peers waiting in the next all-reduce): Ctrl-C and SIGTERM end every rank at once, and a
-resumable run keeps its last checkpoint (``--checkpoint-every``).
+differs). A rank may not stop alone at an epoch's end when Ctrl-C or SIGTERM reaches it (its peers
+would wait for it in the next all-reduce): the signal is only requested there
+(:mod:`mlbasics._rank_signals`), the epoch's all-reduce of the loss carries the requests, and every
+rank stops after the same epoch, where rank 0 checkpoints as one process does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import torch
 
-from mlbasics import distributed
+from mlbasics import _rank_signals, distributed
+from mlbasics.engine.interrupts import STOP_SIGNALS
 from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ValidationError
 
@@ -196,10 +198,20 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
 
     epoch = full_batch if is_full_batch(setup) else minibatch_epoch(setup, step)
 
+    interrupt = setup.interrupt
+
     def summed() -> torch.Tensor:
         loss = epoch()
-        dist.all_reduce(loss)  # the ranks' parts of the epoch's loss
-        return loss
+        # The ranks' parts of the epoch's loss, and whether a rank was asked to stop (Ctrl-C, SIGTERM):
+        # then every rank stops after this epoch (a host sync on a GPU, once an epoch).
+        asked = [float(interrupt.requested == number) for number in STOP_SIGNALS]
+        together = torch.cat([loss.reshape(1), torch.tensor(asked, dtype=loss.dtype, device=loss.device)])
+        dist.all_reduce(together)
+        if bool(together[1:].any()):
+            asked_by = [n for n, count in zip(STOP_SIGNALS, together[1:].tolist(), strict=True) if count]
+            interrupt.signal = max(asked_by)  # SIGTERM, where some rank got it
+            _rank_signals.agreed()
+        return together[0]
 
     return summed
 
