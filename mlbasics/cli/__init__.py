@@ -29,6 +29,8 @@ from mlbasics.errors import MlbasicsError, PluginBugError
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
+    from mlbasics.distributed import Launch
+
 COMMANDS = (list_command, plugins_command, train_command, sweep_command, predict_command)
 
 
@@ -74,7 +76,9 @@ def command() -> int:
         return main()
     from mlbasics import _rank_failures, _rank_signals, distributed
 
-    _rank_signals.watch(main=_is_main())
+    launched = _launch()
+    if launched is not None:  # a world of one trains as one process does, signals and all
+        _rank_signals.watch(main=launched.is_main)
     try:
         status = main()
     except SystemExit as exc:  # argparse's: a mistake, or --help and --version
@@ -85,13 +89,13 @@ def command() -> int:
     return status
 
 
-def _is_main() -> bool:
+def _launch() -> Launch | None:
     from mlbasics import distributed
 
     try:
-        return distributed.is_main()
+        return distributed.launch()
     except MlbasicsError:  # torchrun's environment is malformed: main() says so
-        return True
+        return None
 
 
 def _speaks_for_all() -> bool:

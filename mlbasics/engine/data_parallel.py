@@ -199,17 +199,21 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
     epoch = full_batch if is_full_batch(setup) else minibatch_epoch(setup, step)
 
     interrupt = setup.interrupt
+    # Whether this rank was asked to stop, by which signal: one flag per signal, made once.
+    asked = {
+        number: torch.tensor([float(number == signum) for signum in STOP_SIGNALS], device=setup.device)
+        for number in (0, *STOP_SIGNALS)
+    }
 
     def summed() -> torch.Tensor:
         loss = epoch()
-        # The ranks' parts of the epoch's loss, and whether a rank was asked to stop (Ctrl-C, SIGTERM):
-        # then every rank stops after this epoch (a host sync on a GPU, once an epoch).
-        asked = [float(interrupt.requested == number) for number in STOP_SIGNALS]
-        together = torch.cat([loss.reshape(1), torch.tensor(asked, dtype=loss.dtype, device=loss.device)])
+        # The ranks' parts of the epoch's loss, and how many ranks were asked to stop by each signal
+        # (Ctrl-C, SIGTERM): if any, every rank stops after this epoch (a host sync on a GPU).
+        together = torch.cat([loss.reshape(1), asked[interrupt.requested].to(loss.dtype)])
         dist.all_reduce(together)
-        if bool(together[1:].any()):
-            asked_by = [n for n, count in zip(STOP_SIGNALS, together[1:].tolist(), strict=True) if count]
-            interrupt.signal = max(asked_by)  # SIGTERM, where some rank got it
+        counts = together[1:].tolist()
+        if any(counts):  # SIGTERM, where some rank got it
+            interrupt.signal = max(n for n, count in zip(STOP_SIGNALS, counts, strict=True) if count)
             _rank_signals.agreed()
         return together[0]
 
