@@ -14,10 +14,15 @@ notes of a run are the same on every rank, and rank 0 speaks for them.
 Failures. Between two collectives every rank runs its own code; :func:`together` marks such a
 stretch. At its end the ranks exchange one flag each (an all-reduce of a tensor): if any failed, the
 lowest failing rank raises its own error, the one line the user sees, and every other rank raises
-:class:`OtherRankFailed`, which the CLI ends silently with status 1. A rank that fails outside such a
-stretch (a bad flag, before the process group even exists) joins the group just to say so
-(:func:`speaks`), so the same mistake made on every rank is still said once. A rank that dies
-outright (a crash, SIGKILL) is seen by ``torchrun``, which stops the others.
+:class:`OtherRankFailed`, which the CLI ends silently with status 1. A mistake every rank makes alike
+before the process group exists (the command line, :data:`TIMEOUT_ENV`) is said by rank 0
+(:func:`speaks_for_all`); another one made outside such a stretch joins the group just to agree
+(:func:`speaks`), so it is still said once. In lockstep training no collective can be started to
+agree: the ranks settle who speaks through the launch's key-value store instead
+(:mod:`mlbasics._rank_failures`), and so do ranks whose collective timed out, to name the rank that
+stopped answering (:func:`stopped_answering`). A rank that dies outright (a crash, SIGKILL) is seen
+by ``torchrun``, which stops the others. Ctrl-C and SIGTERM are watched by a thread of the command
+(:mod:`mlbasics._rank_signals`).
 
 Only tensors cross processes (:func:`all_gather_bytes`, :func:`all_gather_values`): no pickled
 objects, so a peer can never make this process run code.
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from mlbasics import _rank_failures
 from mlbasics.errors import DivergenceError, MlbasicsError
 
 if TYPE_CHECKING:
@@ -63,9 +69,21 @@ class Launch:
 class OtherRankFailed(Exception):
     """Raised on the ranks that did not fail when another one did; that rank says why."""
 
-    def __init__(self, rank: int) -> None:
+    def __init__(self, rank: int | None) -> None:
         self.rank = rank
-        super().__init__(f"rank {rank} failed; its own output says why")
+        super().__init__(f"rank {'?' if rank is None else rank} failed; its own output says why")
+
+
+class LaunchFailure(Exception):
+    """What this rank says for the whole launch, the ranks having settled that it speaks: ``lines``
+    to print as they are, the exit ``status``, and the ``ended`` ranks (stopped answering, ended
+    by this one)."""
+
+    def __init__(self, lines: list[str], status: int, ended: tuple[int, ...] = ()) -> None:
+        self.lines = lines
+        self.status = status
+        self.ended = ended
+        super().__init__("\n".join(lines))
 
 
 def launch() -> Launch | None:
@@ -136,6 +154,7 @@ def start() -> Launch | None:
             dist.init_process_group("gloo", timeout=limit)
         _joined = True
         atexit.register(_leave)
+        _rank_failures.publish(current.rank)
     if not current.is_main:
         logging.getLogger("mlbasics").addFilter(_silence)
     return current
@@ -176,6 +195,35 @@ def share(count: int, rank: int, world_size: int) -> range:
 
 #: The rank that speaks for the failure of this launch, once the ranks agreed on one.
 _speaker: int | None = None
+#: This rank, once failed, is to leave only when torchrun stops it (:func:`lingers`).
+_lingers = False
+
+
+def settled(speaker: int) -> None:
+    """The ranks settled (without :func:`agree`) that ``speaker`` speaks for the launch's failure."""
+    global _speaker
+    _speaker = speaker
+
+
+def linger_later() -> None:
+    """Once failed, this rank is to wait for torchrun to stop it (:func:`lingers`)."""
+    global _lingers
+    _lingers = True
+
+
+def lingers() -> bool:
+    """Whether this failed rank waits for torchrun to stop it
+    (:func:`mlbasics._rank_failures.linger`) rather than leave at once: it stayed silent while a
+    rank that is still running says why (which would otherwise be stopped first, and blamed
+    second), or it ended ranks that stopped answering (which torchrun is to see gone first)."""
+    return _lingers
+
+
+def quiet_for(speaker: int) -> OtherRankFailed:
+    """The error that ends this rank silently while ``speaker`` says why (and leaves first)."""
+    settled(speaker)
+    linger_later()
+    return OtherRankFailed(speaker)
 
 
 def agree(error: BaseException | None) -> None:
@@ -237,12 +285,60 @@ def speaks(error: BaseException) -> bool:
         return current.is_main if isinstance(error, DivergenceError) else True
     try:
         start()
+    except MlbasicsError:  # the launch's own settings (MLBASICS_DISTRIBUTED_TIMEOUT): alike on every rank
+        return speaks_for_all()
+    except Exception:  # the group could not start: each rank says why
+        return True
+    try:
         agree(error)
-    except OtherRankFailed:
+    except OtherRankFailed as other:
+        quiet_for(other.rank if other.rank is not None else 0)
         return False
-    except Exception:  # agree raised ``error``: this rank speaks (or the group could not even start)
+    except Exception:  # agree raised ``error``: this rank speaks
         return True
     return True
+
+
+def speaks_for_all() -> bool:
+    """For a mistake that every rank makes alike (the command line, the environment), before
+    their process group exists: whether this rank says it (rank 0); the others wait for it."""
+    current = launch()
+    if current is None or current.is_main:
+        return True
+    quiet_for(0)
+    return False
+
+
+def stopped_answering(error: BaseException, kept: str | None = None) -> Exception | None:
+    """If ``error`` is a collective that timed out waiting for a peer: the ranks whose collectives
+    timed out settle who speaks (:func:`mlbasics._rank_failures.who_stopped`); that rank ends the
+    ranks that stopped answering on this machine and gets the :class:`LaunchFailure` to print (with
+    ``kept``, what the run folder keeps, appended); the others get the error that ends them
+    silently. ``None`` for any other error."""
+    current = launch()
+    if current is None or not _joined or not _rank_failures.is_timeout(error):
+        return None
+    speaker, stopped = _rank_failures.who_stopped(current.rank, current.world_size)
+    if speaker != current.rank:
+        return quiet_for(speaker)
+    settled(speaker)
+    seconds = f"{timeout():g} s ({TIMEOUT_ENV})"
+    if stopped:
+        ended = _rank_failures.end(stopped)
+        them = "it" if len(stopped) == 1 else "them"
+        if ended:
+            them += f" and ended {them if ended == stopped else _ranks_named(ended)}"
+        what = f"{_ranks_named(stopped)} stopped answering: the other ranks waited {seconds} for {them}"
+    else:
+        ended = []
+        what = (
+            f"the ranks lost touch with each other: a collective waited {seconds}, and all of them timed out"
+        )
+    return LaunchFailure([f"mlbasics: error: {what}{f'; {kept}' if kept else ''}"], 1, tuple(ended))
+
+
+def _ranks_named(ranks: list[int]) -> str:
+    return f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
 
 
 def peer_failed(error: BaseException) -> bool:

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mlbasics._version import __version__
 from mlbasics.cli import _plugins_dir
@@ -23,19 +23,28 @@ from mlbasics.cli import plugins as plugins_command
 from mlbasics.cli import predict as predict_command
 from mlbasics.cli import sweep as sweep_command
 from mlbasics.cli import train as train_command
-from mlbasics.errors import MlbasicsError, PluginBugError, first_line
+from mlbasics.cli._output import EXIT_INTERRUPTED, EXIT_PLUGIN_BUG, EXIT_USER_ERROR, error_lines, exit_status
+from mlbasics.errors import MlbasicsError, PluginBugError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+    from mlbasics.distributed import Launch
 
 COMMANDS = (list_command, plugins_command, train_command, sweep_command, predict_command)
-EXIT_USER_ERROR = 2
-EXIT_PLUGIN_BUG = 1
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes (a bad flag or value) are one line and exit 2, like every other user error."""
+    """Usage mistakes (a bad flag or value) are one line and exit 2, like every other user error.
+    Under torchrun every rank parses the same command line: rank 0 alone prints what argparse says
+    (a mistake, --help, --version)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"mlbasics: error: {message} (see `{self.prog} --help`)\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if _LAUNCHED not in os.environ or _speaks_for_all():
+            super()._print_message(message, file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,16 +62,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command() -> int:
-    """The ``mlbasics`` command (and ``python -m mlbasics``): :func:`main`, then, as one rank of a
-    torchrun launch, an exit that skips the process group's teardown (see
-    :func:`mlbasics.distributed.leave_now`)."""
-    status = main()
-    if "WORLD_SIZE" in os.environ:
-        from mlbasics.distributed import leave_now
+#: Set by torchrun in every rank it starts.
+_LAUNCHED = "WORLD_SIZE"
 
-        leave_now(status)
+
+def command() -> int:
+    """The ``mlbasics`` command (and ``python -m mlbasics``): :func:`main`. As one rank of a
+    torchrun launch: Ctrl-C and SIGTERM watched from the start (:mod:`mlbasics._rank_signals`); a
+    rank that stayed silent while another says why the launch failed waits for torchrun to stop
+    it (so the speaker is not stopped first, and torchrun's report names it); and an exit that skips
+    the process group's teardown (see :func:`mlbasics.distributed.leave_now`)."""
+    if _LAUNCHED not in os.environ:
+        return main()
+    from mlbasics import _rank_failures, _rank_signals, distributed
+
+    launched = _launch()
+    if launched is not None:  # a world of one trains as one process does, signals and all
+        _rank_signals.watch(main=launched.is_main)
+    try:
+        status = main()
+    except SystemExit as exc:  # argparse's: a mistake, or --help and --version
+        status = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    if status != 0 and distributed.lingers():
+        _rank_failures.linger()
+    distributed.leave_now(status)
     return status
+
+
+def _launch() -> Launch | None:
+    from mlbasics import distributed
+
+    try:
+        return distributed.launch()
+    except MlbasicsError:  # torchrun's environment is malformed: main() says so
+        return None
+
+
+def _speaks_for_all() -> bool:
+    from mlbasics import distributed
+
+    try:
+        return distributed.speaks_for_all()
+    except MlbasicsError:
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,32 +116,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _plugins_dir.apply(args)
         status: int = args.run(args)
-    except MlbasicsError as exc:
+    except (MlbasicsError, PluginBugError) as exc:
+        status = exit_status(exc)
         if not _speaks(exc):
-            return EXIT_USER_ERROR
+            return status
         if args.debug:
             raise
-        for line in str(exc).splitlines():
-            print(f"mlbasics: error: {line}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except PluginBugError as exc:
-        if not _speaks(exc):
-            return EXIT_PLUGIN_BUG
-        if args.debug:
-            raise
-        print(f"mlbasics: error: {first_line(exc)} (--debug shows the traceback)", file=sys.stderr)
-        return EXIT_PLUGIN_BUG
+        _say(error_lines(exc))
+        return status
     except KeyboardInterrupt:
         if _speaks(None):
-            print("mlbasics: interrupted", file=sys.stderr)
+            _say(["mlbasics: interrupted"])
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if not _speaks(exc):  # another rank failed (it says why), or a bug: its traceback, from its rank
-            return EXIT_PLUGIN_BUG
-        if "WORLD_SIZE" in os.environ:
-            _crash_rank()
+        if _LAUNCHED in os.environ:
+            return _rank_failed(exc)
         raise
     return status
+
+
+def _say(lines: list[str]) -> None:
+    """``lines`` on stderr in one write: under torchrun, lines of two ranks never run together."""
+    sys.stderr.write("".join(f"{line}\n" for line in lines))
+    sys.stderr.flush()
+
+
+def _rank_failed(exc: Exception) -> int:
+    """Any other error on a rank of a torchrun launch: what the ranks settled this rank says (a
+    :class:`~mlbasics.distributed.LaunchFailure`), a collective that timed out (the rank that
+    stopped answering, named once), another rank's failure (silence: that rank says why), or a
+    bug (its traceback, from its rank)."""
+    from mlbasics import _rank_signals, distributed
+
+    _rank_signals.leaving()
+    failure = exc if isinstance(exc, distributed.LaunchFailure) else distributed.stopped_answering(exc)
+    if isinstance(failure, distributed.LaunchFailure):
+        _say(failure.lines)
+        if failure.ended:  # torchrun is to see them gone before this rank: its report names them
+            distributed.linger_later()
+        return failure.status
+    if failure is not None or not _speaks(exc):
+        return EXIT_PLUGIN_BUG
+    return _crash_rank()
 
 
 def _crash_rank() -> NoReturn:

@@ -1,4 +1,5 @@
-"""Shared output helpers: consoles, and how specs and params are written in tables and JSON."""
+"""Shared output helpers: consoles, how specs and params are written in tables and JSON, and how
+errors are said (their lines and the exit status)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from typing import Any
 from rich.console import Console
 
 from mlbasics.core.specs import REQUIRED, ComponentSpec, Param, type_name
+from mlbasics.errors import MlbasicsError, PluginBugError, first_line
+
+EXIT_USER_ERROR = 2
+EXIT_PLUGIN_BUG = 1
+EXIT_INTERRUPTED = 130
+
+
+def error_lines(exc: MlbasicsError | PluginBugError) -> list[str]:
+    """What the command prints for ``exc``: a user error's lines, or a plugin's failure in one."""
+    if isinstance(exc, PluginBugError):
+        return [f"mlbasics: error: {first_line(exc)} (--debug shows the traceback)"]
+    return [f"mlbasics: error: {line}" for line in str(exc).splitlines()]
+
+
+def exit_status(exc: MlbasicsError | PluginBugError) -> int:
+    """The command's exit status for ``exc``: 2 for the user's mistake, 1 for a plugin's failure."""
+    return EXIT_PLUGIN_BUG if isinstance(exc, PluginBugError) else EXIT_USER_ERROR
 
 
 def stdout() -> Console:

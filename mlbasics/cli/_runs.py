@@ -98,7 +98,6 @@ def prepare_run(
         setup, notes = restore(checkpoint, experiment, force=args.force)
         for note in notes if is_main() else ():
             print(f"mlbasics: warning: resuming anyway (--force): {note}", file=sys.stderr)
-        _say_ranks(checkpoint)
     checkpointer = None
     if folder is not None:
         checkpointer = Checkpointer.for_run(
@@ -107,8 +106,9 @@ def prepare_run(
     return setup, checkpointer
 
 
-def _say_ranks(checkpoint: Checkpoint) -> None:
-    """What resuming on another number of ranks than saved the run means (said by rank 0)."""
+def say_ranks(checkpoint: Checkpoint) -> None:
+    """What resuming on another number of ranks than saved the run means (said by rank 0, once
+    the ranks agreed that they can train it)."""
     from mlbasics.distributed import launch
     from mlbasics.engine.data_parallel import resume_note
 
@@ -128,7 +128,92 @@ def train_guarded(
 ) -> TrainResult:
     """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
     divergence, an anomaly or a callback that failed becomes one clear error, which names the
-    checkpoint kept."""
+    checkpoint kept. Data-parallel under torchrun, the ranks stop together at an epoch's end
+    (:mod:`mlbasics._rank_signals`), and a failure is said once (:func:`_lockstep_failure`)."""
+    if setup.ddp is None:
+        return _guarded(args, setup, checkpointer, progress)
+    from mlbasics import _rank_signals
+
+    def request(signum: int) -> None:
+        setup.interrupt.requested = signum
+
+    def stopped_now(signum: int) -> str:
+        from mlbasics.engine.interrupts import signal_name
+
+        return (
+            f"mlbasics: interrupted by {signal_name(signum)} before the ranks could end the epoch "
+            f"together (within {_rank_signals.STOP_SECONDS:g} s); {kept(args, checkpointer)}"
+        )
+
+    with _rank_signals.lockstep(request, stopped_now):
+        try:
+            return _guarded(args, setup, checkpointer, progress)
+        except Exception as exc:
+            _rank_signals.leaving()
+            failure = _lockstep_failure(exc, args, checkpointer)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+
+def kept(args: argparse.Namespace, checkpointer: Checkpointer | None) -> str:
+    """What the run folder keeps after a stop, and how to go on from it."""
+    if checkpointer is not None:
+        folder, epoch = checkpointer.folder, checkpointer.written_epoch
+        if epoch is None:
+            return (
+                f"no checkpoint was written to {folder} yet (--checkpoint-every N writes one every N epochs)"
+            )
+        return f"the checkpoint of epoch {epoch} is kept in {folder}; resume with: mlbasics train --resume {folder}"
+    folder = args.save or args.resume
+    if folder is not None:  # on a rank other than 0, which does not write it
+        return f"{folder} keeps the last checkpoint written; resume with: mlbasics train --resume {folder}"
+    return "nothing was saved (train with --save DIR --checkpoint-every N to keep a run you can resume)"
+
+
+def _lockstep_failure(
+    exc: Exception, args: argparse.Namespace, checkpointer: Checkpointer | None
+) -> Exception:
+    """The error this rank ends with when data-parallel training failed, said once for the launch.
+    The ranks cannot agree with a collective here (a peer may wait in a step's all-reduce), so:
+    a collective that timed out names the rank that stopped answering
+    (:func:`mlbasics.distributed.stopped_answering`); a mistake is said by rank 0, whether it made
+    it (every rank meets an error in the data alike) or another rank did, which records its lines
+    (:mod:`mlbasics._rank_failures`) and leaves, failing rank 0's next collective; a bug is its
+    traceback, from its rank."""
+    from mlbasics import _rank_failures, distributed
+    from mlbasics.cli._output import error_lines, exit_status
+    from mlbasics.errors import MlbasicsError, PluginBugError
+
+    current = distributed.launch()
+    assert current is not None
+    stopped = distributed.stopped_answering(exc, kept(args, checkpointer))
+    if stopped is not None:
+        return stopped
+    if isinstance(exc, MlbasicsError | PluginBugError):
+        if not current.is_main:
+            _rank_failures.record(current.rank, error_lines(exc), exit_status(exc))
+        distributed.settled(0)
+        return exc
+    if current.is_main:
+        found = _rank_failures.recorded(current.world_size)
+        if found is not None:
+            rank, lines, status = found
+            distributed.settled(rank if not lines else 0)
+            return distributed.LaunchFailure(lines, status) if lines else distributed.OtherRankFailed(rank)
+    if distributed.peer_failed(exc):  # a peer that left without a word: torchrun's report says how
+        return distributed.OtherRankFailed(None)
+    _rank_failures.record(current.rank, [], 1)  # a bug here: rank 0 leaves it to this traceback
+    distributed.settled(current.rank)
+    return exc
+
+
+def _guarded(
+    args: argparse.Namespace,
+    setup: Setup,
+    checkpointer: Checkpointer | None,
+    progress: ProgressBar | None,
+) -> TrainResult:
     from mlbasics.core.callbacks import CallbackError
     from mlbasics.errors import DivergenceError
     from mlbasics.training.anomaly import AnomalyError
@@ -140,8 +225,8 @@ def train_guarded(
             progress=progress or False,
             checkpointer=checkpointer,
             divergence_threshold=args.divergence_threshold,
-            # Under torchrun (setup.ddp) a signal ends every rank at once: one stopping at a step
-            # boundary alone would leave the others waiting in the next all-reduce.
+            # Under torchrun (setup.ddp) a rank may not stop alone at a step boundary (the others
+            # would wait for it in the next all-reduce): train_guarded stops the ranks together.
             signals=setup.ddp is None,
             anomaly_detection=args.detect_anomaly,
         )

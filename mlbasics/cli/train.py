@@ -140,12 +140,15 @@ def run(args: argparse.Namespace) -> int:
         check_can_plot(args.plot)
     from mlbasics.distributed import is_main
     from mlbasics.engine.data_parallel import prepared
+    from mlbasics.engine.interrupts import exit_status
 
     show_notes()
     # Under torchrun: built on every rank, then trained data-parallel (mlbasics.engine.data_parallel).
     setup, checkpointer = prepared(
         lambda: _runs.prepare_run(args, experiment, checkpoint), lambda built: built[0]
     )
+    if checkpoint is not None:
+        _runs.say_ranks(checkpoint)
     progress = None
     if not (args.json or args.quiet or not is_main()):
         from mlbasics.show.progress import ProgressBar
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         result, failure = exc.result, exc  # the training done is shown before the error
     if not is_main():  # rank 0 alone shows the result (and writes the plot)
-        return 0
+        return exit_status(result.interrupted_by) if result.interrupted_by else 0
     plot = args.plot
     if plot:
         from mlbasics.show.plotting import save_training_plot

@@ -20,9 +20,10 @@ each rank takes a shard of the rows, the same way.
 Rank 0 alone keeps the run folder (checkpoints, the lock) and prints; the others train silently.
 A checkpoint holds no per-rank state, so a run saved by N ranks resumes on any number of ranks: the
 same global batches, the same steps, up to rounding (:func:`resume_note` says so when the count
-differs). Signals are not caught to stop at a step boundary (a rank stopping there alone would
-leave its peers waiting in the next all-reduce): Ctrl-C and SIGTERM end every rank at once, and a
-resumable run keeps its last checkpoint (``--checkpoint-every``).
+differs). A rank may not stop alone at an epoch's end when Ctrl-C or SIGTERM reaches it (its peers
+would wait for it in the next all-reduce): the signal is only requested there
+(:mod:`mlbasics._rank_signals`), the epoch's all-reduce of the loss carries the requests, and every
+rank stops after the same epoch, where rank 0 checkpoints as one process does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import torch
 
-from mlbasics import distributed
+from mlbasics import _rank_signals, distributed
+from mlbasics.engine.interrupts import STOP_SIGNALS
 from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ValidationError
 
@@ -77,23 +79,59 @@ def parallel_problem(setup: Setup, world_size: int) -> str | None:
         return f"optimizer {optimizer!r} needs a closure (it re-evaluates the loss), which data-parallel training cannot share"
     experiment = setup.experiment
     n = setup.n_train
+    # A resumed run (it has a history) may change its experiment only with --force.
+    resumed = bool(setup.history)
     if is_full_batch(setup):
-        smallest = n
-    else:
-        assert experiment.batch_size is not None
-        smallest = min(rows for _, rows in batch_bounds(n, experiment.batch_size, experiment.drop_last))
-    if smallest < world_size:
-        what = "the training rows" if is_full_batch(setup) else "the smallest batch"
-        return (
-            f"{what} ({smallest} row{'s' if smallest != 1 else ''}) cannot be shared by {ranks}: each needs "
-            f"at least one row of every batch; use a larger batch_size (or --drop-last) or fewer ranks"
+        if n < world_size:
+            held = (
+                " (or hold out fewer rows)"
+                if (experiment.validation or experiment.test) and not resumed
+                else ""
+            )
+            return (
+                f"the training rows ({_rows(n)}) cannot be shared by {ranks}: each needs at least one "
+                f"row; use at most {_ranks_of(n)}{held}"
+            )
+        return _loss_problem(setup, ranks)
+    assert experiment.batch_size is not None
+    size = experiment.batch_size
+    smallest = min(rows for _, rows in batch_bounds(n, size, experiment.drop_last))
+    if smallest >= world_size:
+        return _loss_problem(setup, ranks)
+    if size < world_size:
+        advice = (
+            f"resume it on at most {_ranks_of(size)} (or with a larger batch_size and --force)"
+            if resumed
+            else f"a batch_size of at least {world_size} rows, or at most {_ranks_of(size)}"
         )
+    else:  # the last, smaller batch
+        advice = (
+            f"resume it on at most {_ranks_of(smallest)}, or with --drop-last --force (it leaves that "
+            "batch out from here on)"
+            if resumed
+            else f"--drop-last to leave it out, another batch_size, or at most {_ranks_of(smallest)}"
+        )
+    return (
+        f"the smallest batch ({_rows(smallest)}) cannot be shared by {ranks}: each needs at least one "
+        f"row of every batch; {'' if resumed else 'use '}{advice}"
+    )
+
+
+def _loss_problem(setup: Setup, ranks: str) -> str | None:
     if row_reduction(setup) is None:
         return (
             f"loss {setup.specs['loss'].name!r} neither averages nor sums over rows, so it cannot be "
             f"split into shards for {ranks}"
         )
     return None
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' if count != 1 else ''}"
+
+
+def _ranks_of(count: int) -> str:
+    return f"{count} rank{'s' if count != 1 else ''}"
 
 
 def row_reduction(setup: Setup) -> str | None:
@@ -160,10 +198,24 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
 
     epoch = full_batch if is_full_batch(setup) else minibatch_epoch(setup, step)
 
+    interrupt = setup.interrupt
+    # Whether this rank was asked to stop, by which signal: one flag per signal, made once.
+    asked = {
+        number: torch.tensor([float(number == signum) for signum in STOP_SIGNALS], device=setup.device)
+        for number in (0, *STOP_SIGNALS)
+    }
+
     def summed() -> torch.Tensor:
         loss = epoch()
-        dist.all_reduce(loss)  # the ranks' parts of the epoch's loss
-        return loss
+        # The ranks' parts of the epoch's loss, and how many ranks were asked to stop by each signal
+        # (Ctrl-C, SIGTERM): if any, every rank stops after this epoch (a host sync on a GPU).
+        together = torch.cat([loss.reshape(1), asked[interrupt.requested].to(loss.dtype)])
+        dist.all_reduce(together)
+        counts = together[1:].tolist()
+        if any(counts):  # SIGTERM, where some rank got it
+            interrupt.signal = max(n for n, count in zip(STOP_SIGNALS, counts, strict=True) if count)
+            _rank_signals.agreed()
+        return together[0]
 
     return summed
 

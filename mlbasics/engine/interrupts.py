@@ -22,12 +22,18 @@ STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupt:
-    """Which signal asked training to stop; ``0`` while none has."""
+    """Which signal asked training to stop; ``0`` while none has.
 
-    __slots__ = ("signal",)
+    In data-parallel training a rank may not stop alone (its peers would wait for it in the next
+    all-reduce): a signal there is first only ``requested`` on the rank that got it, and becomes
+    ``signal`` on every rank at once when the ranks agree on it at the end of an epoch
+    (:mod:`mlbasics.engine.data_parallel`)."""
+
+    __slots__ = ("requested", "signal")
 
     def __init__(self) -> None:
         self.signal = 0
+        self.requested = 0
 
     def request(self, signum: int) -> None:
         """Ask the loop to stop after the current step, as if ``signum`` had arrived."""
