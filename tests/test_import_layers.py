@@ -58,10 +58,9 @@ RUN_COMPANY = {
 }
 
 #: The packages of mlbasics, lowest first: each may import the ones before it, never one after it.
-#: The top-level modules (errors, devices, distributed, notes, ...) come before them all and import
-#: none of them; what users and plugins see (the package's ``__init__``, ``__main__``, the command
+#: The top-level modules (errors, devices, notes, ...) come before them all and import none of them; what users and plugins see (the package's ``__init__``, ``__main__``, the command
 #: line, the built-in plugin and the testing kit) comes after them all and may import any.
-LAYERS = ("core", "show", "data", "engine", "runs", "training", "sweeps")
+LAYERS = ("distributed", "core", "show", "data", "engine", "runs", "training", "sweeps")
 FACE = ("builtin", "cli", "testing")
 #: Imports against the order, each with its reason. Keep it short.
 ALLOWED_AGAINST_THE_ORDER = {
@@ -323,6 +322,6 @@ def test_the_order_check_can_fail() -> None:
     graph["mlbasics.data.splits"].add("mlbasics.engine.setup")
     graph["mlbasics.errors"].add("mlbasics.core.specs")
     assert against_the_order(graph) == [
-        "mlbasics.data.splits (layer 3) imports mlbasics.engine.setup (layer 4)",
-        "mlbasics.errors (layer 0) imports mlbasics.core.specs (layer 1)",
+        "mlbasics.data.splits (layer 4) imports mlbasics.engine.setup (layer 5)",
+        "mlbasics.errors (layer 0) imports mlbasics.core.specs (layer 2)",
     ]

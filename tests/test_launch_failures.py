@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 import torch.distributed as dist
 
-from mlbasics import _rank_failures, distributed
+from mlbasics.distributed import _failures as _rank_failures
+from mlbasics.distributed import ranks as distributed
 from mlbasics.errors import DataError
 from tests.conftest import builtins_only_env, run_main
 

@@ -68,23 +68,24 @@ _LAUNCHED = "WORLD_SIZE"
 
 def command() -> int:
     """The ``mlbasics`` command (and ``python -m mlbasics``): :func:`main`. As one rank of a
-    torchrun launch: Ctrl-C and SIGTERM watched from the start (:mod:`mlbasics._rank_signals`); a
+    torchrun launch: Ctrl-C and SIGTERM watched from the start (:mod:`mlbasics.distributed._signals`); a
     rank that stayed silent while another says why the launch failed waits for torchrun to stop
     it (so the speaker is not stopped first, and torchrun's report names it); and an exit that skips
     the process group's teardown (see :func:`mlbasics.distributed.leave_now`)."""
     if _LAUNCHED not in os.environ:
         return main()
-    from mlbasics import _rank_failures, _rank_signals, distributed
+    from mlbasics import distributed
+    from mlbasics.distributed import _failures, _signals
 
     launched = _launch()
     if launched is not None:  # a world of one trains as one process does, signals and all
-        _rank_signals.watch(main=launched.is_main)
+        _signals.watch(main=launched.is_main)
     try:
         status = main()
     except SystemExit as exc:  # argparse's: a mistake, or --help and --version
         status = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     if status != 0 and distributed.lingers():
-        _rank_failures.linger()
+        _failures.linger()
     distributed.leave_now(status)
     return status
 
@@ -146,9 +147,10 @@ def _rank_failed(exc: Exception) -> int:
     :class:`~mlbasics.distributed.LaunchFailure`), a collective that timed out (the rank that
     stopped answering, named once), another rank's failure (silence: that rank says why), or a
     bug (its traceback, from its rank)."""
-    from mlbasics import _rank_signals, distributed
+    from mlbasics import distributed
+    from mlbasics.distributed import _signals
 
-    _rank_signals.leaving()
+    _signals.leaving()
     failure = exc if isinstance(exc, distributed.LaunchFailure) else distributed.stopped_answering(exc)
     if isinstance(failure, distributed.LaunchFailure):
         _say(failure.lines)

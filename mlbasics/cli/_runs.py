@@ -129,10 +129,10 @@ def train_guarded(
     """Train with Ctrl-C/SIGTERM stopping at a step boundary, optionally under anomaly detection; a
     divergence, an anomaly or a callback that failed becomes one clear error, which names the
     checkpoint kept. Data-parallel under torchrun, the ranks stop together at an epoch's end
-    (:mod:`mlbasics._rank_signals`), and a failure is said once (:func:`_lockstep_failure`)."""
+    (:mod:`mlbasics.distributed._signals`), and a failure is said once (:func:`_lockstep_failure`)."""
     if setup.ddp is None:
         return _guarded(args, setup, checkpointer, progress)
-    from mlbasics import _rank_signals
+    from mlbasics.distributed import _signals
 
     def request(signum: int) -> None:
         setup.interrupt.requested = signum
@@ -142,14 +142,14 @@ def train_guarded(
 
         return (
             f"mlbasics: interrupted by {signal_name(signum)} before the ranks could end the epoch "
-            f"together (within {_rank_signals.STOP_SECONDS:g} s); {kept(args, checkpointer)}"
+            f"together (within {_signals.STOP_SECONDS:g} s); {kept(args, checkpointer)}"
         )
 
-    with _rank_signals.lockstep(request, stopped_now):
+    with _signals.lockstep(request, stopped_now):
         try:
             return _guarded(args, setup, checkpointer, progress)
         except Exception as exc:
-            _rank_signals.leaving()
+            _signals.leaving()
             failure = _lockstep_failure(exc, args, checkpointer)
             if failure is exc:
                 raise
@@ -179,10 +179,11 @@ def _lockstep_failure(
     a collective that timed out names the rank that stopped answering
     (:func:`mlbasics.distributed.stopped_answering`); a mistake is said by rank 0, whether it made
     it (every rank meets an error in the data alike) or another rank did, which records its lines
-    (:mod:`mlbasics._rank_failures`) and leaves, failing rank 0's next collective; a bug is its
+    (:mod:`mlbasics.distributed._failures`) and leaves, failing rank 0's next collective; a bug is its
     traceback, from its rank."""
-    from mlbasics import _rank_failures, distributed
+    from mlbasics import distributed
     from mlbasics.cli._output import error_lines, exit_status
+    from mlbasics.distributed import _failures
     from mlbasics.errors import MlbasicsError, PluginBugError
 
     current = distributed.launch()
@@ -192,18 +193,18 @@ def _lockstep_failure(
         return stopped
     if isinstance(exc, MlbasicsError | PluginBugError):
         if not current.is_main:
-            _rank_failures.record(current.rank, error_lines(exc), exit_status(exc))
+            _failures.record(current.rank, error_lines(exc), exit_status(exc))
         distributed.settled(0)
         return exc
     if current.is_main:
-        found = _rank_failures.recorded(current.world_size)
+        found = _failures.recorded(current.world_size)
         if found is not None:
             rank, lines, status = found
             distributed.settled(rank if not lines else 0)
             return distributed.LaunchFailure(lines, status) if lines else distributed.OtherRankFailed(rank)
     if distributed.peer_failed(exc):  # a peer that left without a word: torchrun's report says how
         return distributed.OtherRankFailed(None)
-    _rank_failures.record(current.rank, [], 1)  # a bug here: rank 0 leaves it to this traceback
+    _failures.record(current.rank, [], 1)  # a bug here: rank 0 leaves it to this traceback
     distributed.settled(current.rank)
     return exc
 

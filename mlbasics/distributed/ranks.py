@@ -19,10 +19,10 @@ before the process group exists (the command line, :data:`TIMEOUT_ENV`) is said 
 (:func:`speaks_for_all`); another one made outside such a stretch joins the group just to agree
 (:func:`speaks`), so it is still said once. In lockstep training no collective can be started to
 agree: the ranks settle who speaks through the launch's key-value store instead
-(:mod:`mlbasics._rank_failures`), and so do ranks whose collective timed out, to name the rank that
+(:mod:`mlbasics.distributed._failures`), and so do ranks whose collective timed out, to name the rank that
 stopped answering (:func:`stopped_answering`). A rank that dies outright (a crash, SIGKILL) is seen
 by ``torchrun``, which stops the others. Ctrl-C and SIGTERM are watched by a thread of the command
-(:mod:`mlbasics._rank_signals`).
+(:mod:`mlbasics.distributed._signals`).
 
 Only tensors cross processes (:func:`all_gather_bytes`, :func:`all_gather_values`): no pickled
 objects, so a peer can never make this process run code.
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from mlbasics import _rank_failures
+from mlbasics.distributed import _failures
 from mlbasics.errors import DivergenceError, MlbasicsError
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def start() -> Launch | None:
             dist.init_process_group("gloo", timeout=limit)
         _joined = True
         atexit.register(_leave)
-        _rank_failures.publish(current.rank)
+        _failures.publish(current.rank)
     if not current.is_main:
         logging.getLogger("mlbasics").addFilter(_silence)
     return current
@@ -213,7 +213,7 @@ def linger_later() -> None:
 
 def lingers() -> bool:
     """Whether this failed rank waits for torchrun to stop it
-    (:func:`mlbasics._rank_failures.linger`) rather than leave at once: it stayed silent while a
+    (:func:`mlbasics._failures.linger`) rather than leave at once: it stayed silent while a
     rank that is still running says why (which would otherwise be stopped first, and blamed
     second), or it ended ranks that stopped answering (which torchrun is to see gone first)."""
     return _lingers
@@ -311,20 +311,20 @@ def speaks_for_all() -> bool:
 
 def stopped_answering(error: BaseException, kept: str | None = None) -> Exception | None:
     """If ``error`` is a collective that timed out waiting for a peer: the ranks whose collectives
-    timed out settle who speaks (:func:`mlbasics._rank_failures.who_stopped`); that rank ends the
+    timed out settle who speaks (:func:`mlbasics._failures.who_stopped`); that rank ends the
     ranks that stopped answering on this machine and gets the :class:`LaunchFailure` to print (with
     ``kept``, what the run folder keeps, appended); the others get the error that ends them
     silently. ``None`` for any other error."""
     current = launch()
-    if current is None or not _joined or not _rank_failures.is_timeout(error):
+    if current is None or not _joined or not _failures.is_timeout(error):
         return None
-    speaker, stopped = _rank_failures.who_stopped(current.rank, current.world_size)
+    speaker, stopped = _failures.who_stopped(current.rank, current.world_size)
     if speaker != current.rank:
         return quiet_for(speaker)
     settled(speaker)
     seconds = f"{timeout():g} s ({TIMEOUT_ENV})"
     if stopped:
-        ended = _rank_failures.end(stopped)
+        ended = _failures.end(stopped)
         them = "it" if len(stopped) == 1 else "them"
         if ended:
             them += f" and ended {them if ended == stopped else _ranks_named(ended)}"

@@ -22,7 +22,7 @@ A checkpoint holds no per-rank state, so a run saved by N ranks resumes on any n
 same global batches, the same steps, up to rounding (:func:`resume_note` says so when the count
 differs). A rank may not stop alone at an epoch's end when Ctrl-C or SIGTERM reaches it (its peers
 would wait for it in the next all-reduce): the signal is only requested there
-(:mod:`mlbasics._rank_signals`), the epoch's all-reduce of the loss carries the requests, and every
+(:mod:`mlbasics.distributed._signals`), the epoch's all-reduce of the loss carries the requests, and every
 rank stops after the same epoch, where rank 0 checkpoints as one process does.
 """
 
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import torch
 
-from mlbasics import _rank_signals, distributed
+from mlbasics import distributed
+from mlbasics.distributed import _signals, ranks
 from mlbasics.engine.interrupts import STOP_SIGNALS
 from mlbasics.engine.solvers import ClosedFormSolver
 from mlbasics.errors import ValidationError
@@ -160,7 +161,7 @@ def parallelize(setup: Setup) -> None:
 
     device_ids = [setup.device.index or torch.cuda.current_device()] if setup.device.type == "cuda" else None
     setup.ddp = DistributedDataParallel(setup.model, device_ids=device_ids)
-    distributed.in_lockstep = True  # from here on the ranks meet in every step's all-reduce
+    ranks.in_lockstep = True  # from here on the ranks meet in every step's all-reduce
 
 
 def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
@@ -214,7 +215,7 @@ def eager_step(setup: Setup) -> Callable[[], torch.Tensor]:
         counts = together[1:].tolist()
         if any(counts):  # SIGTERM, where some rank got it
             interrupt.signal = max(n for n, count in zip(STOP_SIGNALS, counts, strict=True) if count)
-            _rank_signals.agreed()
+            _signals.agreed()
         return together[0]
 
     return summed
