@@ -100,7 +100,8 @@ class Registry:
 
     def add_plugin_path(self, path: str | os.PathLike[str]) -> list[PluginRecord]:
         """Load a plugin file, or the plugin files in a folder, as ``--plugins-dir`` does: e.g.
-        ``default_registry().add_plugin_path("my_model.py")`` in a notebook. Returns their records."""
+        ``default_registry().add_plugin_path("my_model.py")`` in a notebook. Returns their records.
+        Adding a file again after editing it loads it again: its components replace the old ones."""
         records = self.plugins.load_path(path)
         self._index = None
         return records
