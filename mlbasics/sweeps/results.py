@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -150,6 +151,13 @@ class SweepResult:
         from mlbasics.show import display
 
         return display.sweep_result_html(self)
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Every member's loss curve as a matplotlib figure, coloured by the values swept, the best
+        in black; with ``path``, also written there as a PNG."""
+        from mlbasics.show.plotting import plot
+
+        return plot(self, path)
 
     def to_dict(self, *, history: bool = False, rank_by: str = "loss") -> dict[str, Any]:
         """A JSON-ready summary, members best first (``rank_by``: see :meth:`ranked`);
