@@ -16,6 +16,7 @@ import torch
 
 from mlbasics.core.registry import suggest
 from mlbasics.engine.experiment import Experiment
+from mlbasics.engine.interrupts import signal_name
 from mlbasics.errors import ValidationError
 
 VMAP: Final = "vmap"
@@ -103,6 +104,11 @@ class SweepResult:
     setup_seconds: float
     #: Which way each of the experiment's metrics is better, by metric name: ``"min"`` or ``"max"``.
     metric_modes: dict[str, str] = attrs.field(factory=dict)
+    #: The signal (Ctrl-C's SIGINT, SIGTERM) that stopped the sweep before it was done, if one did:
+    #: the members then hold their histories up to there (their ``stopped`` says so) ...
+    interrupted_by: int | None = None
+    #: ... and this many members of the grid had not started, and are not in ``members``.
+    not_trained: int = 0
 
     def ranked(self, by: str = "loss") -> list[SweepMember]:
         """The members best first: by default the lowest validation loss first (final training loss
@@ -173,6 +179,11 @@ class SweepResult:
             "axes": list(self.axes),
             **({"ranked_by": ranked_by} if ranked_by != "final loss" else {}),
             **({"metric_modes": self.metric_modes} if self.metric_modes else {}),
+            **(
+                {"interrupted_by": signal_name(self.interrupted_by), "not_trained": self.not_trained}
+                if self.interrupted_by
+                else {}
+            ),
             "experiment": self.experiment.to_dict(),
             "members": [
                 {
