@@ -86,7 +86,8 @@ def test_the_same_after_a_config_file_and_for_a_grid(tmp_path: Path) -> None:
 
 def test_a_list_cut_short_in_python_is_refused_too() -> None:
     with pytest.raises(
-        ValidationError, match=r"--set model\.hidden=\[16,: '\[16,' opens a value it does not close"
+        ValidationError,
+        match=r"--set model\.hidden=\[16,: '\[16,' opens a list, table or string it does not close",
     ):
         Experiment().with_assignments(["model.hidden=[16,"])
 

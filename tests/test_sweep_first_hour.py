@@ -121,10 +121,12 @@ def test_ctrl_c_in_a_sweep_one_after_another_keeps_the_members_trained(
     assert status == 130, stderr
     # Members of 100 epochs, one after another: two whole, the third stopped inside its 50th epoch.
     assert stderr == (
-        "mlbasics: sweep interrupted by SIGINT: 2 of 6 members trained, 1 member(s) stopped after epoch 50 "
-        "of 100; the results so far are shown above\n"
+        "mlbasics: sweep interrupted by SIGINT: 2 of 6 members trained, 1 stopped after epoch 50 of 100, "
+        "3 not started; the results so far are shown above\n"
     )
-    assert "interrupted: 2 of 6 members trained, 1 member(s) stopped after epoch 50 of 100" in stdout
+    said = " ".join(stdout.split())  # as the console wrapped it
+    assert "interrupted: 2 of 6 members trained, 1 stopped after epoch 50 of 100, 3 not started" in said
+    assert re.search(r"│ \S+ \(epoch 50\) │", stdout), stdout  # the member stopped, marked in the table
     assert re.search(r"^3 members, trained one after another", stdout, re.MULTILINE), stdout
 
 

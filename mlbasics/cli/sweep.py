@@ -199,18 +199,20 @@ def _report_interrupt(result: SweepResult, *, shown: str | None = None) -> int:
 
 
 def interrupted_text(result: SweepResult) -> str:
-    """``6 members trained, 194 not started; the last one stopped after epoch 312 of 1000``."""
+    """``every member stopped after epoch 312 of 1000`` (an ensemble), or ``2 of 6 members trained,
+    1 stopped after epoch 50 of 100, 3 not started`` (one after another)."""
     epochs = result.experiment.epochs
     partial = [member for member in result.members if len(member.history) < member.experiment.epochs]
-    parts = []
-    if result.not_trained:
-        done = len(result.members) - len(partial)
-        parts.append(f"{done} of {done + len(partial) + result.not_trained} members trained")
+    longest = max((len(member.history) for member in partial), default=0)
+    if partial and len(partial) == len(result.members) and not result.not_trained:
+        return f"every member stopped after epoch {longest} of {epochs}"
+    done = len(result.members) - len(partial)
+    parts = [f"{done} of {len(result.members) + result.not_trained} members trained"]
     if partial:
-        longest = max(len(member.history) for member in partial)
-        who = "every member" if len(partial) == len(result.members) else f"{len(partial)} member(s)"
-        parts.append(f"{who} stopped after epoch {longest} of {epochs}")
-    return ", ".join(parts) or "every member had finished"
+        parts.append(f"{len(partial)} stopped after epoch {longest} of {epochs}")
+    if result.not_trained:
+        parts.append(f"{result.not_trained} not started")
+    return ", ".join(parts)
 
 
 # -- the results table ---------------------------------------------------------------------------
@@ -244,6 +246,8 @@ def render_sweep(
         table.add_column(name.replace("_", " "), justify="right")
     for rank, member in enumerate(shown, start=1):
         cells = [_loss_cell(member.final_loss)]
+        if len(member.history) < member.experiment.epochs and math.isfinite(member.final_loss):
+            cells[0].append(f" (epoch {len(member.history)})", style="yellow")  # stopped before the end
         if held_out:
             cells.append(_loss_cell(member.validation_loss))
         cells += [_metric_cell(member.metrics.get(name)) for name in metrics]

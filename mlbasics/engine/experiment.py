@@ -489,18 +489,17 @@ def _component_kind(kind: str) -> Kind:
     return kind
 
 
-def parse_assignments(assignments: Iterable[str], *, rest: str | None = None) -> list[tuple[str, Any]]:
+def parse_assignments(assignments: Iterable[str]) -> list[tuple[str, Any]]:
     """``KEY=VALUE`` strings as ``(key, value)`` pairs, each value read by :func:`parse_value`. A
     value that opens a list, table or string and does not close it (``[16,``: the shell cut
-    ``model.hidden=[16, 16]`` at its space) is refused, saying how to write it; ``rest``, the next
-    word of the command line, completes the example where it is the part cut off."""
+    ``model.hidden=[16, 16]`` at its space) is refused, saying how to write it (:func:`cut_short`)."""
     pairs = []
     for assignment in assignments:
         key, eq, text = assignment.partition("=")
         key, text = key.strip(), text.strip()
         if not eq or not key:
             raise ValidationError([f"--set needs KEY=VALUE, got {assignment!r}"])
-        problem = cut_short(f"--set {key}", text, rest)
+        problem = cut_short(f"--set {key}", text)
         if problem is not None:
             raise ValidationError([problem])
         pairs.append((key, parse_value(text, where=f"--set {key}")))
@@ -509,7 +508,9 @@ def parse_assignments(assignments: Iterable[str], *, rest: str | None = None) ->
 
 def cut_short(where: str, text: str, rest: str | None = None) -> str | None:
     """Why ``text`` (the value ``where`` names, ``--set model.hidden``) is not a whole value: it
-    opens a TOML list, table or string without closing it. ``None`` if it is whole, or plain text."""
+    opens a TOML list, table or string without closing it. ``None`` if it is whole, or plain text.
+    ``rest``, the next word of the command line, is named as the part the shell cut off where it
+    completes the value."""
     if not text or text[0] not in "[{\"'" or _is_toml(text):
         return None
     flag, _, key = where.partition(" ")
@@ -519,8 +520,8 @@ def cut_short(where: str, text: str, rest: str | None = None) -> str | None:
             f"word); quote it, {flag} '{key}={text} {rest}', or leave out the space: {flag} {key}={text}{rest}"
         )
     return (
-        f"{where}={text}: {text!r} opens a value it does not close; write a list as [16, 16] and quote "
-        f"what holds spaces ({flag} '{key}=[16, 16]')"
+        f"{where}={text}: {text!r} opens a list, table or string it does not close; close it (a list is "
+        f"written [1, 2]) and quote a value that holds spaces: {flag} '{key}=...'"
     )
 
 
