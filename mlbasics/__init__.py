@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mlbasics.engine.setup import Setup, prepare
     from mlbasics.engine.solvers import ClosedFormSolver
     from mlbasics.runs.checkpoints import Checkpoint, Checkpointer
+    from mlbasics.show.plotting import plot
     from mlbasics.sweeps.grid import SweepMember, SweepResult, sweep
     from mlbasics.training.anomaly import detect_anomaly
     from mlbasics.training.resuming import resume
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 from mlbasics import _moved
 from mlbasics._version import __version__
 
-_moved.install()  # the module paths of 0.1 (mlbasics.plotting, ...) still import, with a warning
+_moved.install()  # the module paths of 0.1 (mlbasics.show.plotting, ...) still import, with a warning
 
 # Public names whose modules import torch: resolved on first access (PEP 562), so that
 # `mlbasics list` and `import mlbasics` stay fast.
@@ -75,6 +76,7 @@ _LAZY = {
     "sweep": "mlbasics.sweeps.grid",
     "SweepMember": "mlbasics.sweeps.results",
     "SweepResult": "mlbasics.sweeps.results",
+    "plot": "mlbasics.show.plotting",
 }
 
 
@@ -142,6 +144,7 @@ __all__ = [
     "fit",
     "hookimpl",
     "hookspec",
+    "plot",
     "prepare",
     "resume",
     "stop_on_signals",

@@ -108,22 +108,65 @@ def _first_non_folder(path: Path) -> Path | None:
     return None
 
 
+def umask() -> int:
+    """The process's umask: the permission bits new files and folders are made without."""
+    try:  # Linux says it without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it (and back at once)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(*, folder: bool = False) -> int:
+    """The mode ``open()`` or ``mkdir()`` would give a new file or folder under the umask (0644
+    and 0755 under the usual 022). ``tempfile`` makes its files 0600 and its folders 0700, which a
+    file or folder it becomes must not keep: a classmate could not open a shared plot."""
+    return (0o777 if folder else 0o666) & ~umask()
+
+
+def temporary_folder(folder: Path, *, prefix: str, suffix: str) -> Path:
+    """A new folder inside ``folder`` with a unique name, made with :func:`usual_mode`'s mode
+    (``tempfile.mkdtemp``'s 0700 otherwise), to be renamed into place once it is filled."""
+    made = Path(tempfile.mkdtemp(dir=folder, prefix=prefix, suffix=suffix))
+    os.chmod(made, usual_mode(folder=True))
+    return made
+
+
+def temporary_file(target: Path) -> tuple[int, Path]:
+    """A new, open file beside ``target`` (its descriptor and path), to be renamed over it once
+    written: ``target``'s mode if it exists, else :func:`usual_mode`'s (``tempfile.mkstemp``'s 0600
+    otherwise). Raises ``OSError`` as ``mkstemp`` does."""
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name[:_TEMPORARY_NAME_STEM]}.", suffix=".tmp"
+    )
+    try:
+        mode = os.stat(target).st_mode & 0o7777 if target.is_file() else usual_mode()
+        if hasattr(os, "fchmod"):  # POSIX (Windows files have no such modes)
+            os.fchmod(fd, mode)
+    except OSError:
+        pass  # a mode that cannot be set (a file system without modes) is no reason not to write
+    return fd, Path(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; once the block succeeds it replaces ``path`` in one
     step (a rename), and if the block fails the temporary file is removed and ``path`` is untouched.
     If the operating system refuses any of it (a full disk, a read-only folder, ``path`` a folder),
-    that is one :class:`SaveError` naming ``path`` and the reason."""
+    that is one :class:`SaveError` naming ``path`` and the reason. The file ends with the mode a
+    plain write gives it (:func:`temporary_file`)."""
     target = Path(path)
     check_names(path, writing=True)
     try:
-        fd, name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name[:_TEMPORARY_NAME_STEM]}.", suffix=".tmp"
-        )
+        fd, temporary = temporary_file(target)
     except OSError as exc:
         raise _cannot_write(path, exc) from None
     os.close(fd)
-    temporary = Path(name)
     try:
         try:
             yield temporary

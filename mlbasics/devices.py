@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 DEVICE_CHOICES: Final = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: What to do when the device asked for is not here: said after the reason.
+ON_THE_CPU: Final = (
+    'train on the CPU with --device cpu (device="cpu" in Python), or with --device auto, which '
+    "uses a GPU only where there is one"
+)
 
 
 def check_device_name(name: object) -> str | None:
@@ -47,7 +52,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         if not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a build without CUDA"
             raise DeviceError(
-                f"device {name!r} is not available: no CUDA GPU found (torch {torch.__version__}, {build})"
+                f"device {name!r} is not available: no CUDA GPU found (torch {torch.__version__}, {build}); "
+                f"{ON_THE_CPU}"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
@@ -55,7 +61,9 @@ def resolve_device(name: str = "auto") -> torch.device:
                 f"device {name!r} does not exist: {count} CUDA device(s) found, cuda:0 to cuda:{count - 1}"
             )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"device {name!r} is not available: this machine or torch build has no MPS support")
+        raise DeviceError(
+            f"device {name!r} is not available: this machine or torch build has no MPS support; {ON_THE_CPU}"
+        )
     if device.type != "cpu":
         _check_usable(repr(name), device)
     return device

@@ -96,16 +96,25 @@ class DivergenceError(TrainingError):
     """The loss or a parameter stopped being finite, or the loss grew past the divergence threshold.
 
     Keeps what a user needs to see what happened: the epoch, the last finite loss, and the whole
-    loss history up to the sync point where the divergence was found (non-finite values included).
+    loss history up to the sync point where the divergence was found (non-finite values included),
+    which ``mlbasics.plot(error)`` draws. ``suggested_lr`` is the learning rate the message
+    suggests, where it names the learning rate as the cause (``None`` otherwise).
     """
 
     def __init__(
-        self, message: str, *, epoch: int, last_finite_loss: float | None, history: list[float]
+        self,
+        message: str,
+        *,
+        epoch: int,
+        last_finite_loss: float | None,
+        history: list[float],
+        suggested_lr: float | None = None,
     ) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.last_finite_loss = last_finite_loss
         self.history = history
+        self.suggested_lr = suggested_lr
 
 
 def first_line(exc: BaseException) -> str:

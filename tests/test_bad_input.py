@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import mlbasics
+from mlbasics.devices import ON_THE_CPU
 from mlbasics.runs.checkpoints import CHECKPOINT, MANIFEST
 from tests.conftest import FakeSite, plugin_source, run_main
 
@@ -194,14 +195,14 @@ BAD_INPUT = [
         "device not available",
         ["train", "--device", "cuda"],
         f"device 'cuda' is not available: no CUDA GPU found (torch {torch.__version__}, "
-        f"{f'CUDA {torch.version.cuda}' if torch.version.cuda else 'a build without CUDA'})",
+        f"{f'CUDA {torch.version.cuda}' if torch.version.cuda else 'a build without CUDA'}); {ON_THE_CPU}",
         marks=NO_CUDA,
         id="device not available",
     ),
     pytest.param(
         "MPS not available",
         ["train", "--device", "mps"],
-        "device 'mps' is not available: this machine or torch build has no MPS support",
+        f"device 'mps' is not available: this machine or torch build has no MPS support; {ON_THE_CPU}",
         marks=NO_MPS,
         id="MPS not available",
     ),

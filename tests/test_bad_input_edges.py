@@ -386,7 +386,9 @@ def test_mps_without_mps_is_one_line(
     line = _fails(["train", "--device", "mps", "--epochs", "1", "--quiet"], capsys)
     assert (
         line
-        == "mlbasics: error: device 'mps' is not available: this machine or torch build has no MPS support"
+        == "mlbasics: error: device 'mps' is not available: this machine or torch build has no MPS support; "
+        'train on the CPU with --device cpu (device="cpu" in Python), or with --device auto, which uses a '
+        "GPU only where there is one"
     )
 
 

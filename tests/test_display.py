@@ -121,13 +121,15 @@ def test_a_sweep_of_200_members_prints_in_a_few_lines(registry: Registry) -> Non
     lines = _lines(result)
     assert len(lines) <= 12
     assert lines[0] == "SweepResult: 200 members of linear on tiny, over seed × optimizer.lr"
+    assert lines[1] == "  swept       seed 0-99; optimizer.lr 0.01, 0.1"  # what varies, with its values ...
+    assert lines[2] == "  optimizer   sgd, loss mse"  # ... and what the members share (no lr, no seed)
     best = result.best
-    assert lines[5] == f"    1. {best.label}: {display_module.number(best.final_loss)}"
+    assert lines[6] == f"    1. {best.label}: {display_module.number(best.final_loss)}"
     assert lines[-1] == "  ... 195 more (.ranked(), .members)"
     assert repr(best).startswith(f"SweepMember({best.index}: {best.label}, final loss ")
     markup = result._repr_html_()
     parsed = _parsed(markup)
-    assert markup.count("<tr>") <= 10 + 1 + 3  # ten members and a header, three summary rows
+    assert markup.count("<tr>") <= 10 + 1 + 4  # ten members and a header, four summary rows
     assert len(parsed.images) == (1 if HAS_MATPLOTLIB else 0)
 
 
@@ -146,12 +148,12 @@ def test_a_sweep_shows_the_spread_of_what_it_is_ranked_by(registry: Registry) ->
     number = display_module.number
     median = sorted(validation)[4:6]  # of 10 members: the mean of the middle two
     lines = _lines(result)
-    assert lines[3] == (
+    spread = lines.index("  best first, by validation loss:") - 1  # the summary's last row
+    assert lines[spread] == (
         f"  validation loss  best {number(validation[0])}, median {number(sum(median) / 2)}, "
         f"worst {number(validation[-1])}"
     )
-    assert lines[4] == "  best first, by validation loss:"
-    assert lines[5] == f"   1. {ranked[0].label}: {number(validation[0])}"
+    assert lines[spread + 2] == f"   1. {ranked[0].label}: {number(validation[0])}"
     text = _parsed(result._repr_html_()).text
     assert "best first, by validation loss" in text
     header = text.index("rank")

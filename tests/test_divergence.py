@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import mlbasics
 from mlbasics import Callback, Checkpoint, DivergenceError, Experiment, ValidationError
@@ -34,11 +35,27 @@ def test_a_diverging_run_stops_with_epoch_last_finite_loss_and_a_hint() -> None:
     assert exc.epoch < 300
     assert len(history) % 10 == 0  # found at a sync point, not per step
     growth = f"{history[bad - 1] / history[0]:.0e}".replace("e+", "e")
+    assert exc.suggested_lr is not None
     assert str(exc) == (
         f"training diverged at epoch {exc.epoch} of 300: the loss became {history[bad]} "
         f"(last finite loss {history[bad - 1]:.6g} at epoch {bad}); learning rate 2 is too large for this "
-        f"data: the loss grew {growth}-fold in {bad - 1} epochs; try lr ≤ 0.2"
+        f"data: the loss grew {growth}-fold in {bad - 1} epochs; try lr ≤ {exc.suggested_lr:g}"
     )
+
+
+def test_the_suggested_learning_rate_trains_at_the_first_try() -> None:
+    """The rate the hint names comes from the loss's own growth (its steepest direction's
+    curvature), not a tenth of the rate: taken, it trains to the closed-form fit, and it is not
+    needlessly small (the old tenth, 0.2, is below it)."""
+    with pytest.raises(DivergenceError) as error:
+        mlbasics.train(TOO_FAST, registry=REGISTRY, log_every=10)
+    suggested = error.value.suggested_lr
+    assert suggested is not None
+    assert 0.2 < suggested < 2.0
+    result = mlbasics.train(TOO_FAST, registry=REGISTRY, lr=suggested)
+    exact = mlbasics.train(TOO_FAST, registry=REGISTRY, optimizer="lstsq")
+    assert result.final_loss < 1e-6
+    assert torch.allclose(result.parameters["weight"], exact.parameters["weight"], atol=1e-3)
 
 
 def test_the_threshold_stops_earlier() -> None:

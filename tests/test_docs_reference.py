@@ -16,7 +16,7 @@ import pytest
 
 from mlbasics.core import hookspecs
 from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry
-from mlbasics.engine.experiment import LIST_KINDS, Component, Experiment
+from mlbasics.engine.experiment import LIST_KINDS, LR, Component, Experiment
 from tests.conftest import builtins_only_env, run_main
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -160,7 +160,7 @@ def experiment_toml_blocks() -> list[str]:
 def test_the_pages_toml_names_only_keys_experiment_has() -> None:
     blocks = experiment_toml_blocks()
     assert len(blocks) >= 2  # the complete example and the component table
-    fields = set(attrs.fields_dict(Experiment))
+    fields = set(attrs.fields_dict(Experiment)) | {LR}  # and the one shortcut, the optimizer's lr
     for block in blocks:
         unknown = set(tomllib.loads(block)) - fields
         assert not unknown, f"docs/experiments.md writes keys Experiment does not have: {sorted(unknown)}"

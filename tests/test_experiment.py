@@ -23,8 +23,13 @@ def test_components_accept_names_and_tables() -> None:
     experiment = Experiment(dataset="tiny", optimizer={"name": "sgd", "lr": 0.1})
     assert experiment.dataset == Component("tiny")
     assert experiment.optimizer == Component("sgd", {"lr": 0.1})
+    # A table without a name sets params of the default component, as on the command line.
+    assert Experiment(model={"hidden": [3]}).model == Component("mlp", {"hidden": [3]})
+    assert Experiment(optimizer={"momentum": 0.9}).optimizer == Component(
+        "sgd", {"lr": 0.01, "momentum": 0.9}
+    )
     with pytest.raises(ValidationError, match="a component needs a name"):
-        Experiment(model={"hidden": [3]})
+        Experiment(model={"name": 3, "hidden": [3]})
 
 
 def test_toml_round_trip(tmp_path: Path) -> None:
@@ -70,13 +75,11 @@ def test_malformed_toml_names_the_file_and_line(tmp_path: Path) -> None:
 
 def test_unknown_keys_are_reported_together_with_suggestions() -> None:
     with pytest.raises(ValidationError) as error:
-        Experiment.from_toml(
-            'epoch = 10\n[modle]\nname = "mlp"\n[loss]\nreduction = "sum"\n', source="x.toml"
-        )
+        Experiment.from_toml('epoch = 10\n[modle]\nname = "mlp"\n[loss]\nname = 3\n', source="x.toml")
     assert error.value.problems == (
         "x.toml: unknown key 'epoch'; did you mean 'epochs'?",
         "x.toml: unknown key 'modle'; did you mean 'model'?",
-        "x.toml: [loss] a component needs a name (a string), got None",
+        "x.toml: [loss] a component needs a name (a string), got 3",
     )
 
 

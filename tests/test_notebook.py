@@ -158,6 +158,7 @@ def test_outside_a_notebook_the_live_plot_draws_nothing_and_says_so(caplog: pyte
     result = mlbasics.train(dataset="tiny", model="linear", epochs=5, device="cpu", live=True)
     assert result.epochs == 5
     assert [r.getMessage() for r in caplog.records] == [
-        "live plot: not in a Jupyter notebook, so nothing is drawn (--plot FILE draws a PNG)"
+        "live plot: not in a Jupyter notebook, so nothing is drawn; result.plot('loss.png') draws the "
+        "picture into a file once training is done"
     ]
     assert not LivePlot().active

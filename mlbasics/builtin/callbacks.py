@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
-from mlbasics._files import name_problem
+from mlbasics._files import name_problem, temporary_file
 from mlbasics.core.callbacks import Callback, StopTraining, named
 from mlbasics.core.registry import suggest
 from mlbasics.errors import SaveError
@@ -404,7 +403,7 @@ def _finite(value: Any) -> Any:
 
 def _replace_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all: a temporary file beside it, renamed over it."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    descriptor, temporary = temporary_file(path)  # with the mode a plain write would give it
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)

@@ -110,7 +110,13 @@ def _speaks_for_all() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = [*(sys.argv[1:] if argv is None else argv)]
+    split = _split_by_the_shell(words)
+    if split is not None:  # before argparse, which would take the cut-off rest for another argument
+        if _LAUNCHED not in os.environ or _speaks_for_all():  # under torchrun, rank 0 alone says it
+            _say([f"mlbasics: error: {split}"])
+        return EXIT_USER_ERROR
+    args = parser.parse_args(words)
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
@@ -160,6 +166,27 @@ def _rank_failed(exc: Exception) -> int:
     if failure is not None or not _speaks(exc):
         return EXIT_PLUGIN_BUG
     return _crash_rank()
+
+
+def _split_by_the_shell(words: Sequence[str]) -> str | None:
+    """Why a ``--set`` or ``--grid`` value on the command line is cut short (``model.hidden=[16,``,
+    its rest ``16]`` the next word: the shell split it at a space), or ``None``."""
+    from mlbasics.engine.experiment import cut_short
+
+    for index, word in enumerate(words):
+        flag, eq, value = word.partition("=")
+        if flag not in ("--set", "--grid"):
+            continue
+        if not eq:
+            if index + 1 >= len(words):
+                continue
+            value, index = words[index + 1], index + 1
+        key, _, text = value.partition("=")
+        rest = words[index + 1] if index + 1 < len(words) else None
+        problem = cut_short(f"{flag} {key.strip()}", text.strip(), rest)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _crash_rank() -> NoReturn:

@@ -247,7 +247,7 @@ def _guarded(
     except DivergenceError as exc:
         if checkpointer is not None and checkpointer.written_epoch is not None:
             folder, epoch = checkpointer.folder, checkpointer.written_epoch
-            lr = _smaller_lr(setup)
+            lr = exc.suggested_lr
             hint = f" --lr {lr:g}" if lr is not None else ""
             raise DivergenceError(
                 f"{exc}\nthe last finite checkpoint, epoch {epoch}, is kept in {folder}; to go on from it "
@@ -255,15 +255,9 @@ def _guarded(
                 epoch=exc.epoch,
                 last_finite_loss=exc.last_finite_loss,
                 history=exc.history,
+                suggested_lr=lr,
             ) from None
         raise
-
-
-def _smaller_lr(setup: Setup) -> float | None:
-    from mlbasics.training.divergence import smaller_learning_rate
-
-    lr = setup.components["optimizer"].params.get("lr")
-    return smaller_learning_rate(lr) if isinstance(lr, float) else None
 
 
 def report_interrupt(result: TrainResult, checkpointer: Checkpointer | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -155,11 +156,14 @@ def run(args: argparse.Namespace) -> int:
         grid=grid,
         vmap=not args.sequential,
         progress=not (args.json or args.quiet),
+        signals=True,  # Ctrl-C keeps what was trained: shown, ranked and drawn as any result
     )
     from mlbasics.distributed import is_main
 
     if not is_main():  # under torchrun every rank holds the result; rank 0 alone shows and saves it
         return 0
+    if not result.members:  # interrupted before the first member finished a step
+        return _report_interrupt(result)
     plot, failure = args.plot, None
     if plot:
         from mlbasics.errors import SaveError
@@ -176,7 +180,39 @@ def run(args: argparse.Namespace) -> int:
     if failure is not None:
         where = "in the JSON on stdout" if args.json else "above"
         raise SaveError(f"{failure}; the results of the sweep are shown {where}, not saved")
+    if result.interrupted_by:
+        return _report_interrupt(result, shown="in the JSON on stdout" if args.json else "above")
     return 0
+
+
+def _report_interrupt(result: SweepResult, *, shown: str | None = None) -> int:
+    """After a signal stopped the sweep: what it kept, on stderr; the exit status 128 + signal."""
+    from mlbasics.engine.interrupts import exit_status, signal_name
+
+    assert result.interrupted_by is not None
+    what = f"mlbasics: sweep interrupted by {signal_name(result.interrupted_by)}"
+    if shown is None:
+        print(f"{what} before any member finished a step; nothing to show", file=sys.stderr)
+    else:
+        print(f"{what}: {interrupted_text(result)}; the results so far are shown {shown}", file=sys.stderr)
+    return exit_status(result.interrupted_by)
+
+
+def interrupted_text(result: SweepResult) -> str:
+    """``every member stopped after epoch 312 of 1000`` (an ensemble), or ``2 of 6 members trained,
+    1 stopped after epoch 50 of 100, 3 not started`` (one after another)."""
+    epochs = result.experiment.epochs
+    partial = [member for member in result.members if len(member.history) < member.experiment.epochs]
+    longest = max((len(member.history) for member in partial), default=0)
+    if partial and len(partial) == len(result.members) and not result.not_trained:
+        return f"every member stopped after epoch {longest} of {epochs}"
+    done = len(result.members) - len(partial)
+    parts = [f"{done} of {len(result.members) + result.not_trained} members trained"]
+    if partial:
+        parts.append(f"{len(partial)} stopped after epoch {longest} of {epochs}")
+    if result.not_trained:
+        parts.append(f"{result.not_trained} not started")
+    return ", ".join(parts)
 
 
 # -- the results table ---------------------------------------------------------------------------
@@ -210,6 +246,8 @@ def render_sweep(
         table.add_column(name.replace("_", " "), justify="right")
     for rank, member in enumerate(shown, start=1):
         cells = [_loss_cell(member.final_loss)]
+        if len(member.history) < member.experiment.epochs and math.isfinite(member.final_loss):
+            cells[0].append(f" (epoch {len(member.history)})", style="yellow")  # stopped before the end
         if held_out:
             cells.append(_loss_cell(member.validation_loss))
         cells += [_metric_cell(member.metrics.get(name)) for name in metrics]
@@ -231,6 +269,8 @@ def render_sweep(
     parts.append(Text.assemble("best: ", (best.label, "bold"), f" -> {outcome}"))
     if result.reason:
         parts.append(Text(f"one after another because {result.reason}", style="yellow"))
+    if result.interrupted_by:
+        parts.append(Text(f"interrupted: {interrupted_text(result)}; losses so far", style="yellow"))
     if plot:
         parts.append(Text(f"plot written to {plot}"))
     return Group(*parts)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from typing import Any
 
 from mlbasics.cli import _runs
 from mlbasics.cli._output import print_json, show_notes, stderr, stdout
 from mlbasics.engine.experiment import COMPONENT_KINDS, STANDARDIZE_CHOICES, Experiment
-from mlbasics.errors import SaveError
+from mlbasics.errors import DivergenceError, SaveError
 
 
 def add_parser(commands: Any) -> None:
@@ -161,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
         if exc.result is None:
             raise
         result, failure = exc.result, exc  # the training done is shown before the error
+    except DivergenceError as exc:
+        if is_main():  # the loss up to the divergence: what there is to look at
+            _show_divergence(args, setup.experiment, exc)
+        raise
     if not is_main():  # rank 0 alone shows the result (and writes the plot)
         return exit_status(result.interrupted_by) if result.interrupted_by else 0
     plot = args.plot
@@ -185,3 +191,35 @@ def run(args: argparse.Namespace) -> int:
     if result.interrupted_by:
         return _runs.report_interrupt(result, checkpointer)
     return 0
+
+
+def _show_divergence(args: argparse.Namespace, experiment: Experiment, error: DivergenceError) -> None:
+    """Before the error is said: the loss up to the divergence drawn in ``--plot FILE``, and with
+    ``--json`` the divergence itself as the JSON object on stdout (non-finite losses as null)."""
+    plot = args.plot
+    if plot:
+        from mlbasics.show.plotting import divergence_figure, save_figure
+
+        try:
+            save_figure(divergence_figure(error, experiment.loss.name), plot)
+        except SaveError as exc:
+            print(f"mlbasics: error: {exc}", file=sys.stderr)
+            plot = None
+        else:
+            if not args.json:
+                stdout().print(f"the loss up to the divergence is drawn in {plot}")
+    if args.json:
+        print_json(
+            {
+                "diverged": {
+                    "epoch": error.epoch,
+                    "last_finite_loss": error.last_finite_loss,
+                    "suggested_lr": error.suggested_lr,
+                    "message": str(error),
+                },
+                "epochs": len(error.history),
+                "history": [loss if math.isfinite(loss) else None for loss in error.history],
+                "experiment": experiment.to_dict(),
+                **({"plot": plot} if plot else {}),
+            }
+        )

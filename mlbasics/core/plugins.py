@@ -24,6 +24,7 @@ Environment variables (read by :meth:`PluginSettings.from_env`):
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import os
 import sys
@@ -136,6 +137,9 @@ class PluginSet:
         self._pm.add_hookspecs(hookspecs)
         self._records: dict[str, PluginRecord] = {}
         self._loaded_paths: set[Path] = set()
+        #: Each loaded plugin file's own record, and a hash of its bytes when it was loaded.
+        self._file_records: dict[Path, PluginRecord] = {}
+        self._file_stamps: dict[Path, str] = {}
         if self.settings.entry_points:
             self.load_entry_points()
         for path in self.settings.paths:
@@ -184,7 +188,9 @@ class PluginSet:
 
         Each file is a plugin named after it, isolated like any other: a file that fails to run is
         recorded as failed. A path that does not exist is recorded as a failed plugin named after
-        the path. Returns the records of this call; a file already loaded is not loaded again.
+        the path. Returns the records of the files it names. A file already loaded is loaded again
+        if it changed since (edited in a notebook: its components replace the old ones), and
+        otherwise not (its record is returned as it is).
         """
         path = Path(path)
         try:
@@ -195,9 +201,16 @@ class PluginSet:
             return [self._fail(PluginInfo(name=str(path)), exc, context="path", error=problem)]
         records = []
         for file in files:
-            if file.resolve() in self._loaded_paths:
-                continue
-            self._loaded_paths.add(file.resolve())
+            resolved = file.resolve()
+            if resolved in self._loaded_paths:
+                previous = self._file_records.get(resolved)
+                if previous is None or self._file_stamps.get(resolved) == _file_stamp(resolved):
+                    if previous is not None:
+                        records.append(previous)
+                    continue
+                self._forget(previous)  # edited since it was loaded: load it again
+            self._loaded_paths.add(resolved)
+            self._file_stamps[resolved] = _file_stamp(resolved)
             info = PluginInfo(name=plugin_files.plugin_name(file), path=str(file))
             # Checked before the file runs: a disabled or clashing file executes nothing.
             record = self._blocked(info) or self._taken(info)
@@ -210,8 +223,17 @@ class PluginSet:
                     record = self._fail(info, exc, context="import failed")
                 else:
                     record = self._register(module, info)
+            if record.info == info:  # its own record, not the one of a plugin that holds the name
+                self._file_records[resolved] = record
             records.append(record)
         return records
+
+    def _forget(self, record: PluginRecord) -> None:
+        """Unregister the plugin of ``record`` and drop its record, so its file can load again."""
+        if self._records.get(record.name) is record and self._pm.has_plugin(record.name):
+            self._pm.unregister(name=record.name)
+        for key in [key for key, kept in self._records.items() if kept is record]:
+            del self._records[key]
 
     def add(self, plugin: object, name: str | None = None, *, info: PluginInfo | None = None) -> PluginRecord:
         """Register ``plugin`` (a module or object with hook implementations) directly.
@@ -318,6 +340,15 @@ class PluginSet:
             if self._records[name].status == "active"
             for spec in specs
         ]
+
+
+def _file_stamp(file: Path) -> str:
+    """What tells that a plugin file changed: a hash of its bytes (its modification time may not
+    move for an edit made within the file system's time resolution)."""
+    try:
+        return hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _checked_specs(result: Any, *, kind: str, hook: str) -> list[ComponentSpec]:

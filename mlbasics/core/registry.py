@@ -34,8 +34,18 @@ MODEL_SIZE_PARAMS: Final = ("in_features", "out_features")
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'mlp'?"`` if ``word`` looks like a misspelling of a candidate, else ``""``."""
-    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    """``"; did you mean 'mlp'?"`` if ``word`` looks like a misspelling of a candidate, else ``""``.
+    Case does not count as a misspelling: ``MLP`` and ``SGD`` suggest ``mlp`` and ``sgd``."""
+    names = list(candidates)
+    same = [name for name in names if name.lower() == word.lower()]
+    if same:
+        matches = same
+    else:
+        by_folded: dict[str, list[str]] = {}
+        for name in names:
+            by_folded.setdefault(name.lower(), []).append(name)
+        close = difflib.get_close_matches(word.lower(), list(by_folded), n=3, cutoff=0.6)
+        matches = [name for folded in close for name in by_folded[folded]][:3]
     if not matches:
         return ""
     return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
@@ -91,7 +101,8 @@ class Registry:
 
     def add_plugin_path(self, path: str | os.PathLike[str]) -> list[PluginRecord]:
         """Load a plugin file, or the plugin files in a folder, as ``--plugins-dir`` does: e.g.
-        ``default_registry().add_plugin_path("my_model.py")`` in a notebook. Returns their records."""
+        ``default_registry().add_plugin_path("my_model.py")`` in a notebook. Returns their records.
+        Adding a file again after editing it loads it again: its components replace the old ones."""
         records = self.plugins.load_path(path)
         self._index = None
         return records

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import math
 import re
+import tomllib
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, get_args
 
@@ -201,11 +203,28 @@ class Param:
         if not self.is_list:
             return self._coerce_item(value, expected=type_name(self.type))
         if not isinstance(value, list | tuple):
-            raise ValueError(f"expected {type_name(self.type)}, got {_describe_value(value)}")
+            raise ValueError(
+                f"expected {type_name(self.type)}, got {_describe_value(value)}{self._list_hint(value)}"
+            )
         items = [self._coerce_item(item, expected=type_name(self.type)) for item in value]
         if self.min_length is not None and len(items) < self.min_length:
             raise ValueError(f"needs at least {self.min_length} item(s), got {len(items)}")
         return items
+
+    def _list_hint(self, value: Any) -> str:
+        """How ``value`` is written as the list this param takes, where it reads as one: ``16,16``
+        (what ``--set model.hidden=16,16`` gives) or ``16`` as ``[16, 16]`` or ``[16]``."""
+        items: Any = [value]
+        if isinstance(value, str):
+            try:
+                items = tomllib.loads(f"items = [{value}]")["items"]
+            except (tomllib.TOMLDecodeError, RecursionError):
+                items = [item.strip() for item in value.split(",")]
+        try:
+            written = [self._coerce_item(item, expected="") for item in items]
+        except ValueError:
+            return ""
+        return f"; a list is written in brackets: {json.dumps(written)}"
 
     def _coerce_item(self, value: Any, *, expected: str) -> Any:
         item_type = self.item_type

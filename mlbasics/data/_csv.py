@@ -27,7 +27,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Final, NamedTuple
 
 import numpy as np
 
@@ -106,10 +106,36 @@ def read_header(path: str) -> Header:
 
 def _header(path: str, line: int, row: list[str], offset: int | None) -> Header:
     names = [name.strip() for name in row]
+    if len(names) == 1:
+        separator = next((mark for mark in _OTHER_SEPARATORS if mark in names[0]), None)
+        if separator is not None:
+            raise DataError(
+                f"{path}, line {line}: the header is one column, {names[0]!r}: the file separates its "
+                f"cells with {_OTHER_SEPARATORS[separator]}, and the csv dataset reads commas; save it "
+                f"with commas between the cells (a spreadsheet's CSV, comma-separated)"
+            )
+    if all(_is_number(name) for name in names):
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise DataError(
+            f"{path}, line {line}: the first row holds only numbers ({shown}), so it is data, not a header; "
+            f"the csv dataset needs a header row naming the columns first (such as x,y)"
+        )
     if len(set(names)) != len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
         raise DataError(f"{path}, line {line}: column {repeated[0]!r} appears twice in the header")
     return Header(path, line, names, offset)
+
+
+#: Separators other than the comma that a CSV file may use, with how a message names them.
+_OTHER_SEPARATORS: Final = {";": "semicolons (;)", "\t": "tabs", "|": "bars (|)"}
+
+
+def _is_number(name: str) -> bool:
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _fast_header(path: str, file: IO[bytes]) -> Header:

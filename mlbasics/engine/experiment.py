@@ -50,14 +50,18 @@ class Component:
     params: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
 
     @classmethod
-    def of(cls, value: str | Mapping[str, Any] | Component) -> Component:
-        """Accept ``"mlp"``, ``{"name": "mlp", "hidden": [4]}`` or a Component."""
+    def of(cls, value: str | Mapping[str, Any] | Component, *, current: Component | None = None) -> Component:
+        """Accept ``"mlp"``, ``{"name": "mlp", "hidden": [4]}`` or a Component. With ``current``
+        (the component it replaces), a table without a name keeps that component and sets its
+        params: ``{"lr": 0.1}`` over ``sgd(lr=0.01)`` is ``sgd(lr=0.1)``."""
         if isinstance(value, Component):
             return value
         if isinstance(value, str):
             return cls(value)
         if isinstance(value, Mapping):
             params = dict(value)
+            if "name" not in params and current is not None:
+                return cls(current.name, {**current.params, **params})
             name = params.pop("name", None)
             if not isinstance(name, str):
                 raise ValidationError([f"a component needs a name (a string), got {name!r}"])
@@ -70,10 +74,6 @@ class Component:
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args})" if args else self.name
-
-
-def _to_component(value: str | Mapping[str, Any] | Component) -> Component:
-    return Component.of(value)
 
 
 def _to_components(values: Any) -> tuple[Component, ...]:
@@ -89,15 +89,42 @@ def _default(name: str, **params: Any) -> Callable[[], Component]:
     return lambda: Component(name, params)
 
 
+#: Each component's default, made anew each time (its params are a dict of its own).
+_DEFAULT_COMPONENTS: Final = {
+    "dataset": _default("quadratic"),
+    "model": _default("mlp"),
+    "loss": _default("mse"),
+    "optimizer": _default("sgd", lr=0.01),
+}
+
+
+# The converters of the component fields (named functions, as mypy's attrs plugin needs): a table
+# without a name given for one sets params of the default (``Experiment(optimizer={"lr": 0.1})``).
+def _to_dataset(value: str | Mapping[str, Any] | Component) -> Component:
+    return Component.of(value, current=_DEFAULT_COMPONENTS["dataset"]())
+
+
+def _to_model(value: str | Mapping[str, Any] | Component) -> Component:
+    return Component.of(value, current=_DEFAULT_COMPONENTS["model"]())
+
+
+def _to_loss(value: str | Mapping[str, Any] | Component) -> Component:
+    return Component.of(value, current=_DEFAULT_COMPONENTS["loss"]())
+
+
+def _to_optimizer(value: str | Mapping[str, Any] | Component) -> Component:
+    return Component.of(value, current=_DEFAULT_COMPONENTS["optimizer"]())
+
+
 @attrs.frozen
 class Experiment:
     """Everything needed to reproduce a training run. The defaults are the lecture's MLP:
     ``quadratic`` data, a 1-6-10-6-1 ReLU network, MSE, SGD with lr 0.01, 10000 epochs."""
 
-    dataset: Component = attrs.field(factory=_default("quadratic"), converter=_to_component)
-    model: Component = attrs.field(factory=_default("mlp"), converter=_to_component)
-    loss: Component = attrs.field(factory=_default("mse"), converter=_to_component)
-    optimizer: Component = attrs.field(factory=_default("sgd", lr=0.01), converter=_to_component)
+    dataset: Component = attrs.field(factory=_DEFAULT_COMPONENTS["dataset"], converter=_to_dataset)
+    model: Component = attrs.field(factory=_DEFAULT_COMPONENTS["model"], converter=_to_model)
+    loss: Component = attrs.field(factory=_DEFAULT_COMPONENTS["loss"], converter=_to_loss)
+    optimizer: Component = attrs.field(factory=_DEFAULT_COMPONENTS["optimizer"], converter=_to_optimizer)
     epochs: int = 10000
     device: str = "auto"
     #: Seeds the model's initialisation (datasets have their own ``seed`` param). The default is 1
@@ -219,6 +246,8 @@ class Experiment:
         (``model``), or a component param (``optimizer.lr``)."""
         if nested_too_deeply(value):
             raise ValidationError([f"{key}: {_TOO_DEEP}"])
+        if key == LR:  # the shortcut --lr is: the optimizer's learning rate
+            key = "optimizer.lr"
         head, dot, param = key.partition(".")
         if head in LIST_KINDS:
             return self._with_listed(head, param, value)
@@ -226,15 +255,52 @@ class Experiment:
             if head in COMPONENT_KINDS:
                 if isinstance(value, str):
                     return self.with_component(head, value)
-                return self._replace(head, Component.of(value))
+                current: Component = getattr(self, head)
+                return self._replace(head, Component.of(value, current=current))
             if head not in _SCALAR_KEYS:
-                raise ValidationError([f"unknown setting {key!r}{suggest(head, _ALL_KEYS)}"])
+                raise ValidationError([f"unknown setting {key!r}{self.key_hint(head)}"])
             return self._replace(head, value)
         kind = _component_kind(head)
         component: Component = getattr(self, kind)
         if param == "name":
             return self.with_component(kind, value)
         return self._replace(kind, Component(component.name, {**component.params, param: value}))
+
+    def key_hint(self, key: str, *, form: str = "key") -> str:
+        """``"; did you mean 'epochs'?"`` for a misspelt key; for a param of one of the experiment's
+        components written alone (``hidden``), the key that reaches it, written as ``form`` says:
+        ``"key"`` (``model.hidden``, for --set), ``"table"`` (TOML's ``[model]`` table) or
+        ``"keyword"`` (Python's ``model={"hidden": ...}``)."""
+        hint = suggest(key, _ALL_KEYS)
+        if hint:
+            return hint
+        owners = [kind for kind, names in self._param_names().items() if key in names]
+        if not owners:
+            return ""
+        forms = {
+            "key": "'{kind}.{key}'",
+            "table": "{key} in the [{kind}] table",
+            "keyword": '{kind}={{"{key}": ...}}',
+        }
+        return "; it is a param of " + " and ".join(
+            f"{kind} {getattr(self, kind).name!r}: did you mean {forms[form].format(kind=kind, key=key)}?"
+            for kind in owners
+        )
+
+    def _param_names(self) -> dict[str, list[str]]:
+        """The params each of the experiment's components declares, as the installed plugins say
+        (for hints only: nothing if the registry cannot tell)."""
+        from mlbasics.core.registry import default_registry
+        from mlbasics.errors import MlbasicsError
+
+        names: dict[str, list[str]] = {}
+        for kind, component in self.components().items():
+            try:
+                spec = default_registry().get(kind, component.name)
+            except MlbasicsError:
+                continue
+            names[kind] = [param.name for param in spec.params]
+        return names
 
     def with_listed(self, field: str, name: str) -> Experiment:
         """Add metric or callback ``name`` to ``field`` (``"metrics"``, ``"callbacks"``) unless it is there."""
@@ -268,15 +334,10 @@ class Experiment:
 
     def with_assignments(self, assignments: Iterable[str]) -> Experiment:
         """Apply ``KEY=VALUE`` strings; VALUE is read as a TOML value (``0.1``, ``[6, 10]``, ``true``),
-        and as a plain string if it is not one."""
+        and as a plain string if it is not one (but a list or table cut short, ``[16,``, is an error)."""
         experiment = self
-        for assignment in assignments:
-            key, eq, text = assignment.partition("=")
-            if not eq or not key.strip():
-                raise ValidationError([f"--set needs KEY=VALUE, got {assignment!r}"])
-            experiment = experiment.with_value(
-                key.strip(), parse_value(text.strip(), where=f"--set {key.strip()}")
-            )
+        for key, value in parse_assignments(assignments):
+            experiment = experiment.with_value(key, value)
         return experiment
 
     # -- TOML ------------------------------------------------------------------------------------
@@ -307,6 +368,7 @@ class Experiment:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "experiment") -> Experiment:
         problems: list[str] = []
         values: dict[str, Any] = {}
+        defaults = cls()
         for key, value in data.items():
             # A component's table is one level more than its params, which are what --set sets.
             if nested_too_deeply(
@@ -314,10 +376,12 @@ class Experiment:
             ):
                 problems.append(f"{source}: {key}: {_TOO_DEEP}")
             elif key in COMPONENT_KINDS:
-                try:
-                    values[key] = Component.of(value)
+                try:  # a table without a name sets params of the default component
+                    values[key] = Component.of(value, current=getattr(defaults, key))
                 except ValidationError as exc:
                     problems.extend(f"{source}: [{key}] {line}" for line in exc.problems)
+            elif key == LR:
+                continue  # the shortcut: set below, on whichever optimizer the file names
             elif key in _SCALAR_KEYS:
                 values[key] = value
             elif key in LIST_KINDS:
@@ -326,7 +390,19 @@ class Experiment:
                 except ValidationError as exc:
                     problems.extend(f"{source}: {key}: {line}" for line in exc.problems)
             else:
-                problems.append(f"{source}: unknown key {key!r}{suggest(key, _ALL_KEYS)}")
+                hint = attrs.evolve(defaults, **values).key_hint(key, form="table")
+                problems.append(f"{source}: unknown key {key!r}{hint}")
+        if LR in data:
+            optimizer: Component = values.get("optimizer", defaults.optimizer)
+            table = data.get("optimizer")
+            given = table.get("lr") if isinstance(table, Mapping) else None
+            if given is not None:
+                problems.append(
+                    f"{source}: lr is given twice, lr = {data[LR]!r} and lr = {given!r} in the [optimizer] "
+                    "table; keep one"
+                )
+            else:
+                values["optimizer"] = Component(optimizer.name, {**optimizer.params, "lr": data[LR]})
         if problems:
             raise ValidationError(problems)
         return cls(**values)
@@ -375,26 +451,89 @@ _DATA_DEFAULTS: Final[dict[str, Any]] = {
     "standardize": "none",
 }
 _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph", *_DATA_DEFAULTS)
+#: The one shortcut key: ``lr`` is the optimizer's learning rate (``--lr``, ``train(lr=...)``,
+#: ``lr = 0.1`` at the top of a TOML file), as ``optimizer.lr``; written back as that.
+LR: Final = "lr"
 #: How many levels a field's TOML form adds above its params: a component's table, or a list of them.
 _TABLE_LEVELS: Final = dict.fromkeys(COMPONENT_KINDS, 1) | {"metrics": 2, "callbacks": 2}
 #: The experiment's lists of components, by field, and the kind of each.
 LIST_KINDS: Final[dict[str, Kind]] = {"metrics": "metric", "callbacks": "callback"}
-_ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS, *LIST_KINDS)
+_ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS, *LIST_KINDS, LR)
 
 
 def with_settings(experiment: Experiment, settings: Mapping[str, Any], *, caller: str) -> Experiment:
     """``experiment`` with the keyword ``settings`` of ``caller`` (``"train()"``) set; a key that is
-    not a field of :class:`Experiment` is refused, naming the caller."""
-    unknown = sorted(set(settings) - set(attrs.fields_dict(Experiment)))
+    not a field of :class:`Experiment` is refused, naming the caller. As on the command line, ``lr``
+    sets the optimizer's learning rate, and a component given as a table without a name
+    (``optimizer={"lr": 0.1}``) keeps the experiment's component and sets those params."""
+    fields = attrs.fields_dict(Experiment)
+    unknown = sorted(set(settings) - set(fields) - {LR})
     if unknown:
-        raise ValidationError([f"{caller} got an unknown setting {key!r}" for key in unknown])
-    return attrs.evolve(experiment, **settings)
+        raise ValidationError(
+            [
+                f"{caller} got an unknown setting {key!r}{experiment.key_hint(key, form='keyword')}"
+                for key in unknown
+            ]
+        )
+    changes = {key: value for key, value in settings.items() if key != LR}
+    for kind in COMPONENT_KINDS:
+        value = changes.get(kind)
+        if isinstance(value, Mapping) and "name" not in value:
+            changes[kind] = Component.of(value, current=getattr(experiment, kind))
+    changed = attrs.evolve(experiment, **changes)
+    return changed.with_value("optimizer.lr", settings[LR]) if LR in settings else changed
 
 
 def _component_kind(kind: str) -> Kind:
     if kind not in COMPONENT_KINDS:
         raise ValidationError([f"unknown setting {kind!r}{suggest(kind, _ALL_KEYS)}"])
     return kind
+
+
+def parse_assignments(assignments: Iterable[str]) -> list[tuple[str, Any]]:
+    """``KEY=VALUE`` strings as ``(key, value)`` pairs, each value read by :func:`parse_value`. A
+    value that opens a list, table or string and does not close it (``[16,``: the shell cut
+    ``model.hidden=[16, 16]`` at its space) is refused, saying how to write it (:func:`cut_short`)."""
+    pairs = []
+    for assignment in assignments:
+        key, eq, text = assignment.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key:
+            raise ValidationError([f"--set needs KEY=VALUE, got {assignment!r}"])
+        problem = cut_short(f"--set {key}", text)
+        if problem is not None:
+            raise ValidationError([problem])
+        pairs.append((key, parse_value(text, where=f"--set {key}")))
+    return pairs
+
+
+def cut_short(where: str, text: str, rest: str | None = None) -> str | None:
+    """Why ``text`` (the value ``where`` names, ``--set model.hidden``) is not a whole value: it
+    opens a TOML list, table or string without closing it. ``None`` if it is whole, or plain text.
+    ``rest``, the next word of the command line, is named as the part the shell cut off where it
+    completes the value."""
+    if not text or text[0] not in "[{\"'" or _is_toml(text):
+        return None
+    flag, _, key = where.partition(" ")
+    if rest is not None and _is_toml(f"{text} {rest}"):
+        return (
+            f"{where}={text}: the shell split the value at a space (the rest, {rest!r}, went on as another "
+            f"word); quote it, {flag} '{key}={text} {rest}', or leave out the space: {flag} {key}={text}{rest}"
+        )
+    return (
+        f"{where}={text}: {text!r} opens a list, table or string it does not close; close it (a list is "
+        f"written [1, 2]) and quote a value that holds spaces: {flag} '{key}=...'"
+    )
+
+
+def _is_toml(text: str) -> bool:
+    try:
+        tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError:
+        return False
+    except RecursionError:  # whole, but nested too deep: parse_value says so
+        return True
+    return True
 
 
 def parse_value(text: str, *, where: str = "value") -> Any:

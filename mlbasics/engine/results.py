@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -106,6 +107,14 @@ class TrainResult:
         from mlbasics.show import display
 
         return display.train_result_html(self)
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """The run's picture as a matplotlib figure: the loss per epoch (with the validation loss),
+        for data with one feature the fit, and the metrics; with ``path``, also written there as a
+        PNG. ``mlbasics.plot([r1, r2])`` draws several runs on one figure."""
+        from mlbasics.show.plotting import plot
+
+        return plot(self, path)
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""

@@ -408,6 +408,8 @@ def _place_data(
 
     train = placed("train")
     assert train is not None
+    if split is not None:  # said once the data are in place: a run refused for its data says only why
+        _say_if_few(name, split)
     return {
         "features": train[0],
         "targets": train[1],
@@ -417,6 +419,26 @@ def _place_data(
         "split": split,
         "standardization": standardization,
     }
+
+
+#: A part of the rows held out (or left to train on) smaller than this is said to be small: a loss
+#: on two rows says more about which rows were drawn than about the model.
+FEW_ROWS = 5
+
+
+def _say_if_few(name: str, split: Split) -> None:
+    """A note when holding rows out leaves a part with fewer than :data:`FEW_ROWS` rows (3 rows with
+    validation 0.5 train on 1): the run goes on, but its numbers say little."""
+    if split.is_whole:
+        return
+    sizes = {part: size for part, size in split.sizes().items() if size > 0 or part == "train"}
+    few = [part for part, size in sizes.items() if size < FEW_ROWS]
+    if few:
+        parts = ", ".join(f"{size} {'training' if part == 'train' else part}" for part, size in sizes.items())
+        note_once(
+            f"dataset {name!r}: its {split.n} rows split into {parts}; with so few rows in a part "
+            "its loss says little: use more data, or hold out a smaller fraction"
+        )
 
 
 def _raw_part(dataset: Dataset, split: Split | None, part: str) -> Part:

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -50,7 +49,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from mlbasics._files import check_names, refusal
+from mlbasics._files import check_names, refusal, temporary_folder
 from mlbasics._version import __version__
 from mlbasics.core.callbacks import Callback, callback_failed, named
 from mlbasics.core.registry import Registry, default_registry, shown_params
@@ -145,7 +144,7 @@ def write_checkpoint(run: str | Path, setup: Setup) -> Path:
 def _write_files(folder: Path, files: dict[str, bytes], *, epoch: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _recover(folder)
-    staging = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX, suffix=".tmp"))
+    staging = temporary_folder(folder, prefix=_STAGING_PREFIX, suffix=".tmp")
     current, previous = folder / CHECKPOINT, folder / PREVIOUS
     try:
         manifest = {

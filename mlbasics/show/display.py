@@ -248,7 +248,8 @@ def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
     each = f"{plural(epochs[0], 'epoch')} each" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs"
     how = result.mode + (f" ({result.reason})" if result.reason else "")
     rows: Rows = [
-        ("optimizer", _settings_text(experiment)),
+        ("swept", swept_text(result)),
+        ("optimizer", _sweep_settings_text(experiment, result.axes)),
         (
             "trained",
             f"{each}, {how} on {result.device} in {seconds(result.seconds)} "
@@ -256,6 +257,14 @@ def sweep_result(result: Any) -> tuple[str, Rows, list[str]]:
         ),
         (value_label(name), spread_text(result)),
     ]
+    if getattr(result, "interrupted_by", None):
+        not_trained = getattr(result, "not_trained", 0)
+        rows.append(
+            (
+                "interrupted",
+                "the losses so far" + (f"; {not_trained} members not trained" if not_trained else ""),
+            )
+        )
     width = len(str(len(ranked)))
     lines = [
         f"  {rank:>{width}}. {member.label}: {number(member.value(name))}"
@@ -276,14 +285,63 @@ def spread_text(result: Any, by: str = "loss") -> str:
     members are ranked by (:meth:`mlbasics.SweepResult.ranking_value`: the validation loss where
     there are validation rows, or a metric ``by`` names), best and worst as ranked."""
     name = result.ranking_value(by)
-    values = [member.value(name) for member in result.ranked(by)]
+    return spread([member.value(name) for member in result.ranked(by)])
+
+
+def spread(values: Sequence[float]) -> str:
+    """Ranked values (best first) in a few words, with only as much spread as they have: one value
+    alone, best and worst of two, best, median and worst of more; non-finite ones counted apart."""
     finite = [value for value in values if math.isfinite(value)]
-    spread = "all diverged"
-    if finite:
-        spread = f"best {number(finite[0])}, median {number(statistics.median(finite))}, worst {number(finite[-1])}"
+    if not finite:
+        return "all diverged"
+    if len(finite) == 1:
+        text = number(finite[0])
+    elif len(finite) == 2:
+        text = f"best {number(finite[0])}, worst {number(finite[1])}"
+    else:  # of an even count, the mean of the middle two
+        text = f"best {number(finite[0])}, median {number(statistics.median(finite))}, worst {number(finite[-1])}"
     if len(finite) < len(values):
-        spread += f" ({len(values) - len(finite)} diverged)"
-    return spread
+        text += f" ({len(values) - len(finite)} diverged)"
+    return text
+
+
+def swept_text(result: Any) -> str:
+    """What a sweep varied, each axis with its values: ``seed 0-99, optimizer.lr 0.01, 0.03``."""
+    return "; ".join(
+        f"{axis} {_values_text([member.values[axis] for member in result.members])}" for axis in result.axes
+    )
+
+
+def _values_text(values: Sequence[Any]) -> str:
+    """Distinct values in order: a run of consecutive integers as ``0-99``; past six, the first
+    three, the last and how many."""
+    distinct = list({repr(value): value for value in values}.values())
+    if (
+        len(distinct) > 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in distinct)
+        and distinct == list(range(distinct[0], distinct[0] + len(distinct)))
+    ):
+        return f"{distinct[0]}-{distinct[-1]}"
+    shown = [repr(value) if isinstance(value, str) else str(value) for value in distinct]
+    if len(shown) > 6:
+        return f"{', '.join(shown[:3])}, ..., {shown[-1]} ({len(shown)} values)"
+    return ", ".join(shown)
+
+
+def _sweep_settings_text(experiment: Experiment, axes: Sequence[str]) -> str:
+    """The settings the members share: the optimizer without the params swept, the loss, and the
+    seed unless it was swept (``sgd, loss mse``, not ``sgd(lr=0.01) ... seed 1``)."""
+    if "optimizer" in axes or "optimizer.name" in axes:
+        optimizer = "swept"
+    else:
+        swept = {
+            axis.removeprefix("optimizer.") for axis in axes if axis.startswith("optimizer.") or axis == "lr"
+        }
+        shown = {key: value for key, value in experiment.optimizer.params.items() if key not in swept}
+        args = ", ".join(f"{key}={value!r}" for key, value in shown.items() if value is not None)
+        optimizer = f"{experiment.optimizer.name}({args})" if args else experiment.optimizer.name
+    seed = "" if "seed" in axes else f", seed {experiment.seed}"
+    return f"{optimizer}, loss {component_text(experiment.loss)}{seed}"
 
 
 def sweep_result_html(result: Any, *, shown: int = 10) -> str:

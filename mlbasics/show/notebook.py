@@ -108,7 +108,10 @@ class LivePlot(Callback):
 
     def on_train_start(self, setup: Setup, epochs: int) -> None:
         if not self.active:
-            note_once("live plot: not in a Jupyter notebook, so nothing is drawn (--plot FILE draws a PNG)")
+            note_once(
+                "live plot: not in a Jupyter notebook, so nothing is drawn; result.plot('loss.png') draws the "
+                "picture into a file once training is done"
+            )
             return
         self._epochs = epochs
 

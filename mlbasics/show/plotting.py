@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mlbasics._files import atomic_path, check_output_path
-from mlbasics.errors import MlbasicsError
+from mlbasics.errors import DivergenceError, MlbasicsError
 
 if TYPE_CHECKING:
     from mlbasics.engine.results import TrainResult
@@ -23,10 +23,15 @@ if TYPE_CHECKING:
     from mlbasics.sweeps.grid import SweepResult
 
 
-def check_can_plot(path: str | Path) -> None:
-    """Fail before training, not after, if the plot could not be written."""
+def check_matplotlib() -> None:
+    """Refuse, in one line, to draw without matplotlib (an optional extra)."""
     if importlib.util.find_spec("matplotlib") is None:
         raise MlbasicsError("plotting needs matplotlib: pip install 'mlbasics[plot]'")
+
+
+def check_can_plot(path: str | Path) -> None:
+    """Fail before training, not after, if the plot could not be written."""
+    check_matplotlib()
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise MlbasicsError(f"plot file {str(path)!r} must end in .png")
@@ -219,12 +224,124 @@ def save_training_plot(result: TrainResult, path: str | Path) -> None:
     save_figure(training_figure(result), path)
 
 
+def divergence_figure(error: DivergenceError, loss_name: str | None = None) -> Any:
+    """The loss of a run that diverged, up to the divergence (``error.history``; its non-finite
+    values are where the curve ends), with the epoch it was found at marked."""
+    figure = _figure(6, 3.5)
+    axes = figure.subplots()
+    history = [loss if math.isfinite(loss) else math.nan for loss in error.history]
+    draw_losses(axes, history, loss_name or "")
+    if loss_name is None:
+        axes.set_ylabel("loss")
+    axes.axvline(
+        error.epoch, color="tab:red", linestyle="--", linewidth=1, label=f"diverged (epoch {error.epoch})"
+    )
+    axes.legend(fontsize="small")
+    axes.set_title(f"Training loss up to the divergence at epoch {error.epoch}")
+    figure.tight_layout()
+    return figure
+
+
+def comparison_figure(results: Sequence[TrainResult], labels: Sequence[str] | None = None) -> Any:
+    """Several runs' loss curves on one axes (each run's validation loss dashed, in its colour),
+    labelled by ``labels`` or else by what differs between their experiments."""
+    if labels is not None and len(labels) != len(results):
+        raise MlbasicsError(f"plot: {len(labels)} labels for {len(results)} results")
+    names = list(labels) if labels is not None else differences([r.experiment for r in results])
+    figure = _figure(8, 5)
+    axes = figure.subplots()
+    finite: list[float] = []
+    for index, (result, name) in enumerate(zip(results, names, strict=True)):
+        colour = f"C{index % 10}"
+        history = [loss if math.isfinite(loss) else math.nan for loss in result.history]
+        axes.plot(range(1, len(history) + 1), history, color=colour, label=name)
+        if result.validation_history:
+            epochs, losses = zip(*result.validation_history, strict=True)
+            axes.plot(epochs, losses, color=colour, linestyle="--", label=f"{name} (validation)")
+            finite += [loss for loss in losses if math.isfinite(loss)]
+        finite += [loss for loss in history if math.isfinite(loss)]
+    if finite and min(finite) > 0:
+        axes.set_yscale("log")
+    loss_names = sorted({result.components["loss"].name for result in results})
+    axes.set(xlabel="epoch", ylabel=f"loss ({', '.join(loss_names)})", title=f"{len(results)} runs compared")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def differences(experiments: Sequence[Any]) -> list[str]:
+    """A label per experiment naming what differs between them, by the keys ``--set`` takes:
+    ``["optimizer.lr=0.1", "optimizer.lr=0.01"]``; ``run 1``, ``run 2``, ... where nothing does."""
+    flat = [_flat(experiment.to_dict()) for experiment in experiments]
+    keys = list(dict.fromkeys(key for values in flat for key in values))
+    varying = [key for key in keys if len({repr(values.get(key)) for values in flat}) > 1]
+    if not varying:
+        return [f"run {index}" for index in range(1, len(experiments) + 1)]
+    return [
+        ", ".join(f"{key}={values[key]!r}" if key in values else f"{key} unset" for key in varying)
+        for values in flat
+    ]
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"name": "sgd", "lr": 0.1}}`` as ``{"optimizer": "sgd", "optimizer.lr": 0.1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            inner = dict(value)
+            if "name" in inner:
+                flat[f"{prefix}{key}"] = inner.pop("name")
+            flat |= _flat(inner, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def plot(what: Any, path: str | Path | None = None, *, labels: Sequence[str] | None = None) -> Any:
+    """The picture of ``what``, as a matplotlib figure (in a notebook, it shows under the cell);
+    with ``path``, also written there as a PNG.
+
+    ``what`` is a :class:`mlbasics.TrainResult` (its loss curve; for data with one feature, the fit;
+    its metrics), several of them in a list (their loss curves on one figure, labelled by
+    ``labels`` or by what differs between their experiments: ``optimizer.lr=0.1``), a
+    :class:`mlbasics.SweepResult` (every member's curve, coloured by the values swept), or a
+    :class:`mlbasics.DivergenceError` (the loss up to the divergence)."""
+    check_matplotlib()
+    if path is not None:
+        check_can_plot(path)
+    if isinstance(what, DivergenceError):
+        figure = divergence_figure(what)
+    elif isinstance(what, list | tuple):
+        if not what or not all(_is_train_result(item) for item in what):
+            raise MlbasicsError("plot: a list to compare holds TrainResults (what mlbasics.train returns)")
+        figure = comparison_figure(what, labels)
+    elif hasattr(what, "members") and hasattr(what, "axes"):
+        figure = sweep_figure(what)
+    elif _is_train_result(what):
+        figure = training_figure(what)
+    else:
+        raise MlbasicsError(
+            f"plot: cannot draw a {type(what).__name__}; give a TrainResult, a list of them, a "
+            "SweepResult or a DivergenceError"
+        )
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def _is_train_result(value: Any) -> bool:
+    return all(hasattr(value, name) for name in ("history", "components", "dataset", "validation_history"))
+
+
 def sweep_figure(result: SweepResult) -> Any:
-    """Every member's loss curve in one picture, the best one drawn over the rest."""
+    """Every member's loss curve in one picture, coloured by the values swept (the seeds aside,
+    which only repeat a run), with a legend; the best member drawn in black over the rest."""
     figure = _figure(8, 5)
     axes = figure.subplots()
     best = result.best
     few = len(result.members) <= 10
+    colour, legend = _sweep_colours(result)
     positive = True
     for member in result.members:
         history = member.history.clone()
@@ -235,23 +352,70 @@ def sweep_figure(result: SweepResult) -> Any:
             history,
             linewidth=1.0,
             alpha=0.8 if few else 0.25,
-            label=member.label if few and member is not best else None,
+            color=colour(member),
+            label=member.label if few and legend is None and member is not best else None,
         )
-    axes.plot(
+    (best_line,) = axes.plot(
         range(1, len(best.history) + 1), best.history, color="black", linewidth=2, label=f"best: {best.label}"
     )
     if positive:
         axes.set_yscale("log")
     loss_name = result.experiment.loss.name
+    interrupted = " interrupted" if getattr(result, "interrupted_by", None) else ""
     axes.set(
         xlabel="epoch",
         ylabel=f"loss ({loss_name})",
-        title=f"{len(result.members)} members ({result.mode}, {result.device})",
+        title=f"{len(result.members)} members ({result.mode}, {result.device}){interrupted}",
     )
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small")
+    if legend is not None:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=shade, linewidth=2, label=label) for label, shade in legend]
+        axes.legend(handles=[*handles, best_line], fontsize="small")
+    else:
+        axes.legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+#: At most this many swept values (or combinations of them) get a colour and a line in the legend
+#: each; more are coloured along a colour map instead.
+_LEGEND_COLOURS = 10
+
+
+def _sweep_colours(result: SweepResult) -> tuple[Any, list[tuple[str, Any]] | None]:
+    """``colour(member)`` and the legend's ``(label, colour)`` entries: a colour per combination of
+    the swept values other than the seed; past :data:`_LEGEND_COLOURS` of them, a colour map along
+    the first numeric one (log-scaled when it spans decades, as learning rates do). ``None``
+    for the legend when only seeds were swept (each member is then its own line, as before)."""
+    swept = [axis for axis in result.axes if axis != "seed"]
+    if not swept:
+        return (lambda member: None), None
+
+    def key(member: Any) -> str:
+        return ", ".join(f"{axis}={member.values[axis]!r}" for axis in swept)
+
+    keys = list(dict.fromkeys(key(member) for member in result.members))
+    if len(keys) <= _LEGEND_COLOURS:
+        shades = {value: f"C{index}" for index, value in enumerate(keys)}
+        return (lambda member: shades[key(member)]), list(shades.items())
+    axis = next((a for a in swept if all(_is_number(m.values[a]) for m in result.members)), None)
+    if axis is None:
+        return (lambda member: None), None
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm, Normalize
+
+    values = [float(member.values[axis]) for member in result.members]
+    low, high = min(values), max(values)
+    norm = LogNorm(low, high) if low > 0 and high >= 10 * low else Normalize(low, high)
+    cmap = colormaps["viridis"]
+    ends = [(f"{axis}={low:g}", cmap(norm(low))), (f"{axis}={high:g}", cmap(norm(high)))]
+    return (lambda member: cmap(norm(float(member.values[axis])))), ends
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def save_sweep_plot(result: SweepResult, path: str | Path) -> None:

@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from mlbasics.devices import synchronize
+from mlbasics.engine.interrupts import Interrupt
 from mlbasics.engine.loop import MAX_SYNC_INTERVAL, SyncSchedule
 from mlbasics.errors import one_line
 
@@ -144,6 +145,8 @@ class EnsembleRun:
     values: dict[str, torch.Tensor] = attrs.field(factory=dict)
     #: What ``end_values`` gave after the last step, by name, shaped (members,), on the CPU.
     end_values: dict[str, torch.Tensor] = attrs.field(factory=dict)
+    #: The signal that ended training before its epochs, if one did.
+    interrupted_by: int | None = None
 
 
 class NotVmappable(Exception):
@@ -168,6 +171,7 @@ def train_stacked(
     sync_values: ValuesOf | None = None,
     end_values: ValuesOf | None = None,
     on_sync: Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> EnsembleRun:
     """Train ``models`` (same layers, different values) on the same full batch for ``epochs``,
     stepping with ``update`` and its ``hyper`` (each member's optimizer settings, see
@@ -178,7 +182,9 @@ def train_stacked(
     metrics) are copied off the device in one transfer; ``on_sync(epochs done, losses, values)``
     then gets those losses, shaped (epochs, members), and values, each (members,), on the CPU. ``end_values`` is computed once after the
     last step (test losses and metrics). Raises :class:`NotVmappable` if the first step fails,
-    under vmap or in ``update`` (the models are untouched: they were copied into the stack)."""
+    under vmap or in ``update`` (the models are untouched: they were copied into the stack).
+    ``interrupt`` (Ctrl-C, SIGTERM: :mod:`mlbasics.engine.interrupts`) ends training after the
+    step during which it was set, at a sync point made there: the run then holds fewer epochs."""
     stacked, _ = stack_module_state(list(models))  # new tensors: the models themselves are untouched
     params = {name: value.detach() for name, value in stacked.items()}
     template = copy.deepcopy(models[0]).to("meta")  # structure only, for functional_call
@@ -217,6 +223,8 @@ def train_stacked(
                     except Exception as exc:
                         raise NotVmappable(one_line(exc), "update") from exc
             losses.append(member_losses.detach())
+            if interrupt is not None and interrupt.signal:
+                break
             if len(losses) == MAX_SYNC_INTERVAL and step < n - 1:  # bounded losses in flight
                 chunks.append(torch.stack(losses).cpu())
                 losses = []
@@ -227,11 +235,14 @@ def train_stacked(
             rows.setdefault(name, []).append(row)
         chunk = host[: len(losses)]
         chunks.append(chunk)
-        done += n
+        taken = sum(len(part) for part in chunks) - done  # n, unless interrupted
+        done += taken
         sync_epochs.append(done)
-        schedule.record(n, time.perf_counter() - began)
+        schedule.record(taken, time.perf_counter() - began)
         if on_sync is not None:
             on_sync(done, chunk, synced)
+        if interrupt is not None and interrupt.signal:
+            break
     synchronize(first_param.device)
     seconds = time.perf_counter() - start
     at_end = _computed(end_values, params)
@@ -240,6 +251,7 @@ def train_stacked(
     parameters = [{name: value[m].cpu().clone() for name, value in params.items()} for m in range(members)]
     return EnsembleRun(
         histories=torch.cat(chunks).T.contiguous(),
+        interrupted_by=interrupt.signal if interrupt is not None and interrupt.signal else None,
         parameters=parameters,
         seconds=seconds,
         sync_epochs=sync_epochs,

@@ -18,6 +18,7 @@ another (and says so).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -31,6 +32,7 @@ from mlbasics import distributed
 from mlbasics.core.registry import Registry, default_registry
 from mlbasics.distributed import launch
 from mlbasics.engine.experiment import Experiment, with_settings
+from mlbasics.engine.interrupts import Interrupt, signal_name, stop_on_signals
 from mlbasics.engine.loop import SyncSchedule
 from mlbasics.engine.setup import Part, Setup, prepare
 from mlbasics.engine.solvers import ClosedFormSolver
@@ -223,6 +225,7 @@ def sweep(
     registry: Registry | None = None,
     vmap: bool = True,
     progress: bool = False,
+    signals: bool = False,
     **settings: Any,
 ) -> SweepResult:
     """Train ``experiment`` (default: the lecture's MLP) for every combination of ``seeds``,
@@ -231,7 +234,10 @@ def sweep(
 
     ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
     trains the members one after another. ``progress=True`` shows one progress bar on stderr,
-    over model-epochs (members × epochs).
+    over model-epochs (members × epochs). ``signals=True``: Ctrl-C or SIGTERM stops training at the
+    end of the current step, and the result holds what was trained so far (the members' histories
+    up to there, the members not started left out), marked :attr:`SweepResult.interrupted_by`, as
+    ``mlbasics sweep`` does (not under torchrun, where the signal ends every rank).
     """
     experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
     axes = grid_axes(seeds, lrs, grid)
@@ -254,9 +260,15 @@ def sweep(
 
         scale = len(members) / len(own)  # under torchrun, rank 0's share stands for the grid
         bar = ProgressBar(model_epochs=round(sum(s.end_epoch for s in setups) * scale), scale=scale)
+    interrupt = Interrupt()
     try:
-        with distributed.together():
-            result = train_setups(experiment, axes, own, setups, setup_seconds, vmap=vmap, bar=bar)
+        with contextlib.ExitStack() as stack:
+            if signals and launched is None:
+                stack.enter_context(stop_on_signals(interrupt))
+            stack.enter_context(distributed.together())
+            result = train_setups(
+                experiment, axes, own, setups, setup_seconds, vmap=vmap, bar=bar, interrupt=interrupt
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -272,14 +284,17 @@ def train_setups(
     *,
     vmap: bool,
     bar: ProgressBar | None,
+    interrupt: Interrupt | None = None,
 ) -> SweepResult:
     """Train the prepared members: as one vmapped ensemble where they allow it (and ``vmap``), else
-    one after another, with a note saying why."""
+    one after another, with a note saying why. ``interrupt``, once set, ends training after the
+    current step (see :func:`sweep`'s ``signals``)."""
+    interrupt = interrupt or Interrupt()
     plan = ensemble_plan(setups) if vmap else None
     reason = plan if isinstance(plan, str) else None
     if isinstance(plan, EnsemblePlan):
         try:
-            return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar)
+            return _vmapped(experiment, axes, members, setups, plan, setup_seconds, bar, interrupt)
         except NotVmappable as exc:
             if exc.part == "model":
                 reason = f"model {setups[0].specs['model'].name!r} fails under vmap ({exc})"
@@ -287,7 +302,7 @@ def train_setups(
                 reason = f"optimizer {setups[0].specs['optimizer'].name!r}: its stacked form fails ({exc})"
     if reason is not None:
         note(f"training the {len(setups)} members one after another: {reason}")
-    return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar)
+    return _one_after_another(experiment, axes, members, setups, setup_seconds, reason, bar, interrupt)
 
 
 def _vmapped(
@@ -298,6 +313,7 @@ def _vmapped(
     plan: EnsemblePlan,
     setup_seconds: float,
     bar: ProgressBar | None,
+    interrupt: Interrupt,
 ) -> SweepResult:
     first = setups[0]
     count = len(setups)
@@ -335,6 +351,7 @@ def _vmapped(
             sync_values=_stacked_values(first, forward, at_end=False),
             end_values=_stacked_values(first, forward, at_end=True),
             on_sync=on_sync,
+            interrupt=interrupt,
         )
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
@@ -352,6 +369,11 @@ def _vmapped(
     }
     sync_epochs = torch.tensor(trained.sync_epochs, dtype=torch.int64)
     metric_names = [name for name in values if name != "validation_loss"]
+    stopped = None
+    if trained.interrupted_by is not None:
+        stopped = (
+            f"interrupted by {signal_name(trained.interrupted_by)} after epoch {trained.histories.shape[1]}"
+        )
     result_members = tuple(
         SweepMember(
             index=i,
@@ -364,10 +386,12 @@ def _vmapped(
             metrics={name: last[name][i] for name in last if name not in ("validation_loss", "test_loss")},
             sync_epochs=sync_epochs if metric_names else torch.empty(0, dtype=torch.int64),
             metric_history={name: values[name][i] for name in metric_names},
+            stopped=stopped,
         )
         for i, (member_values, member) in enumerate(members)
     )
     return SweepResult(
+        interrupted_by=trained.interrupted_by,
         experiment=experiment,
         axes=tuple(axes),
         members=result_members,
@@ -454,12 +478,17 @@ def _one_after_another(
     setup_seconds: float,
     reason: str | None,
     bar: ProgressBar | None,
+    interrupt: Interrupt,
 ) -> SweepResult:
     """Each member trained through :func:`mlbasics.training.runner.run`, with the experiment's callbacks,
-    as :func:`mlbasics.train` trains it alone; one that diverges does not end the sweep."""
+    as :func:`mlbasics.train` trains it alone; one that diverges does not end the sweep. Once
+    ``interrupt`` is set, the member in training stops after its step, and the rest do not start."""
     result_members = []
     seconds = 0.0
     for i, ((values, member), setup) in enumerate(zip(members, setups, strict=True)):
+        if interrupt.signal:
+            break
+        setup.interrupt = interrupt  # the one flag a signal sets stops whichever member is training
         start = time.perf_counter()
         pairs = setup.metric_history  # what run() records at every sync point, diverged or not
         validation_loss = test_loss = restored_loss = None
@@ -499,6 +528,8 @@ def _one_after_another(
             )
         )
     return SweepResult(
+        interrupted_by=interrupt.signal or None,
+        not_trained=len(members) - len(result_members),
         experiment=experiment,
         axes=tuple(axes),
         members=tuple(result_members),

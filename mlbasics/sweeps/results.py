@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -16,6 +17,7 @@ import torch
 
 from mlbasics.core.registry import suggest
 from mlbasics.engine.experiment import Experiment
+from mlbasics.engine.interrupts import signal_name
 from mlbasics.errors import ValidationError
 
 VMAP: Final = "vmap"
@@ -123,6 +125,11 @@ class SweepResult:
     setup_seconds: float
     #: Which way each of the experiment's metrics is better, by metric name: ``"min"`` or ``"max"``.
     metric_modes: dict[str, str] = attrs.field(factory=dict)
+    #: The signal (Ctrl-C's SIGINT, SIGTERM) that stopped the sweep before it was done, if one did:
+    #: the members then hold their histories up to there (their ``stopped`` says so) ...
+    interrupted_by: int | None = None
+    #: ... and this many members of the grid had not started, and are not in ``members``.
+    not_trained: int = 0
 
     def ranked(self, by: str = "loss") -> list[SweepMember]:
         """The members best first: by default the lowest validation loss first (final training loss
@@ -172,6 +179,13 @@ class SweepResult:
 
         return display.sweep_result_html(self)
 
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Every member's loss curve as a matplotlib figure, coloured by the values swept, the best
+        in black; with ``path``, also written there as a PNG."""
+        from mlbasics.show.plotting import plot
+
+        return plot(self, path)
+
     def to_dict(self, *, history: bool = False, rank_by: str = "loss") -> dict[str, Any]:
         """A JSON-ready summary, members best first (``rank_by``: see :meth:`ranked`);
         ``history=True`` adds each loss history and metric history."""
@@ -186,6 +200,11 @@ class SweepResult:
             "axes": list(self.axes),
             **({"ranked_by": ranked_by} if ranked_by != "final loss" else {}),
             **({"metric_modes": self.metric_modes} if self.metric_modes else {}),
+            **(
+                {"interrupted_by": signal_name(self.interrupted_by), "not_trained": self.not_trained}
+                if self.interrupted_by
+                else {}
+            ),
             "experiment": self.experiment.to_dict(),
             "members": [
                 {
