@@ -118,7 +118,7 @@ def _shared(array: np.ndarray[Any, Any]) -> torch.Tensor:
         with warnings.catch_warnings():  # mlbasics reads the data, never writes them
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             return torch.from_numpy(array)
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return torch.from_numpy(np.array(array, dtype=np.float32, order="C"))  # always a fresh copy
 
 
 def _tensor(value: torch.Tensor, what: str) -> torch.Tensor:
