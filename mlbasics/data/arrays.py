@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 D = TypeVar("D", bound="Dataset")
 
-#: Rows checked at a time for NaN and infinity: a large table is never copied whole.
-BLOCK_ROWS: Final = 1 << 16
+#: Values checked at a time for NaN and infinity: a large table is never copied whole, and each
+#: block's mask (one byte a value) stays below the size malloc serves from fresh pages.
+BLOCK_VALUES: Final = 1 << 16
 
 Names = tuple[str, ...]
 
@@ -186,8 +187,11 @@ def check_finite(
 ) -> None:
     """Raise a :class:`DataError` naming the first row and column of ``values`` that is NaN or
     infinite; block by block, so that a large table is never copied whole."""
-    for start in range(0, int(values.shape[0]), BLOCK_ROWS):
-        block = values[start : start + BLOCK_ROWS]
+    if bool(torch.isfinite(values.sum())):  # NaN and inf carry into the sum: then every value is finite
+        return
+    rows = max(1, BLOCK_VALUES // max(1, int(values.shape[1])))  # find which (or the sum overflowed)
+    for start in range(0, int(values.shape[0]), rows):
+        block = values[start : start + rows]
         finite = torch.isfinite(block)
         if bool(finite.all()):
             continue
