@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import mlbasics
 from mlbasics.data.dataset import Dataset
+from mlbasics.data.splits import part_size
 from mlbasics.errors import MlbasicsError
 
 __all__ = ["MLBasicsClassifier", "MLBasicsRegressor"]
@@ -99,7 +100,7 @@ class _MLBasicsEstimator(BaseEstimator):  # type: ignore[misc]
         validation = self.validation_fraction
         if validation is None:
             validation = 0.1 if self.early_stopping else 0.0
-        n_train = n_rows - round(validation * n_rows)
+        n_train = n_rows - part_size(validation, n_rows)  # as the split will count them
         batch_size = self.batch_size if self.batch_size is None else min(self.batch_size, max(n_train, 1))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         callbacks: list[dict[str, Any]] = []
