@@ -165,3 +165,31 @@ def test_held_out_data_are_recorded_and_asked_for_again(tmp_path: Path) -> None:
     resumed = mlbasics.resume(run, dataset=frame, target="price", validation=held, epochs=40)
     assert resumed.split_sizes["validation"] == 10
     assert len(resumed.validation_history) > 1
+
+
+@pytest.mark.parametrize("given", [[[1.0]], np.zeros((2, 3)), 2.5, pd.DataFrame({"area": [1.0]})])
+def test_checkpoint_and_result_refuse_the_same_inputs_in_the_same_words(
+    saved: tuple[Path, pd.DataFrame, mlbasics.TrainResult], given: Any
+) -> None:
+    run, _, result = saved
+    with pytest.raises(ValidationError) as from_result:
+        result.predict(given)
+    with pytest.raises(ValidationError) as from_folder:
+        Checkpoint.load(run).predict(given)
+    assert str(from_folder.value) == str(from_result.value)
+    assert str(from_result.value).startswith("predict needs rows of 2 feature value(s) (area, rooms)")
+
+
+def test_checkpoint_and_result_take_the_same_inputs(
+    saved: tuple[Path, pd.DataFrame, mlbasics.TrainResult],
+) -> None:
+    run, frame, result = saved
+    checkpoint = Checkpoint.load(run)
+    for given in (
+        [0.5, 0.25],
+        [[0.5, 0.25]],
+        np.array([[0.5, 0.25]]),
+        torch.tensor([0.5, 0.25]),
+        frame.head(1),
+    ):
+        assert torch.equal(checkpoint.predict(given), result.predict(given))
