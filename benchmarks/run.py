@@ -24,6 +24,10 @@ the candidate is faster; "speed-up" is the inverse. Rows:
   ranks-sweep, ranks-ddp-256, ranks-ddp-lecture   torchrun with 2 ranks vs 1 process, one thread
               each: a 200-member sweep, data-parallel training of a width-256 MLP and of the
               lecture's MLP (benchmarks/ranks.py)
+  arrays      mlbasics.train(dataset=(X, y)) on a 1,000,000 x 10 float32 NumPy array (linear model,
+              full-batch SGD) vs a hand-written loop on torch.from_numpy(X), per epoch; notes: what
+              training adds to the peak memory of a process that holds the array, in copies of it
+              (goal: at most one), and whether the array was shared (benchmarks/arrays.py)
 
 Run:  python benchmarks/run.py [--device cpu|cuda] [--quick] [--json results.json] [--only train,lstsq]
 """
@@ -48,6 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import Row, compare, markdown_table, timed
+from arrays import arrays_row
 from batches import versus_dataloader, versus_hand_loop
 from csv_load import csv_load_row
 from ranks import ranks_row
@@ -79,14 +84,32 @@ class Settings:
     batch_repeats: int
     ranks_epochs: dict[str, int]  # row -> epochs of each training in a torchrun launch
     ranks_pairs: int  # launches of 1 process and of 2 ranks, alternating
+    arrays_rows: int  # rows of the array the arrays row trains on
+    arrays_epochs: int
 
     @classmethod
     def of(cls, quick: bool) -> Settings:
         if quick:
             ranks = {"ranks-sweep": 2, "ranks-ddp-256": 1, "ranks-ddp-lecture": 20}
-            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1, 2000, 3, ranks, 1)
+            return cls(3, 200, 300, 100, {100: 20, 1000: 5}, 5, 3, 20_000, 1, 2000, 3, ranks, 1, 20_000, 3)
         ranks = {"ranks-sweep": 50, "ranks-ddp-256": 1, "ranks-ddp-lecture": 1000}
-        return cls(15, 2000, 3000, 1000, {100: 200, 1000: 50}, 31, 11, 1_000_000, 5, 100_000, 7, ranks, 5)
+        return cls(
+            15,
+            2000,
+            3000,
+            1000,
+            {100: 200, 1000: 50},
+            31,
+            11,
+            1_000_000,
+            5,
+            100_000,
+            7,
+            ranks,
+            5,
+            1_000_000,
+            20,
+        )
 
 
 @attrs.frozen
@@ -232,6 +255,11 @@ def ranks_measured(key: str, s: Settings) -> Measured:
     return Measured(key, row, notes | {"load_before": load_before, "load_after": os.getloadavg()[0]})
 
 
+def arrays_measured(s: Settings) -> Measured:
+    row, notes = arrays_row(s.arrays_rows, s.arrays_epochs, s.repeats)
+    return Measured("arrays", row, notes | {"rows": s.arrays_rows, "epochs": s.arrays_epochs})
+
+
 def machine(device: torch.device) -> dict[str, Any]:
     info = {
         "date": datetime.date.today().isoformat(),
@@ -282,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"batch-{size}-hand"] = functools.partial(batch_row, size, True, device, settings, registry)
     for key in ("ranks-sweep", "ranks-ddp-256", "ranks-ddp-lecture"):
         rows[key] = functools.partial(ranks_measured, key, settings)
+    rows["arrays"] = lambda: arrays_measured(settings)
     if device.type != "cuda":
         del rows["graph"]
     wanted = args.only.split(",") if args.only else list(rows)

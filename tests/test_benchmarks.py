@@ -71,7 +71,8 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         (
             ["--only", "nope"],
             "unknown rows nope; rows here: train, metrics, sweep-100, sweep-1000, lstsq, list-cold, csv-load, "
-            "batch-32, batch-32-hand, batch-256, batch-256-hand, ranks-sweep, ranks-ddp-256, ranks-ddp-lecture",
+            "batch-32, batch-32-hand, batch-256, batch-256-hand, ranks-sweep, ranks-ddp-256, ranks-ddp-lecture, "
+            "arrays",
         ),
         (["--device", "tpu"], "unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
     ],
@@ -96,6 +97,7 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
         *("train", "metrics", "sweep-100", "sweep-1000", "lstsq", "list-cold", "csv-load"),
         *("batch-32", "batch-32-hand", "batch-256", "batch-256-hand"),
         *("ranks-sweep", "ranks-ddp-256", "ranks-ddp-lecture"),
+        "arrays",
     ]
     for key, row in rows.items():
         assert row["error"] is None, key
@@ -111,4 +113,7 @@ def test_the_quick_benchmark_runs_every_cpu_row(tmp_path: Path) -> None:
     assert rows["sweep-1000"]["notes"]["members"] == 1000
     assert rows["csv-load"]["notes"]["same_values"] is True
     assert rows["csv-load"]["notes"]["peak_mb"] > 0
+    assert rows["arrays"]["notes"]["shared"] is True  # the float32 array trained as it was
+    assert rows["arrays"]["notes"]["float64_shared"] is False  # a float64 one was converted
+    assert rows["arrays"]["notes"]["train_peak_mb"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # nothing else left behind

@@ -58,10 +58,12 @@ RUN_COMPANY = {
 }
 
 #: The packages of mlbasics, lowest first: each may import the ones before it, never one after it.
-#: The top-level modules (errors, devices, notes, ...) come before them all and import none of them; what users and plugins see (the package's ``__init__``, ``__main__``, the command
-#: line, the built-in plugin and the testing kit) comes after them all and may import any.
+#: The top-level modules (errors, devices, notes, ...) come before them all and import none of them;
+#: what users and plugins see (the package's ``__init__``, ``__main__``, the command line, the
+#: built-in plugin, the testing kit and the scikit-learn estimators) comes after them all and may
+#: import any.
 LAYERS = ("distributed", "core", "show", "data", "engine", "runs", "training", "sweeps")
-FACE = ("builtin", "cli", "testing")
+FACE = ("builtin", "cli", "testing", "sklearn")
 #: Imports against the order, each with its reason. Keep it short.
 ALLOWED_AGAINST_THE_ORDER = {
     # The registry loads the built-in plugin the way it loads any plugin (Registry.isolated()).
@@ -286,7 +288,8 @@ def layer(module: str) -> int:
 
 def test_every_package_has_a_layer_and_says_what_it_is_for() -> None:
     packages = {name.split(".")[1] for name in MODULES if name.count(".") >= 1 and is_package(name)}
-    assert packages == set(LAYERS) | set(FACE)
+    assert packages == set(LAYERS) | {name for name in FACE if is_package(f"mlbasics.{name}")}
+    assert all(f"mlbasics.{name}" in MODULES for name in FACE)
     for name in LAYERS:
         docstring = ast.get_docstring(ast.parse(MODULES[f"mlbasics.{name}"].read_text(encoding="utf-8")))
         assert docstring, f"mlbasics/{name}/__init__.py has no docstring"
@@ -325,3 +328,23 @@ def test_the_order_check_can_fail() -> None:
         "mlbasics.data.splits (layer 4) imports mlbasics.engine.setup (layer 5)",
         "mlbasics.errors (layer 0) imports mlbasics.core.specs (layer 2)",
     ]
+
+
+def test_scikit_learn_is_imported_only_by_its_face_module() -> None:
+    # mlbasics.sklearn is optional (the sklearn extra): nothing else may need scikit-learn.
+    importers = sorted(
+        {
+            name
+            for name, path in MODULES.items()
+            for node in import_nodes(ast.parse(path.read_text(encoding="utf-8")))
+            if any(
+                module == "sklearn" or module.startswith("sklearn.")
+                for module in (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""] * (node.level == 0)
+                )
+            )
+        }
+    )
+    assert importers == ["mlbasics.sklearn"]

@@ -85,6 +85,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
 _PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Keys the experiment format uses next to a component's params, so no param may take them.
 RESERVED_PARAM_NAMES: Final = frozenset({"name", "in_features", "out_features"})
+#: The dataset name an experiment records for data handed over in Python (arrays, tensors, a
+#: DataFrame: :mod:`mlbasics.data.arrays`); its params describe the data, which only Python can give.
+IN_MEMORY: Final = "in-memory"
 
 
 def type_name(tp: Any) -> str:

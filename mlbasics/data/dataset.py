@@ -226,6 +226,53 @@ class Dataset:
             return cls(features=features, targets=targets, target_name=target_name)
         return cls(features=features, targets=targets, feature_names=feature_names, target_name=target_name)
 
+    @classmethod
+    def from_arrays(
+        cls,
+        features: Any,
+        targets: Any,
+        *,
+        feature_names: Sequence[str] | None = None,
+        target_names: Sequence[str] | None = None,
+        validation: Any = None,
+        test: Any = None,
+    ) -> Dataset:
+        """A dataset of data held in memory: ``features`` shaped (n, d) (1-D: one feature) and
+        ``targets`` shaped (n,) or (n, k), as NumPy arrays, torch tensors, nested lists or pandas
+        objects (their column names are kept unless names are given). A float32 array on the CPU is
+        shared, not copied; anything else is converted to float32 once. ``validation`` and ``test``:
+        held-out rows, as ``(features, targets)`` pairs. NaN, infinity, text columns, mismatched
+        lengths and empty tables are a :class:`mlbasics.DataError` naming them
+        (:mod:`mlbasics.data.arrays`)."""
+        from mlbasics.data import arrays
+
+        return arrays.from_arrays(
+            cls,
+            features,
+            targets,
+            feature_names=feature_names,
+            target_names=target_names,
+            validation=validation,
+            test=test,
+        )
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        target: str | Sequence[str],
+        *,
+        features: Sequence[str] | None = None,
+        validation: Any = None,
+        test: Any = None,
+    ) -> Dataset:
+        """A dataset of a pandas DataFrame: its ``target`` column (or a list of them) and its
+        ``features`` columns (default: all the others), with the frame's column names.
+        ``validation`` and ``test``: held-out rows as DataFrames with the same columns."""
+        from mlbasics.data import arrays
+
+        return arrays.from_frame(cls, frame, target, features=features, validation=validation, test=test)
+
     def format_table(self, max_rows: int | None = 10, digits: int = 6) -> str:
         """The data as a plain-text table, one column per feature and the targets last, as the
         lecture writes its tables: numbers to ``digits`` significant digits, columns right-aligned.

@@ -31,8 +31,14 @@ def fraction_problems(validation: object, test: object) -> list[str]:
     """Why ``validation`` and ``test`` are not fractions a split can use, one line each."""
     found = []
     for name, value in (("validation", validation), ("test", test)):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool | str | type(None)):
             found.append(f"{name} must be a fraction of the rows in [0, 1), got {value!r}")
+        elif not isinstance(value, int | float):
+            # Data (a pair of arrays): held-out rows are given to train() and sweep(), which hold them.
+            found.append(
+                f"{name} must be a fraction of the rows in [0, 1), got a {type(value).__name__}; held-out "
+                f"data go to train(..., {name}=(X, y)), sweep() or Dataset.from_arrays(..., {name}=(X, y))"
+            )
         elif not 0.0 <= value < 1.0:
             found.append(f"{name} must be a fraction of the rows in [0, 1), got {value}")
     if not found and validation + test >= 1.0:  # type: ignore[operator]

@@ -26,7 +26,7 @@ Anything left out takes the default: the lecture's MLP on ``quadratic``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +35,7 @@ import tomli_w
 
 from mlbasics._files import atomic_write_text, check_names
 from mlbasics.core.registry import suggest
-from mlbasics.core.specs import MAX_NESTING, Kind, nested_too_deeply
+from mlbasics.core.specs import IN_MEMORY, MAX_NESTING, Kind, nested_too_deeply
 from mlbasics.devices import check_device_name
 from mlbasics.errors import DataError, ValidationError
 
@@ -44,10 +44,16 @@ COMPONENT_KINDS: Final[tuple[Kind, ...]] = ("dataset", "model", "loss", "optimiz
 
 @attrs.frozen
 class Component:
-    """A component chosen by registry name, with the params to build it from."""
+    """A component chosen by registry name, with the params to build it from.
+
+    The dataset ``in-memory`` is data handed over in Python: its params record the data (shapes,
+    names, SHA-256: :func:`mlbasics.data.arrays.record`) and ``data`` holds the
+    :class:`mlbasics.Dataset` itself, which is never written anywhere (read back from a file, such a
+    component has no data, and the arrays must be given again)."""
 
     name: str
     params: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    data: Any = attrs.field(default=None, eq=False, hash=False, repr=False, kw_only=True)
 
     @classmethod
     def of(cls, value: str | Mapping[str, Any] | Component, *, current: Component | None = None) -> Component:
@@ -72,8 +78,28 @@ class Component:
         return {"name": self.name, **{k: v for k, v in self.params.items() if v is not None}}
 
     def __str__(self) -> str:
+        if self.name == IN_MEMORY:
+            from mlbasics.data.in_memory import described
+
+            return f"{self.name}({described(self.params)})"
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args})" if args else self.name
+
+
+def memory_dataset(
+    value: Any,
+    *,
+    target: str | Sequence[str] | None = None,
+    validation: Any = None,
+    test: Any = None,
+) -> Component:
+    """The dataset component of data held in memory: ``value`` converted and checked
+    (:mod:`mlbasics.data.arrays`), with its held-out parts, recorded as dataset ``in-memory``."""
+    from mlbasics.data import arrays, in_memory
+
+    dataset = value.data if isinstance(value, Component) else in_memory.as_dataset(value, target=target)
+    dataset = arrays.with_held_out(dataset, validation=validation, test=test)
+    return Component(IN_MEMORY, in_memory.record(dataset), data=dataset)
 
 
 def _to_components(values: Any) -> tuple[Component, ...]:
@@ -100,8 +126,12 @@ _DEFAULT_COMPONENTS: Final = {
 
 # The converters of the component fields (named functions, as mypy's attrs plugin needs): a table
 # without a name given for one sets params of the default (``Experiment(optimizer={"lr": 0.1})``).
-def _to_dataset(value: str | Mapping[str, Any] | Component) -> Component:
-    return Component.of(value, current=_DEFAULT_COMPONENTS["dataset"]())
+def _to_dataset(value: Any) -> Component:
+    """A dataset by name, table or Component, or data held in memory (a :class:`mlbasics.Dataset`,
+    a ``(features, targets)`` pair: see :func:`memory_dataset`)."""
+    if isinstance(value, str | Mapping | Component):
+        return Component.of(value, current=_DEFAULT_COMPONENTS["dataset"]())
+    return memory_dataset(value)
 
 
 def _to_model(value: str | Mapping[str, Any] | Component) -> Component:
@@ -121,6 +151,8 @@ class Experiment:
     """Everything needed to reproduce a training run. The defaults are the lecture's MLP:
     ``quadratic`` data, a 1-6-10-6-1 ReLU network, MSE, SGD with lr 0.01, 10000 epochs."""
 
+    #: A registered dataset by name, or data held in memory (a ``(features, targets)`` pair of
+    #: arrays, a :class:`mlbasics.Dataset`), recorded as dataset ``in-memory``.
     dataset: Component = attrs.field(factory=_DEFAULT_COMPONENTS["dataset"], converter=_to_dataset)
     model: Component = attrs.field(factory=_DEFAULT_COMPONENTS["model"], converter=_to_model)
     loss: Component = attrs.field(factory=_DEFAULT_COMPONENTS["loss"], converter=_to_loss)
@@ -168,6 +200,8 @@ class Experiment:
         parts = [
             f"{kind}={component.name!r}"
             if not component.params
+            else f"{kind}=<{component}>"
+            if component.name == IN_MEMORY
             else f"{kind}={ ({'name': component.name, **component.params})!r}"
             for kind, component in self.components().items()
         ]
@@ -461,11 +495,20 @@ LIST_KINDS: Final[dict[str, Kind]] = {"metrics": "metric", "callbacks": "callbac
 _ALL_KEYS: Final = (*COMPONENT_KINDS, *_SCALAR_KEYS, *LIST_KINDS, LR)
 
 
-def with_settings(experiment: Experiment, settings: Mapping[str, Any], *, caller: str) -> Experiment:
+def with_settings(
+    experiment: Experiment,
+    settings: Mapping[str, Any],
+    *,
+    caller: str,
+    target: str | Sequence[str] | None = None,
+) -> Experiment:
     """``experiment`` with the keyword ``settings`` of ``caller`` (``"train()"``) set; a key that is
     not a field of :class:`Experiment` is refused, naming the caller. As on the command line, ``lr``
     sets the optimizer's learning rate, and a component given as a table without a name
-    (``optimizer={"lr": 0.1}``) keeps the experiment's component and sets those params."""
+    (``optimizer={"lr": 0.1}``) keeps the experiment's component and sets those params.
+
+    ``dataset`` may be data held in memory, ``target`` naming a DataFrame's target column(s);
+    ``validation`` and ``test`` may be data too (``(X_val, y_val)``), held-out rows of that data."""
     fields = attrs.fields_dict(Experiment)
     unknown = sorted(set(settings) - set(fields) - {LR})
     if unknown:
@@ -475,13 +518,52 @@ def with_settings(experiment: Experiment, settings: Mapping[str, Any], *, caller
                 for key in unknown
             ]
         )
-    changes = {key: value for key, value in settings.items() if key != LR}
+    shortcut = {key: settings[key] for key in (LR,) if key in settings}
+    settings = {key: value for key, value in settings.items() if key != LR}
+    held = {part: settings.pop(part) for part in ("validation", "test") if _is_data(settings.get(part))}
+    if held or target is not None:
+        dataset = settings.get("dataset", experiment.dataset)
+        if isinstance(dataset, str | Mapping) or (isinstance(dataset, Component) and dataset.data is None):
+            name = dataset if isinstance(dataset, str) else Component.of(dataset).name
+            given = [f"{part}=(X, y)" for part in held] + (
+                [f"target={target!r}"] if target is not None else []
+            )
+            raise ValidationError(
+                [
+                    f"{caller}: {' and '.join(given)} go with data held in memory (dataset=(X, y) or a "
+                    f"DataFrame); dataset {name!r} is not: "
+                    + (
+                        "give validation and test as fractions of its rows"
+                        if held
+                        else "name its target in its params"
+                    )
+                ]
+            )
+        settings["dataset"] = memory_dataset(dataset, target=target, **held)
     for kind in COMPONENT_KINDS:
-        value = changes.get(kind)
+        value = settings.get(kind)
         if isinstance(value, Mapping) and "name" not in value:
-            changes[kind] = Component.of(value, current=getattr(experiment, kind))
-    changed = attrs.evolve(experiment, **changes)
-    return changed.with_value("optimizer.lr", settings[LR]) if LR in settings else changed
+            settings[kind] = Component.of(value, current=getattr(experiment, kind))
+    changed = attrs.evolve(experiment, **settings)
+    brought = [
+        part for part in ("validation", "test") if getattr(changed.dataset.data, part, None) is not None
+    ]
+    fractions = [part for part in ("validation", "test") if part not in brought and getattr(changed, part)]
+    if brought and fractions:
+        raise ValidationError(
+            [
+                f"{caller}: {fractions[0]} = {getattr(changed, fractions[0])!r} is a fraction of the rows, but "
+                f"the {brought[0]} rows are given as data: give {fractions[0]}=(X_{fractions[0]}, "
+                f"y_{fractions[0]}) as data too"
+            ]
+        )
+    return changed.with_value("optimizer.lr", shortcut[LR]) if shortcut else changed
+
+
+def _is_data(value: object) -> bool:
+    """Whether a ``validation``/``test`` setting is data (a pair of arrays, a DataFrame) rather than
+    a fraction (a number; a string or ``None`` is refused as one, with the fraction's message)."""
+    return not isinstance(value, int | float | str | type(None))
 
 
 def _component_kind(kind: str) -> Kind:

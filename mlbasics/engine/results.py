@@ -11,6 +11,7 @@ from torch import nn
 
 from mlbasics.core.specs import Kind
 from mlbasics.data.dataset import Dataset
+from mlbasics.data.arrays import prediction_rows
 from mlbasics.data.standardization import Standardization
 from mlbasics.engine.experiment import Experiment
 from mlbasics.engine.interrupts import signal_name
@@ -116,10 +117,17 @@ class TrainResult:
 
         return plot(self, path)
 
-    def predict(self, features: torch.Tensor) -> torch.Tensor:
-        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
-        device = next(self.model.parameters()).device
-        x = features.to(device, torch.float32)
+    def predict(self, features: Any) -> torch.Tensor:
+        """The trained model's predictions, shaped (n, k), on the CPU, in the data's units.
+
+        ``features``: rows of the model's d features as a tensor, a NumPy array, a nested list or a
+        pandas DataFrame (its columns taken by name where it has the model's); one row of d values;
+        for a model of one feature, a float or one value per row. Anything else is a
+        :class:`mlbasics.ValidationError` naming the shape expected
+        (:func:`mlbasics.data.arrays.prediction_rows`, as :meth:`mlbasics.Checkpoint.predict`)."""
+        x = prediction_rows(features, self.dataset.feature_names)
+        device = next(iter(self.model.parameters()), x).device
+        x = x.to(device)
         with torch.no_grad():
             if self.standardization is not None:  # back in the data's units
                 return self.standardization.predict(self.model, x).cpu()

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry, build_error, default_registry
-from mlbasics.core.specs import ComponentSpec, Kind
+from mlbasics.core.specs import IN_MEMORY, ComponentSpec, Kind, PluginInfo
 from mlbasics.data.dataset import Dataset, data_fingerprint
+from mlbasics.data.in_memory import missing_data_problem
 from mlbasics.data.splits import Split, split_rows
 from mlbasics.data.standardization import Standardization, fit_standardization
 from mlbasics.devices import resolve_device
@@ -209,6 +210,12 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     kwargs: dict[Kind, dict[str, Any]] = {}
     for kind, component in experiment.components().items():
         params = dict(component.params)
+        if kind == "dataset" and component.name == IN_MEMORY:  # data held in memory: no factory to build
+            if component.data is None:
+                problems.append(missing_data_problem(params, "mlbasics.train("))
+            else:
+                specs[kind], kwargs[kind] = in_memory_spec(), params
+            continue
         if kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
         resolved = _resolve(registry, kind, component.name, params, problems, unknown)
@@ -237,7 +244,12 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         raise ValidationError(problems)
     device = resolve_device(experiment.device)
 
-    dataset = built_as(specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset)
+    if experiment.dataset.data is not None:
+        dataset: Dataset = experiment.dataset.data
+    else:
+        dataset = built_as(
+            specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset
+        )
     sizes = _model_sizes(experiment, dataset)
     kwargs["model"] = sizes | {k: v for k, v in kwargs["model"].items() if k not in MODEL_SIZE_PARAMS}
     with torch.random.fork_rng(devices=[]):
@@ -264,7 +276,7 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     data = _place_data(
         experiment, dataset, device, specs, closed_form=isinstance(optimizer, ClosedFormSolver)
     )
-    return Setup(
+    setup = Setup(
         experiment=experiment,
         device=device,
         dataset=dataset,
@@ -279,6 +291,25 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         registry=registry,
         **data,
     )
+    if experiment.dataset.data is not None:  # hashed when it was recorded: not again for a checkpoint
+        setup._data_fingerprint = experiment.dataset.params["sha256"]
+    return setup
+
+
+def in_memory_spec() -> ComponentSpec:
+    """The spec a dataset held in memory is recorded under (it is built by nothing: the data are
+    the caller's), so that it has a provenance like any component."""
+    return ComponentSpec(
+        kind="dataset",
+        name=IN_MEMORY,
+        factory=_no_factory,
+        summary="Data held in memory, handed over in Python (arrays, tensors, a DataFrame)",
+        plugin=PluginInfo(name="mlbasics"),
+    )
+
+
+def _no_factory() -> Dataset:
+    raise PluginError(f"dataset {IN_MEMORY!r} is data held in memory: there is nothing to build it from")
 
 
 def _resolve(

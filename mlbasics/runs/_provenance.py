@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from mlbasics.core.registry import Registry
-from mlbasics.core.specs import Kind
+from mlbasics.core.specs import IN_MEMORY, Kind
 from mlbasics.engine.experiment import COMPONENT_KINDS, Experiment
 from mlbasics.engine.setup import ComponentInfo
 from mlbasics.errors import PluginError, ValidationError
@@ -43,6 +43,9 @@ def provenance_problems(
     problems = []
     for kind in kinds:
         recorded = checkpoint.components[kind]
+        if kind == "dataset" and recorded.name == IN_MEMORY:
+            continue  # data held in memory: given again by the caller, checked by their hash
+
         wanted = getattr(experiment, kind) if experiment is not None else None
         if wanted is not None and wanted.name != recorded.name:
             continue

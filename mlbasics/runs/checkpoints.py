@@ -54,6 +54,7 @@ from mlbasics._version import __version__
 from mlbasics.core.callbacks import Callback, callback_failed, named
 from mlbasics.core.registry import Registry, default_registry, shown_params
 from mlbasics.core.specs import Kind
+from mlbasics.data.arrays import prediction_rows
 from mlbasics.data.standardization import Standardization
 from mlbasics.engine.data_parallel import world_size_of
 from mlbasics.engine.experiment import Component, Experiment
@@ -544,22 +545,13 @@ class Checkpoint:
         return model.eval()
 
     def predict(
-        self,
-        features: torch.Tensor | Sequence[Sequence[float]],
-        registry: Registry | None = None,
-        *,
-        force: bool = False,
+        self, features: Any, registry: Registry | None = None, *, force: bool = False
     ) -> torch.Tensor:
-        """The trained model's predictions for ``features`` shaped (n, d), on the CPU; ``force`` as
-        in :meth:`model`."""
-        x = torch.as_tensor(features, dtype=torch.float32)
-        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
-            raise ValidationError(
-                [
-                    f"predict needs rows of {len(self.feature_names)} feature value(s) "
-                    f"({', '.join(self.feature_names)}), got shape {tuple(x.shape)}"
-                ]
-            )
+        """The trained model's predictions for ``features``, shaped (n, k), on the CPU; ``force`` as
+        in :meth:`model`. ``features`` as :meth:`mlbasics.TrainResult.predict` takes them: rows (a
+        tensor, a NumPy array, a nested list, a DataFrame), one row, or numbers for a model of one
+        feature."""
+        x = prediction_rows(features, self.feature_names).cpu()
         model = self.model(registry, force=force)
         with torch.no_grad():
             if self.standardization is not None:  # scaled as in training, back in the data's units

@@ -17,6 +17,8 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlbasics.core.specs import IN_MEMORY
+
 if TYPE_CHECKING:
     import torch
 
@@ -45,7 +47,12 @@ def plural(count: int, word: str) -> str:
 
 
 def component_text(component: Component | ComponentInfo, *, params: bool = True) -> str:
-    """``sgd(lr=0.1)``, or just ``mse`` when it has no params (or ``params=False``)."""
+    """``sgd(lr=0.1)``, or just ``mse`` when it has no params (or ``params=False``); data held in
+    memory as their shape, ``in-memory(100 x 3)``."""
+    if component.name == IN_MEMORY:
+        shape = component.params.get("features")
+        size = " x ".join(str(n) for n in shape) if isinstance(shape, list) else ""
+        return f"{component.name}({size})" if params and size else component.name
     shown = {k: v for k, v in component.params.items() if v is not None} if params else {}
     args = ", ".join(f"{key}={value!r}" for key, value in shown.items())
     return f"{component.name}({args})" if args else component.name

@@ -226,20 +226,22 @@ def sweep(
     vmap: bool = True,
     progress: bool = False,
     signals: bool = False,
+    target: str | Sequence[str] | None = None,
     **settings: Any,
 ) -> SweepResult:
     """Train ``experiment`` (default: the lecture's MLP) for every combination of ``seeds``,
     ``lrs`` (the optimizer's ``lr``) and ``grid`` (setting key -> values, e.g.
     ``{"optimizer.momentum": [0.0, 0.9]}``), as one vmapped ensemble where possible.
 
-    ``settings`` override fields of the experiment, as in :func:`mlbasics.train`. ``vmap=False``
+    ``settings`` override fields of the experiment, as in :func:`mlbasics.train` (data held in
+    memory included: ``dataset=(X, y)``, ``validation=(X_val, y_val)``, ``target=`` for a DataFrame). ``vmap=False``
     trains the members one after another. ``progress=True`` shows one progress bar on stderr,
     over model-epochs (members × epochs). ``signals=True``: Ctrl-C or SIGTERM stops training at the
     end of the current step, and the result holds what was trained so far (the members' histories
     up to there, the members not started left out), marked :attr:`SweepResult.interrupted_by`, as
     ``mlbasics sweep`` does (not under torchrun, where the signal ends every rank).
     """
-    experiment = with_settings(experiment or Experiment(), settings, caller="sweep()")
+    experiment = with_settings(experiment or Experiment(), settings, caller="sweep()", target=target)
     axes = grid_axes(seeds, lrs, grid)
     members = grid_members(experiment, axes)
     registry = registry or default_registry()

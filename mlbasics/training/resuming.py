@@ -22,6 +22,8 @@ from typing import Any
 
 from mlbasics.core.callbacks import Callback
 from mlbasics.core.registry import Registry, default_registry
+from mlbasics.core.specs import IN_MEMORY
+from mlbasics.data.in_memory import PARTS, missing_data_problem
 from mlbasics.engine.experiment import COMPONENT_KINDS, Component, Experiment, with_settings
 from mlbasics.engine.results import TrainResult
 from mlbasics.engine.setup import Setup, prepare
@@ -48,6 +50,8 @@ def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
         if old.name != new.name:
             found.append(f"{kind} is {new.name!r} now but was {old.name!r}")
             continue
+        if new.name == IN_MEMORY and kind == "dataset":
+            continue  # the data's record: compared below, in words
         for key in sorted(set(old.params) | set(new.params), key=str):
             was, now = old.params.get(key, "(unset)"), new.params.get(key, "(unset)")
             if was != now:
@@ -67,12 +71,43 @@ def differences(checkpoint: Checkpoint, setup: Setup) -> list[str]:
             f"{recorded.get('sizes')} then)"
         )
     old, new = checkpoint.components["dataset"], setup.components["dataset"]
+    if old.name == new.name == IN_MEMORY:
+        return found + in_memory_differences(old.params, new.params)
     same_dataset = (old.name, old.params) == (new.name, new.params)
     if same_dataset and setup.data_fingerprint != checkpoint.data_fingerprint:
         found.append(
             f"dataset {setup.components['dataset'].name!r}: the data differ from the data the run was "
             "trained on (was the file changed?)"
         )
+    return found
+
+
+def in_memory_differences(was: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """How data held in memory differ from those a run was trained on (their records), in words."""
+    found = []
+    for key, what in (("features", "features"), ("targets", "targets")):
+        if was.get(key) != now.get(key):
+            found.append(
+                f"the {what} are shaped {tuple(now.get(key) or ())} now but were {tuple(was.get(key) or ())}"
+            )
+    for key in ("feature_names", "target_names"):
+        if was.get(key) != now.get(key):
+            found.append(f"the {key.replace('_', ' ')} are {now.get(key)} now but were {was.get(key)}")
+    if not found and was.get("sha256") != now.get("sha256"):
+        found.append(
+            f"the arrays hold other values than those the run was trained on (SHA-256 {str(now.get('sha256'))[:12]}... "
+            f"now, {str(was.get('sha256'))[:12]}... then)"
+        )
+    for part in PARTS:
+        rows, digest = was.get(f"{part}_rows"), was.get(f"{part}_sha256")
+        if rows is not None and f"{part}_rows" not in now:
+            found.append(
+                f"the run had {rows} {part} rows given as data: pass them again, {part}=(X_{part}, y_{part})"
+            )
+        elif rows is None and f"{part}_rows" in now:
+            found.append(f"{part} rows are given now, but the run had none given as data")
+        elif rows is not None and (rows, digest) != (now.get(f"{part}_rows"), now.get(f"{part}_sha256")):
+            found.append(f"the {part} rows differ from those the run was trained with")
     return found
 
 
@@ -84,6 +119,11 @@ def restore(
     difference (unless ``force``) and :class:`mlbasics.DataError` if the state does not fit."""
     registry = registry or default_registry()
     run = checkpoint.run
+    if experiment.dataset.name == IN_MEMORY and experiment.dataset.data is None:
+        call = f"mlbasics.resume({str(run)!r}, "
+        raise ValidationError(
+            [f"cannot resume {run}: {missing_data_problem(experiment.dataset.params, call)}"]
+        )
     problems = provenance_problems(checkpoint, registry, experiment=experiment)
     notes = refuse(problems, prefix=f"cannot resume {run}", force=force, hint="--force resumes anyway")
     if experiment.epochs < checkpoint.epoch:
@@ -134,6 +174,7 @@ def resume(
     checkpoint_every: int | None = None,
     force: bool = False,
     divergence_threshold: float | None = None,
+    target: str | Sequence[str] | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Continue the run saved in folder ``run`` up to its experiment's epochs, and return the
@@ -142,16 +183,20 @@ def resume(
     ``settings`` change the recorded experiment: ``epochs=N`` trains further; anything that changes
     what is trained (a component, a param, the seed) is refused unless ``force``. Checkpoints go on
     into ``run`` (or into ``save``), at the end and every ``checkpoint_every`` epochs.
+
+    A run trained on data held in memory needs the same data again: ``dataset=(X, y)`` (and
+    ``validation=``/``test=`` where the run had them as data, ``target=`` for a DataFrame); data
+    whose values differ (by their SHA-256) are refused.
     """
-    target = Path(save) if save is not None else Path(run)
-    if target.resolve() == Path(run).resolve():
-        refuse_if_in_use(target)  # before reading a checkpoint its holder may be replacing
+    into = Path(save) if save is not None else Path(run)
+    if into.resolve() == Path(run).resolve():
+        refuse_if_in_use(into)  # before reading a checkpoint its holder may be replacing
     checkpoint = Checkpoint.load(run)
-    experiment = with_settings(checkpoint.experiment, settings, caller="resume()")
+    experiment = with_settings(checkpoint.experiment, settings, caller="resume()", target=target)
     setup, notes = restore(checkpoint, experiment, registry, force=force)
     for note in notes:
         warnings.warn(f"resuming {run}: {note}", ResumeWarning, stacklevel=2)
-    checkpointer = Checkpointer.for_run(target, checkpoint, every=checkpoint_every, overwrite=force)
+    checkpointer = Checkpointer.for_run(into, checkpoint, every=checkpoint_every, overwrite=force)
     return run_setup(
         setup,
         callbacks,

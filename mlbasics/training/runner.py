@@ -38,12 +38,16 @@ def train(
     checkpoint_every: int | None = None,
     overwrite: bool = False,
     divergence_threshold: float | None = None,
+    target: str | Sequence[str] | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train an experiment and return its :class:`TrainResult`.
 
     ``settings`` override fields of ``experiment`` (or of the default experiment, the lecture's MLP):
-    ``dataset``, ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
+    ``dataset`` (a registered dataset's name, or data held in memory: a ``(features, targets)`` pair
+    of NumPy arrays, tensors or lists, a :class:`mlbasics.Dataset`, or a pandas DataFrame with its
+    ``target`` column named), ``validation`` and ``test`` (fractions of the rows, or held-out data
+    ``(X_val, y_val)``), ``model``, ``loss``, ``optimizer`` (a name, a ``{"name": ..., **params}`` dict or a
     :class:`Component`), ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``,
     ``metrics``. ``callbacks`` takes :class:`Callback` objects and registered callbacks by name
     (``"early-stopping"`` or ``{"name": "early-stopping", "patience": 50}``): the named ones become
@@ -63,7 +67,7 @@ def train(
     listed = [callback for callback in callbacks if not isinstance(callback, Callback)]
     if listed:  # named ones are the experiment's (saved with it, state and all)
         settings = {**settings, "callbacks": listed}
-    experiment = with_settings(experiment or Experiment(), settings, caller="train()")
+    experiment = with_settings(experiment or Experiment(), settings, caller="train()", target=target)
     if checkpoint_every is not None and save is None:
         raise ValidationError(["train(): checkpoint_every needs save (a run folder)"])
     if save is not None:
