@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from mlbasics.core.specs import IN_MEMORY
-from mlbasics.data.dataset import Dataset, data_fingerprint
 from mlbasics.data.arrays import check_finite, describe, from_arrays, from_frame, listed, pandas_kind
+from mlbasics.data.dataset import Dataset, data_fingerprint
 from mlbasics.errors import ValidationError
 
 #: The held-out parts a dataset in memory may bring (``validation=(X_val, y_val)``).

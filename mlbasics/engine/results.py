@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from mlbasics.core.specs import Kind
-from mlbasics.data.dataset import Dataset
 from mlbasics.data.arrays import prediction_rows
+from mlbasics.data.dataset import Dataset
 from mlbasics.data.standardization import Standardization
 from mlbasics.engine.experiment import Experiment
 from mlbasics.engine.interrupts import signal_name
