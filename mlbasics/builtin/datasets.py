@@ -6,7 +6,7 @@ import torch
 
 from mlbasics.data._csv import read_header, read_table
 from mlbasics.data.dataset import Dataset, GroundTruth
-from mlbasics.errors import DataError
+from mlbasics.errors import DataError, ValidationError
 
 
 def attendance() -> Dataset:
@@ -43,6 +43,66 @@ def quadratic(n: int, noise: float, seed: int) -> Dataset:
     if noise > 0:
         y += noise * torch.randn(n, 1, generator=generator)
     return Dataset(features=x, targets=y)
+
+
+def xor() -> Dataset:
+    """The truth table of exclusive or: class 1 where exactly one of x1, x2 is 1. No line separates
+    the two classes, so no linear model classifies more than three of the four rows."""
+    features = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    return Dataset(
+        features=features,
+        targets=torch.tensor([0, 1, 1, 0]),
+        feature_names=("x1", "x2"),
+        target_name="xor",
+        classes=("0", "1"),
+    )
+
+
+def _shuffled(
+    features: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.randperm(len(labels), generator=generator)
+    return features[order].contiguous(), labels[order].contiguous()
+
+
+def _labels(n: int, classes: int) -> torch.Tensor:
+    """n rows shared out among the classes as evenly as they go (the first classes one more)."""
+    return torch.arange(n) % classes
+
+
+def blobs(classes: int, n: int, features: int, spread: float, seed: int) -> Dataset:
+    """Gaussian clusters, one per class: centres uniform in [-10, 10] in each feature, rows around
+    them with standard deviation ``spread`` (scikit-learn's ``make_blobs``), in a shuffled order."""
+    _enough_rows("blobs", n, classes)
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.rand(classes, features, generator=generator) * 20 - 10
+    labels = _labels(n, classes)
+    points = centres[labels] + spread * torch.randn(n, features, generator=generator)
+    points, labels = _shuffled(points, labels, generator)
+    return Dataset(features=points, targets=labels, classes=tuple(str(c) for c in range(classes)))
+
+
+def spirals(classes: int, n: int, turns: float, noise: float, seed: int) -> Dataset:
+    """Interleaved spiral arms, one per class, from the centre out to radius 1: arm c at radius r
+    has angle 2π·(turns·r + c/classes), plus Gaussian noise of ``noise`` on each coordinate. Their
+    boundary is no line: a lesson in what a hidden layer buys."""
+    _enough_rows("spirals", n, classes)
+    generator = torch.Generator().manual_seed(seed)
+    labels = _labels(n, classes)
+    radius = torch.rand(n, generator=generator) * 0.95 + 0.05
+    angle = 2 * torch.pi * (turns * radius + labels / classes)
+    points = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
+    if noise > 0:
+        points = points + noise * torch.randn(n, 2, generator=generator)
+    points, labels = _shuffled(points, labels, generator)
+    return Dataset(features=points, targets=labels, classes=tuple(str(c) for c in range(classes)))
+
+
+def _enough_rows(name: str, n: int, classes: int) -> None:
+    if n < classes:
+        raise ValidationError(
+            [f"dataset {name!r}: n = {n} rows cannot hold {classes} classes; give n >= {classes}"]
+        )
 
 
 def csv_table(

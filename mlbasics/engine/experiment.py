@@ -48,6 +48,9 @@ class Component:
 
     name: str
     params: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    #: The experiment's default, not chosen by anyone: the default loss (``mse``) gives way to
+    #: ``cross-entropy`` on a dataset of class labels. Not part of equality.
+    implicit: bool = attrs.field(default=False, eq=False, repr=False, kw_only=True)
 
     @classmethod
     def of(cls, value: str | Mapping[str, Any] | Component) -> Component:
@@ -89,6 +92,14 @@ def _default(name: str, **params: Any) -> Callable[[], Component]:
     return lambda: Component(name, params)
 
 
+#: The loss an experiment that names none trains with, by the dataset's task.
+DEFAULT_LOSSES: Final = {"regression": "mse", "classification": "cross-entropy"}
+
+
+def _default_loss() -> Component:
+    return Component(DEFAULT_LOSSES["regression"], implicit=True)
+
+
 @attrs.frozen
 class Experiment:
     """Everything needed to reproduce a training run. The defaults are the lecture's MLP:
@@ -96,7 +107,8 @@ class Experiment:
 
     dataset: Component = attrs.field(factory=_default("quadratic"), converter=_to_component)
     model: Component = attrs.field(factory=_default("mlp"), converter=_to_component)
-    loss: Component = attrs.field(factory=_default("mse"), converter=_to_component)
+    #: Left out: ``mse``, or ``cross-entropy`` on a dataset of class labels.
+    loss: Component = attrs.field(factory=_default_loss, converter=_to_component)
     optimizer: Component = attrs.field(factory=_default("sgd", lr=0.01), converter=_to_component)
     epochs: int = 10000
     device: str = "auto"
@@ -124,6 +136,9 @@ class Experiment:
     #: Scale to mean 0 and standard deviation 1, with statistics of the training rows:
     #: "none", "features" or "features+target" (see :mod:`mlbasics.data.standardization`).
     standardize: str = "none"
+    #: Split class labels stratified: every part holds each class in the whole table's proportion
+    #: (within one row). Only class labels are stratified; regression targets are split at random.
+    stratify: bool = True
     #: Metrics computed at sync points on the training and validation rows and once on the test
     #: rows, by registry name (``["r2", "mae"]``): see :mod:`mlbasics.engine.metrics`.
     metrics: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
@@ -197,9 +212,10 @@ class Experiment:
         shuffle: object = self.shuffle
         if shuffle is not None and not isinstance(shuffle, bool):
             found.append(f"shuffle must be true or false, got {shuffle!r}")
-        drop_last: object = self.drop_last
-        if not isinstance(drop_last, bool):
-            found.append(f"drop_last must be true or false, got {drop_last!r}")
+        for field in ("drop_last", "stratify"):
+            value: object = getattr(self, field)
+            if not isinstance(value, bool):
+                found.append(f"{field} must be true or false, got {value!r}")
         if self.standardize not in STANDARDIZE_CHOICES:
             choices = ", ".join(repr(choice) for choice in STANDARDIZE_CHOICES)
             found.append(f"standardize must be one of {choices}, got {self.standardize!r}")
@@ -211,11 +227,13 @@ class Experiment:
         """Choose another component of ``kind``; params of the previous one are dropped if the name changes."""
         kind = _component_kind(kind)
         current: Component = getattr(self, kind)
-        return self if current.name == name else self._replace(kind, Component(name))
+        # Naming the default (--loss mse) chooses it: it no longer gives way to the task's default.
+        return self if current.name == name and not current.implicit else self._replace(kind, Component(name))
 
     def with_value(self, key: str, value: Any) -> Experiment:
         """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, ``validation``,
-        ``test``, ``split_seed``, ``batch_size``, ``shuffle``, ``drop_last``, ``standardize``, a component
+        ``test``, ``split_seed``, ``batch_size``, ``shuffle``, ``drop_last``, ``standardize``,
+        ``stratify``, a component
         (``model``), or a component param (``optimizer.lr``)."""
         if nested_too_deeply(value):
             raise ValidationError([f"{key}: {_TOO_DEEP}"])
@@ -372,6 +390,7 @@ _DATA_DEFAULTS: Final[dict[str, Any]] = {
     "shuffle": None,
     "drop_last": False,
     "standardize": "none",
+    "stratify": True,
 }
 _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph", *_DATA_DEFAULTS)
 #: How many levels a field's TOML form adds above its params: a component's table, or a list of them.

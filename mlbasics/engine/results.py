@@ -53,6 +53,32 @@ class TrainResult:
     split_sizes: dict[str, int] = attrs.field(factory=dict)
     #: The statistics the data were scaled with (``standardize``), or ``None``.
     standardization: Standardization | None = None
+    #: For class labels: the confusion matrix of each part of the data at the end of training, by
+    #: part (``"training"``, ``"validation"``, ``"test"``), int64 (C, C) counts on the CPU: entry
+    #: [i, j] is the rows of class i predicted as class j (see :meth:`confusion_matrix`). Empty for
+    #: regression (and for more than 1,000 classes).
+    confusion: dict[str, torch.Tensor] = attrs.field(factory=dict)
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The class names, in the order of their indices; ``None`` for regression."""
+        return self.dataset.classes
+
+    def confusion_matrix(self, part: str | None = None, *, normalize: bool = False) -> torch.Tensor:
+        """The confusion matrix of ``part`` (``"test"``, ``"validation"`` or ``"training"``;
+        default: the test rows if there are some, else the validation rows, else the training
+        rows): counts (int64, (C, C)), or with ``normalize`` each row divided by its sum, the
+        share of each class's rows predicted as each class (scikit-learn's ``normalize="true"``).
+        Rows and columns are in the order of :attr:`classes`."""
+        from mlbasics.engine.classification import normalized
+
+        if not self.confusion:
+            raise ValueError("no confusion matrix: the run's targets are not class labels")
+        part = part or next(p for p in ("test", "validation", "training") if p in self.confusion)
+        if part not in self.confusion:
+            raise ValueError(f"no confusion matrix of {part!r}; the run has {', '.join(self.confusion)}")
+        counts = self.confusion[part]
+        return normalized(counts) if normalize else counts.clone()
 
     @property
     def validation_loss(self) -> float | None:
@@ -93,8 +119,31 @@ class TrainResult:
 
         return display.train_result_html(self)
 
-    def predict(self, features: torch.Tensor) -> torch.Tensor:
-        """The trained model's predictions for ``features`` shaped (n, d), on the CPU."""
+    def predict(self, features: torch.Tensor) -> Any:
+        """The trained model's predictions for ``features`` shaped (n, d): for regression a tensor
+        (n, k) on the CPU, in the data's units; for class labels the predicted class's name for
+        each row, a list of strings (their probabilities: :meth:`predict_proba`)."""
+        outputs = self._outputs(features)
+        if self.dataset.classes is None:
+            return outputs
+        from mlbasics.engine.classification import predicted
+
+        return self.dataset.class_names(predicted(outputs))
+
+    def predict_proba(self, features: torch.Tensor) -> torch.Tensor:
+        """For class labels: the probability of each class for each row of ``features``, (n, C)
+        on the CPU, columns in the order of :attr:`classes` (softmax of the model's outputs; for
+        one output z, 1 - σ(z) and σ(z))."""
+        if self.dataset.classes is None:
+            raise ValueError(
+                "predict_proba needs class labels; this run's targets are real-valued (use predict)"
+            )
+        from mlbasics.engine.classification import probabilities
+
+        return probabilities(self._outputs(features))
+
+    def _outputs(self, features: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for ``features``, on the CPU (in the data's units for regression)."""
         device = next(self.model.parameters()).device
         x = features.to(device, torch.float32)
         with torch.no_grad():
@@ -139,6 +188,15 @@ class TrainResult:
             extra["metric_modes"] = dict(self.metric_modes)  # which way each is better
         for field, infos in self.listed_components.items():
             extra[f"{field}_components"] = [info.to_dict() for info in infos]
+        if self.dataset.classes is not None:
+            extra["classes"] = list(self.dataset.classes)
+        if self.confusion:
+            from mlbasics.engine.classification import normalized
+
+            extra["confusion"] = {
+                part: {"counts": counts.tolist(), "normalized": normalized(counts).tolist()}
+                for part, counts in self.confusion.items()
+            }
         if self.standardization is not None:
             extra["standardization"] = {
                 name: value.tolist() for name, value in self.standardization.to_tensors().items()
