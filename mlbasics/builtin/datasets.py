@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mlbasics.data._csv import read_header, read_table
-from mlbasics.data.dataset import Dataset, GroundTruth
+from mlbasics.data._csv import Header, first_label, is_number, read_header, read_labels, read_table
+from mlbasics.data.dataset import MAX_CLASSES, Dataset, GroundTruth, RowSource
 from mlbasics.errors import DataError, ValidationError
 
 
@@ -111,12 +111,14 @@ def csv_table(
     features: list[str] | None,
     targets: list[str] | None = None,
     memory_map: bool = False,
+    classes: bool = False,
 ) -> Dataset:
     """Read a CSV file with a header row; every problem names the file and, where it has one, the
     line and column (the reader: :mod:`mlbasics.data._csv`). ``targets`` names several target columns:
     the targets are then (n, k) and the model gets k outputs. ``memory_map``: read the file once
     into a binary cache beside it and map that, for files larger than memory
-    (:mod:`mlbasics.data._csv_cache`)."""
+    (:mod:`mlbasics.data._csv_cache`). A target of words, or any target with ``classes``, holds
+    class labels (:func:`labelled_table`)."""
     header = read_header(path)
     names = header.names
     if target is not None and targets is not None:
@@ -136,6 +138,18 @@ def csv_table(
         raise DataError(
             f"{path}: no feature columns besides the target{'s' if len(chosen) > 1 else ''} {label}"
         )
+    if len(chosen) == 1:
+        index = header.indices(chosen)[0]
+        first = first_label(header, index)
+        if classes or (first is not None and not is_number(first)):
+            if memory_map:
+                raise DataError(
+                    f"{path}: memory_map reads numbers only, and column {chosen[0]!r} holds class labels; "
+                    "drop memory_map"
+                )
+            return labelled_table(header, features, chosen[0])
+    elif classes:
+        raise DataError(f"{path}: class labels come from one target column, not {len(chosen)}; give target")
     if memory_map:
         from mlbasics.data import _csv_cache
 
@@ -147,3 +161,58 @@ def csv_table(
         feature_names=tuple(features),
         target_names=tuple(chosen),
     )
+
+
+def labelled_table(header: Header, features: list[str], target: str) -> Dataset:
+    """A table whose target column holds class labels: words (the classes are their sorted names)
+    or numbers (sorted by value, named as written without a trailing ``.0``: ``1.0`` and ``1`` are
+    one class). Every row keeps the line it came from, so a later problem names it."""
+    path = header.path
+    index = header.indices([target])[0]
+    labels, lines = read_labels(header, index)
+    (feature_values,) = read_table(header, [header.indices(features)])
+    if len(feature_values) != len(labels):  # both readers skip the same blank lines
+        raise DataError(f"{path}: {len(feature_values)} rows of features but {len(labels)} labels")
+    names, indices = _classes_of(header, target, labels, lines)
+    return Dataset(
+        features=torch.from_numpy(feature_values),
+        targets=torch.tensor(indices, dtype=torch.int64),
+        feature_names=tuple(features),
+        target_name=target,
+        classes=names,
+        row_source=RowSource(path, target, torch.tensor(lines, dtype=torch.int64)),
+    )
+
+
+def _classes_of(
+    header: Header, target: str, labels: list[str], lines: list[int]
+) -> tuple[tuple[str, ...], list[int]]:
+    """The classes, sorted, and each row's class index. More than :data:`MAX_CLASSES` classes, or
+    a single one, is one line naming the file (and the line of the label one too many)."""
+    numbers = all(is_number(label) for label in labels)
+    keys: dict[str, float | str] = {}
+    for label, line in zip(labels, lines, strict=True):
+        name = _number_name(label) if numbers else label
+        if name not in keys:
+            if len(keys) == MAX_CLASSES:
+                raise DataError(
+                    f"{header.path}, line {line}: column {target!r} holds a {MAX_CLASSES + 1:,}th different "
+                    f"label, {label!r}; a classification has at most {MAX_CLASSES:,} classes (is it an id "
+                    "or a measurement? then it is no class label)"
+                )
+            keys[name] = float(label) if numbers else name
+    if len(keys) < 2:
+        only = next(iter(keys))
+        raise DataError(
+            f"{header.path}: column {target!r} holds one class label only, {only!r}; a classifier needs "
+            "rows of at least two classes"
+        )
+    names = tuple(sorted(keys, key=lambda name: keys[name]))
+    position = {name: i for i, name in enumerate(names)}
+    return names, [position[_number_name(label) if numbers else label] for label in labels]
+
+
+def _number_name(text: str) -> str:
+    """A numeric label's class name: ``"1"`` for 1, 1.0 and 1e0; ``"0.5"`` for 0.5."""
+    value = float(text)
+    return str(int(value)) if value.is_integer() else repr(value)

@@ -170,14 +170,18 @@ def _round_shares(
     One ``θ`` per class can round: neither share up (θ = 0); both (θ close to 1), if both have a
     fractional part; only the one with the larger fractional part. The rows that must round up,
     ``R1`` and ``R2``, are the sums of the fractional parts. Classes are picked for each kind of
-    rounding in ``order`` (a seeded random order); some count of "both up" always fits the totals (a table of
-    shares with whole margins can be rounded keeping them), and the smallest that fits is taken."""
+    rounding in ``order`` (a seeded random order) by their fractional parts; some count of "both up" always fits the totals (a table of
+    shares with whole margins can be rounded keeping them), and the smallest that fits is taken.
+    Within each kind, the classes with the largest fractional parts round up first."""
     f = [count * first_total % n for count in counts]  # fractional parts, times n
     g = [count * second_total % n for count in counts]
     r1, r2 = sum(f) // n, sum(g) // n
-    first_only = [c for c in order if f[c] > g[c]]  # θ in [1 - f, 1 - g): E1 up, E2 down
-    second_only = [c for c in order if g[c] > f[c]]
+    rank = {c: i for i, c in enumerate(order)}
+    # The largest fractional parts round up first (the largest-remainder rule), ties in ``order``.
+    first_only = sorted((c for c in order if f[c] > g[c]), key=lambda c: (-f[c], rank[c]))  # E1 up only
+    second_only = sorted((c for c in order if g[c] > f[c]), key=lambda c: (-g[c], rank[c]))
     either = {c for c in order if f[c] > 0 and g[c] > 0}  # may take both up
+    order = sorted(order, key=lambda c: (-(f[c] + g[c]), rank[c]))
     for both in range(min(r1, r2) + 1):
         x, y = r1 - both, r2 - both
         # Classes that can only round one share take those first; "both" comes from the rest.
