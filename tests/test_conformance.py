@@ -273,7 +273,9 @@ REFERENCES = {
 
 def test_every_builtin_regression_metric_has_a_reference() -> None:
     # The classification metrics' references (NumPy, and scikit-learn): test_properties_classification.py.
-    assert sorted(REFERENCES) == sorted(spec.name for spec in REGISTRY.specs("metric") if spec.serves("regression"))
+    assert sorted(REFERENCES) == sorted(
+        spec.name for spec in REGISTRY.specs("metric") if spec.serves("regression")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))

@@ -390,7 +390,11 @@ REGISTRY = Registry.isolated(broken)
             "direction",
             "on logits closer to the right classes than logits scoring",
         ),
-        ("model:two-outputs", "shapes", "maps input shaped (1, 4) to (1, 2), expected (1, 10) for out_features=10"),
+        (
+            "model:two-outputs",
+            "shapes",
+            "maps input shaped (1, 4) to (1, 2), expected (1, 10) for out_features=10",
+        ),
         (
             "dataset:undeclared-labels",
             "contract",
