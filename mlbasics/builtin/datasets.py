@@ -1,6 +1,9 @@
-"""The built-in datasets: the lecture's tables, two generated ones, and the user's own CSV file."""
+"""The built-in datasets: the lecture's tables, two generated ones, three of class labels (xor, blobs,
+spirals), and the user's own CSV file (real-valued targets or class labels)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -189,7 +192,7 @@ def _classes_of(
 ) -> tuple[tuple[str, ...], list[int]]:
     """The classes, sorted, and each row's class index. More than :data:`MAX_CLASSES` classes, or
     a single one, is one line naming the file (and the line of the label one too many)."""
-    numbers = all(is_number(label) for label in labels)
+    numbers = all(is_number(label) and math.isfinite(float(label)) for label in labels)
     keys: dict[str, float | str] = {}
     for label, line in zip(labels, lines, strict=True):
         name = _number_name(label) if numbers else label

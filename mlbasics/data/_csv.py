@@ -287,11 +287,12 @@ def _numbers(header: Header, line: int, row: list[str], columns: list[int]) -> l
 
 
 def is_number(cell: str) -> bool:
-    """Whether a cell reads as a finite number, as the numeric readers read it."""
+    """Whether a cell reads as a number (``nan`` and ``inf`` too: numbers, if bad ones)."""
     try:
-        return math.isfinite(float(cell))
+        float(cell)
     except ValueError:
         return False
+    return True
 
 
 def first_label(header: Header, column: int) -> str | None:
