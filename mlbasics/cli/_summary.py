@@ -83,7 +83,7 @@ def _metrics_table(result: TrainResult) -> Table | None:
 CONFUSION_CLASSES = 10
 
 
-def _confusion_table(result: TrainResult) -> Table | None:
+def _confusion_table(result: TrainResult) -> RenderableType | None:
     """For class labels: the confusion matrix of the test rows (else the validation, else the
     training rows), true classes down, predicted across, by name; right predictions in bold."""
     classes = result.classes
@@ -92,12 +92,9 @@ def _confusion_table(result: TrainResult) -> Table | None:
         return None
     counts = result.confusion[part]
     right, total = int(counts.diagonal().sum()), int(counts.sum())
-    table = Table(
-        title=f"Confusion matrix, {part} rows ({right} of {total} right)",
-        title_justify="left",
-        caption="rows: the true class; columns: the class predicted",
-        caption_justify="left",
-    )
+    heading = Text(f"Confusion matrix, {part} rows ({right} of {total} right)", style="italic")
+    heading.append(": each row a true class, each column the class predicted", style="dim")
+    table = Table()
     table.add_column("true \\ predicted")
     for name in classes:
         table.add_column(Text(name), justify="right")
@@ -105,7 +102,7 @@ def _confusion_table(result: TrainResult) -> Table | None:
         table.add_row(
             Text(name), *(Text(str(value), style="bold" if i == j else "") for j, value in enumerate(row))
         )
-    return table
+    return Group(heading, table)
 
 
 def _metric_cell(value: float | None) -> Text:

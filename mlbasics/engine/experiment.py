@@ -252,7 +252,9 @@ class Experiment:
         component: Component = getattr(self, kind)
         if param == "name":
             return self.with_component(kind, value)
-        return self._replace(kind, Component(component.name, {**component.params, param: value}))
+        # A param of the default loss (loss.weight) is a param of whichever loss the task chooses.
+        params = {**component.params, param: value}
+        return self._replace(kind, Component(component.name, params, implicit=component.implicit))
 
     def with_listed(self, field: str, name: str) -> Experiment:
         """Add metric or callback ``name`` to ``field`` (``"metrics"``, ``"callbacks"``) unless it is there."""

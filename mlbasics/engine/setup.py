@@ -201,6 +201,8 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     specs: dict[Kind, ComponentSpec] = {}
     kwargs: dict[Kind, dict[str, Any]] = {}
     for kind, component in experiment.components().items():
+        if kind == "loss" and component.implicit:
+            continue  # no loss named: the dataset's task chooses it (tasks.default_loss), below
         params = dict(component.params)
         if kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
@@ -232,9 +234,8 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
 
     dataset = built_as(specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset)
     tasks.check_dataset_task(specs["dataset"], dataset)
-    experiment, loss_resolved = tasks.default_loss(experiment, dataset, registry)
-    if loss_resolved is not None:  # no loss named: the dataset's task chose it
-        specs["loss"], kwargs["loss"] = loss_resolved
+    if experiment.loss.implicit:  # no loss named: the dataset's task chooses it
+        experiment, (specs["loss"], kwargs["loss"]) = tasks.default_loss(experiment, dataset, registry)
     problems = tasks.task_problems(
         registry,
         experiment,

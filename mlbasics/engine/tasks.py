@@ -20,7 +20,7 @@ import torch
 from mlbasics.core.specs import ONE_LOGIT_TAG, ComponentSpec, Kind, plural
 from mlbasics.data.dataset import Dataset
 from mlbasics.engine.experiment import DEFAULT_LOSSES, Component, Experiment
-from mlbasics.errors import DataError, PluginError, ValidationError, one_line
+from mlbasics.errors import DataError, PluginError, ValidationError, first_line, one_line
 
 if TYPE_CHECKING:
     from mlbasics.core.registry import Registry
@@ -51,14 +51,15 @@ def check_dataset_task(spec: ComponentSpec, dataset: Dataset) -> None:
 
 def default_loss(
     experiment: Experiment, dataset: Dataset, registry: Registry
-) -> tuple[Experiment, tuple[ComponentSpec, dict[str, Any]] | None]:
-    """The experiment with its loss chosen for the dataset's task when it names none (``mse`` gives
-    way to ``cross-entropy`` on class labels), and that loss's spec and params if it changed."""
-    wanted = DEFAULT_LOSSES["classification" if dataset.classes is not None else "regression"]
-    if not experiment.loss.implicit or experiment.loss.name == wanted:
-        return experiment, None
-    resolved = registry.resolve("loss", wanted, {})
-    return attrs.evolve(experiment, loss=Component(wanted)), resolved
+) -> tuple[Experiment, tuple[ComponentSpec, dict[str, Any]]]:
+    """For an experiment that names no loss: the loss of the dataset's task (``mse``, or
+    ``cross-entropy`` on class labels), with any params set on the default (``--set
+    loss.weight=...``), as the experiment's own, and its spec and validated params."""
+    wanted = DEFAULT_LOSSES[dataset.task]
+    params = dict(experiment.loss.params)
+    resolved = registry.resolve("loss", wanted, params)
+    chosen = Component(wanted, params) if wanted != experiment.loss.name or params else experiment.loss
+    return attrs.evolve(experiment, loss=chosen), resolved
 
 
 def task_problems(
@@ -128,7 +129,8 @@ def check_loss_scores(
         except (ValueError, RuntimeError, IndexError) as exc:
             raise ValidationError(
                 [
-                    f"loss {spec.name!r} cannot score the {classes_text(dataset)} of dataset {name!r}: {one_line(exc)}"
+                    f"loss {spec.name!r} cannot score the {classes_text(dataset)} of dataset {name!r}: "
+                    f"{first_line(exc) if isinstance(exc, ValueError) else one_line(exc)}"
                 ]
             ) from None
 
