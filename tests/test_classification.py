@@ -484,3 +484,28 @@ def test_nan_metrics_never_appear_for_a_part_of_one_class() -> None:
     for name in ("balanced-accuracy", "precision", "recall", "f1"):
         value = float(REGISTRY.build("metric", name)(scores, target))
         assert math.isfinite(value), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "reached"), [("linear", "at most 0.75"), ("mlp", "1")])
+def test_xor_from_the_command_line_with_the_defaults(model: str, reached: str, tmp_path: Path) -> None:
+    """The issue's own commands: `mlbasics train --dataset xor --model M --metric accuracy`, the
+    defaults otherwise (cross-entropy, sgd lr 0.01, 10000 epochs, seed 1)."""
+    status, out, err = _cli("train", "--dataset", "xor", "--model", model, "--metric", "accuracy", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    accuracy = result["metrics"]["accuracy"]
+    assert accuracy <= 0.75 if model == "linear" else accuracy == 1.0
+    assert all(value <= 0.75 for _, value in result["metric_history"]["accuracy"]) or model == "mlp"
+    assert result["epochs"] == 10000
+
+
+def test_a_classification_run_draws_its_curves(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "run.png"
+    status, _, err = _cli(
+        "train", "--dataset", "spirals", "--model", "mlp", "--epochs", "20", "--metric", "accuracy",
+        "--plot", str(picture), "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    assert picture.stat().st_size > 0
