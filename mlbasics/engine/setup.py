@@ -202,7 +202,10 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     kwargs: dict[Kind, dict[str, Any]] = {}
     for kind, component in experiment.components().items():
         if kind == "loss" and component.implicit:
-            continue  # no loss named: the dataset's task chooses it (tasks.default_loss), below
+            # No loss named: the dataset's task chooses it, with these params (tasks.default_loss,
+            # below); here only whether the default is there at all is said, with the rest.
+            _resolve(registry, kind, component.name, {}, problems, unknown)
+            continue
         params = dict(component.params)
         if kind == "model":
             params = dict.fromkeys(MODEL_SIZE_PARAMS, 1) | params  # real sizes come from the dataset
