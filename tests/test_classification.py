@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ import mlbasics
 from mlbasics import (
     Checkpoint,
     ComponentSpec,
+    DataError,
     Dataset,
     Experiment,
     PluginError,
@@ -318,6 +320,7 @@ def test_a_saved_classifier_predicts_class_names_and_probabilities(tmp_path: Pat
         assert sum(float(value) for value in row.split(",")[2:]) == pytest.approx(1.0, abs=1e-5)
     checkpoint = Checkpoint.load(run)
     assert checkpoint.classes == ("cat", "dog", "mouse")
+    assert "  classes     3: cat, dog, mouse" in repr(checkpoint)
     assert checkpoint.predict([[28.0, 58.0]]) == ["dog"]
     assert checkpoint.predict_proba([[28.0, 58.0]]).argmax().item() == 1
 
@@ -509,3 +512,34 @@ def test_a_classification_run_draws_its_curves(tmp_path: Path) -> None:
     )  # fmt: skip
     assert status == 0, err
     assert picture.stat().st_size > 0
+
+
+def test_a_dataset_with_its_own_held_out_rows_must_train_on_every_class_they_hold() -> None:
+    def table(labels: list[int]) -> Dataset:
+        return Dataset(
+            features=torch.zeros(len(labels), 1), targets=torch.tensor(labels), classes=("a", "b", "c")
+        )
+
+    class Brought:
+        @hookimpl
+        def mlbasics_datasets(self) -> list[ComponentSpec]:
+            def data() -> Dataset:
+                return attrs.evolve(table([0, 1, 0, 1]), test=table([0, 2]))
+
+            return [
+                ComponentSpec(
+                    kind="dataset", name="brought", factory=data, summary="x", tasks={"classification"}
+                )
+            ]
+
+    with pytest.raises(
+        DataError, match=r"^dataset 'brought': label 'c' is in its test rows but in none of its training"
+    ):
+        mlbasics.train(registry=Registry.isolated(Brought()), dataset="brought", epochs=1)
+
+
+def test_the_registry_lists_the_components_of_a_task() -> None:
+    names = [spec.name for spec in REGISTRY.specs("loss", task="classification")]
+    assert names == ["binary-cross-entropy", "cross-entropy"]
+    with pytest.raises(ValidationError, match="unknown task 'clasification'; did you mean 'classification'"):
+        REGISTRY.specs(task="clasification")

@@ -312,6 +312,8 @@ class Experiment:
             if value != default or type(value) is not type(default):
                 data[field] = value
         for kind, component in self.components().items():
+            if kind == "loss" and component.implicit and not component.params:
+                continue  # the task's default, chosen when the data are known: not mse on class labels
             data[kind] = component.to_dict()
         if self.metrics:  # names alone where none has params: metrics = ["r2", "mae"]
             plain = not any(metric.params for metric in self.metrics)

@@ -58,8 +58,8 @@ def default_loss(
     wanted = DEFAULT_LOSSES[dataset.task]
     params = dict(experiment.loss.params)
     resolved = registry.resolve("loss", wanted, params)
-    chosen = Component(wanted, params) if wanted != experiment.loss.name or params else experiment.loss
-    return attrs.evolve(experiment, loss=chosen), resolved
+    # Chosen now: the run folder's experiment.toml, the result's experiment and --json name it.
+    return attrs.evolve(experiment, loss=Component(wanted, params)), resolved
 
 
 def task_problems(
@@ -97,9 +97,8 @@ def _wrong_task(registry: Registry, kind: Kind, spec: ComponentSpec, name: str, 
     why = " (class labels have no closed-form solution)" if "closed-form" in spec.tags and labels else ""
     fitting = [
         other.name
-        for other in registry.specs(kind)
-        if other.serves(dataset.task)
-        and registry.status(other) == "available"
+        for other in registry.specs(kind, task=dataset.task)
+        if registry.status(other) == "available"
         and not (kind == "loss" and ONE_LOGIT_TAG in other.tags and dataset.n_classes != 2)
     ]
     wanted = "class labels" if labels else "real-valued targets"
@@ -159,9 +158,23 @@ def label_problem(name: str, dataset: Dataset, split: Split) -> None:
 
 
 def check_held_out_classes(name: str, part: str, dataset: Dataset, held: Dataset) -> None:
-    """A dataset's own validation or test rows must name the same classes, in the same order."""
+    """A dataset's own validation or test rows must name the same classes, in the same order, and
+    hold no class its training rows lack (as :func:`label_problem` for a split)."""
     if held.classes != dataset.classes:
         raise PluginError(
             f"dataset {name!r}: its {part} rows have classes {list(held.classes or [])}, but its training "
             f"rows {list(dataset.classes or [])}"
+        )
+    if dataset.classes is None or not len(held.targets):
+        return
+    trained = torch.zeros(len(dataset.classes), dtype=torch.bool)
+    trained[dataset.targets] = True
+    untrained = (~trained[held.targets]).nonzero().flatten()
+    if len(untrained):
+        row = int(untrained[0])
+        label = dataset.classes[int(held.targets[row])]
+        where = held.row_source.where(row) if held.row_source is not None else f"dataset {name!r}"
+        raise DataError(
+            f"{where}: label {label!r} is in its {part} rows but in none of its training rows, so "
+            "training never sees it"
         )

@@ -353,6 +353,9 @@ def checkpoint(point: Any) -> tuple[str, Rows]:
         ("loss", loss_text(point.history)),
         ("parameters", parameters_text(point.weights)),
     ]
+    classes = getattr(point, "classes", None)
+    if classes is not None:
+        rows.insert(-1, ("classes", classes_text(classes)))
     return title, rows
 
 
