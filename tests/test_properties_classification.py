@@ -19,15 +19,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 import mlbasics
-from mlbasics import ComponentSpec, Dataset, Registry, TrainResult, hookimpl
+from mlbasics import ComponentSpec, Dataset, DivergenceError, Registry, TrainResult, hookimpl
 from mlbasics.data.splits import split_rows, stratified_split_rows
 from mlbasics.engine.classification import confusion_counts
+from mlbasics.engine.setup import prepare
 from mlbasics.testing.strategies import seeds, tensors
+from mlbasics.training.runner import run
 
 U = 2.0**-24
 REGISTRY = Registry.isolated()
@@ -257,6 +259,9 @@ def test_relabelling_a_regression_target_changes_the_fit(size: int, order: objec
 
 
 @settings(max_examples=15)
+@example(  # diverges at epoch 7 (a stack is not convex): the sync points before count
+    seed=3437, epochs=7, lr=2.0, model={"name": "linear-stack", "hidden": [1, 4, 1]}, loss="cross-entropy"
+)
 @given(
     seed=seeds(),
     epochs=st.integers(1, 400),
@@ -273,9 +278,10 @@ def test_no_linear_model_classifies_xor_beyond_three_rows_of_four(
     """A linear model's two classes are split by a line (the sign of a difference of two affine
     maps, or of one logit); no line puts (0, 0), (1, 1) on one side and (0, 1), (1, 0) on the
     other. So at every sync point, however long and however it trains, at most 3 of the 4 rows
-    are right; a linear stack is one linear map (the collapse slide), so the same holds for it."""
-    result = mlbasics.train(
-        registry=REGISTRY,
+    are right; a linear stack is one linear map (the collapse slide), so the same holds for it.
+    A drawn learning rate may make a stack diverge: the sync points before the one that found
+    it had finite parameters (each was checked), and those are the ones that count."""
+    experiment = mlbasics.Experiment(
         dataset="xor",
         model=model,  # type: ignore[arg-type]
         loss=loss,
@@ -285,11 +291,17 @@ def test_no_linear_model_classifies_xor_beyond_three_rows_of_four(
         device="cpu",
         metrics=["accuracy"],
     )
+    setup = prepare(experiment, REGISTRY)
+    try:
+        result = run(setup)  # with the divergence check, as train() runs it
+    except DivergenceError:
+        accuracies = [value for _, value in setup.metric_history["accuracy"][:-1]]
+        assert all(value <= 0.75 for value in accuracies)
+        return
     accuracies = [value for _, value in result.metric_history["accuracy"]]
     assert max(accuracies) <= 0.75
-    right = sum(
-        p == t for p, t in zip(result.predict(result.dataset.features), ["0", "1", "1", "0"], strict=True)
-    )
+    truth = ["0", "1", "1", "0"]
+    right = sum(p == t for p, t in zip(result.predict(result.dataset.features), truth, strict=True))
     assert right <= 3
 
 
