@@ -143,9 +143,9 @@ def test_the_data_are_fingerprinted_once_per_run(
     calls = []
     real_fingerprint = setup_code.data_fingerprint
 
-    def spy(features: torch.Tensor, targets: torch.Tensor) -> str:
+    def spy(features: torch.Tensor, targets: torch.Tensor, classes: tuple[str, ...] | None = None) -> str:
         calls.append(len(features))
-        return real_fingerprint(features, targets)
+        return real_fingerprint(features, targets, classes)
 
     monkeypatch.setattr(setup_code, "data_fingerprint", spy)
     mlbasics.train(LINEAR, registry=registry, epochs=6, device="cpu", save=tmp_path, checkpoint_every=2)

@@ -19,7 +19,11 @@ BUILTIN_NAMES = [
     "synthetic-linear",
     "quadratic",
     "csv",
+    "xor",
+    "blobs",
+    "spirals",
     "linear",
+    "logistic",
     "mlp",
     "linear-stack",
     "relu",
@@ -28,6 +32,8 @@ BUILTIN_NAMES = [
     "identity",
     "mse",
     "sse-half",
+    "cross-entropy",
+    "binary-cross-entropy",
     "sgd",
     "lstsq",
     "mse",  # the metric, beside the loss of the same name
@@ -36,6 +42,13 @@ BUILTIN_NAMES = [
     "max-error",
     "r2",
     "explained-variance",
+    "accuracy",
+    "balanced-accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "log-loss",
+    "top-k-accuracy",
     "checkpoint",
     "csv-logger",
     "divergence-check",
@@ -119,7 +132,7 @@ def test_plugins_shows_the_builtins() -> None:
         "path": None,
         "status": "active",
         "error": None,
-        "components": 32,
+        "components": 45,
     }
     # Whatever else is installed is listed, and kept out by MLBASICS_PLUGINS.
     assert all(r["status"] == "disabled" for r in records if r["name"] != "builtins")

@@ -151,6 +151,62 @@ def unguarded_r2() -> Metric:
     return Metric(score, mode="max", best=1.0)
 
 
+# -- broken for class labels: logits (..., n, C) and class indices (..., n) ---------------------------
+
+
+def log_likelihood() -> object:
+    # log p(true class): the loss's sign forgotten, so it is <= 0
+    return lambda logits, target: logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).mean()
+
+
+def rewards_mistakes() -> object:
+    # -log(1 - p(true class)): non-negative, finite, but lowest for a confident wrong prediction
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = logits.softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return -torch.log1p(-p.clamp(max=1 - 1e-6)).mean()
+
+    return loss
+
+
+def right_count() -> Metric:
+    # how many rows are right, not which share: n on a perfect prediction, not its best 1
+    return Metric(lambda p, t: (p.argmax(-1) == t).to(p.dtype).sum(-1), mode="max", best=1.0)
+
+
+def first_half_accuracy() -> Metric:
+    def score(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        half = max(1, t.shape[-1] // 2)  # which rows those are depends on their order
+        guess = p.argmax(-1) if p.shape[-1] > 1 else (p[..., 0] > 0).long()
+        return (guess == t)[..., :half].to(p.dtype).mean(-1)
+
+    return Metric(score, mode="max", best=1.0)
+
+
+def pooled_accuracy() -> Metric:
+    def score(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        guess = p.argmax(-1) if p.shape[-1] > 1 else (p[..., 0] > 0).long()
+        return (guess == t).to(p.dtype).mean()  # one value for all members together
+
+    return Metric(score, mode="max", best=1.0)
+
+
+def error_rate_as_score() -> Metric:
+    def score(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        guess = p.argmax(-1) if p.shape[-1] > 1 else (p[..., 0] > 0).long()
+        return (guess != t).to(p.dtype).mean(-1)  # an error rate, declared a score with best 0
+
+    return Metric(score, mode="max", best=0.0)
+
+
+def two_outputs(in_features: int, out_features: int) -> nn.Module:
+    return nn.Linear(in_features, min(out_features, 2))  # two classes at most, whatever it is asked
+
+
+def undeclared_labels() -> Dataset:
+    # class labels from a spec that declares the default task, regression
+    return Dataset(features=torch.zeros(4, 1), targets=torch.tensor([0, 1, 0, 1]), classes=("a", "b"))
+
+
 class Raising(Callback):
     def on_sync(self, setup: Setup, epoch: int, losses: torch.Tensor) -> None:
         if epoch >= 8:
@@ -216,6 +272,14 @@ SPECS = [
     _spec("metric", "wrong-mode", wrong_mode),
     _spec("metric", "constant", constant),
     _spec("metric", "unguarded-r2", unguarded_r2),
+    _spec("loss", "log-likelihood", log_likelihood, tasks={"classification"}),
+    _spec("loss", "rewards-mistakes", rewards_mistakes, tasks={"classification"}),
+    _spec("metric", "right-count", right_count, tasks={"classification"}),
+    _spec("metric", "first-half-accuracy", first_half_accuracy, tasks={"classification"}),
+    _spec("metric", "pooled-accuracy", pooled_accuracy, tasks={"classification"}),
+    _spec("metric", "error-rate-as-score", error_rate_as_score, tasks={"classification"}),
+    _spec("model", "two-outputs", two_outputs),
+    _spec("dataset", "undeclared-labels", undeclared_labels),
     _spec("callback", "raising", Raising),
     _spec("callback", "unsavable", UnsavableState),
     _spec("callback", "forgetful", Forgetful),
@@ -226,6 +290,7 @@ SPECS = [
 BREAK_SEVERAL = {
     "activation:halving": ["elementwise", "gradcheck"],  # changes the shape
     "metric:wrong-mode": ["contract", "direction"],  # its errors beat its best, 0, as a "max"
+    "metric:error-rate-as-score": ["contract", "direction"],  # likewise, for class labels
     "callback:raising": ["trains", "resumes"],  # both train with it
     "callback:unsavable": ["contract", "trains", "resumes"],  # before and after training, and saving
 }
@@ -299,6 +364,43 @@ REGISTRY = Registry.isolated(broken)
         ("metric:constant", "direction", "scores every prediction the same"),
         ("metric:unguarded-r2", "contract", "a metric must be finite on any part, even one of a single row"),
         (
+            "loss:log-likelihood",
+            "contract",
+            "for logits shaped (1, 2) and class indices shaped (1,); a loss must be finite and >= 0",
+        ),
+        (
+            "loss:rewards-mistakes",
+            "contract",
+            "a loss must fall as the right class's logit rises",
+        ),
+        (
+            "metric:right-count",
+            "contract",
+            "when the logits put 30 on every row's class (2 rows, 3 classes), but declares best = 1",
+        ),
+        ("metric:first-half-accuracy", "row-order", "depends on the order of the rows: "),
+        (
+            "metric:pooled-accuracy",
+            "batched",
+            "returns shape () for a prediction and target shaped (3, 1, 2), expected (3,)",
+        ),
+        ("metric:error-rate-as-score", "contract", "better than its best 0 (mode 'max')"),
+        (
+            "metric:error-rate-as-score",
+            "direction",
+            "on logits closer to the right classes than logits scoring",
+        ),
+        (
+            "model:two-outputs",
+            "shapes",
+            "maps input shaped (1, 4) to (1, 2), expected (1, 10) for out_features=10",
+        ),
+        (
+            "dataset:undeclared-labels",
+            "contract",
+            "returns classification data (classes ('a', 'b')), but its spec declares tasks ['regression']",
+        ),
+        (
             "callback:raising",
             "trains",
             "failed in a short training on cpu: callback 'raising' from plugin broken failed after "
@@ -349,7 +451,7 @@ def test_a_broken_component_is_caught_by_name(component: str, check: str, proble
 
 def test_every_broken_component_is_covered() -> None:
     # The parametrisation above names each broken component once.
-    assert len(SPECS) == 24
+    assert len(SPECS) == 32
     assert sys.modules.get("broken") is None  # the plugin is registered directly, never installed
 
 

@@ -332,6 +332,26 @@ def test_data_parallel_training_with_mini_batches_is_one_process_training(tmp_pa
 
 
 @pytest.mark.slow
+def test_data_parallel_training_of_class_labels_is_one_process_training(tmp_path: Path) -> None:
+    """Logistic regression (cross-entropy on a linear model: convex, its Hessian in the logits at
+    most 1/2) on standardized blobs, in batches of 25: as for the linear model above, a rounding
+    difference does not grow step to step, and the two runs agree to float32's tolerance. The
+    confusion matrix counts the same rows; the classes have the same names."""
+    args = ("train", "--dataset", "blobs", "--set", "dataset.n=90", "--model", "logistic", "--lr", "0.1")
+    args += ("--standardize", "features", "--epochs", "30", "--batch-size", "25", "--metric", "accuracy")
+    args += ("--validation", "0.2", "--json")
+    launched = torchrun(*args, cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr + launched.stdout
+    alone = run_main(*args, env=_env())
+    assert alone.returncode == 0, alone.stderr
+    together, one = _trained("\n".join(_of_rank(launched.stdout, 0))), _trained(alone.stdout)
+    _assert_same_training(together, one)
+    assert together["classes"] == one["classes"] == ["0", "1", "2"]
+    assert together["experiment"]["loss"]["name"] == "cross-entropy"
+    assert together["confusion"]["validation"]["counts"] == one["confusion"]["validation"]["counts"]
+
+
+@pytest.mark.slow
 def test_data_parallel_full_batch_training_shares_the_rows(tmp_path: Path) -> None:
     """The lecture's MLP, full batch, for TIGHT_EPOCHS epochs (the tolerance above)."""
     args = ("train", "--epochs", str(TIGHT_EPOCHS), "--json")

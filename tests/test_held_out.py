@@ -15,6 +15,7 @@ from mlbasics import Checkpoint, ComponentSpec, Dataset, DivergenceError, Experi
 from mlbasics.cli import main
 from mlbasics.engine.setup import prepare
 from mlbasics.errors import DataError
+from mlbasics.notes import forget_notes
 
 ROOT = Path(__file__).parent.parent
 HOUSES = str(ROOT / "examples" / "houses.csv")
@@ -31,7 +32,9 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_the_defaults_add_nothing_to_the_experiment_file_or_the_json() -> None:
-    assert set(Experiment().to_dict()) == {
+    # No loss: left out, it is the dataset's task's (mse, or cross-entropy on class labels).
+    assert set(Experiment().to_dict()) == {"epochs", "device", "seed", "dataset", "model", "optimizer"}
+    assert set(Experiment(loss="mse").to_dict()) == {
         "epochs",
         "device",
         "seed",
@@ -288,17 +291,38 @@ def test_bad_data_settings_are_one_line_and_exit_2(
     assert not folder.exists()
 
 
-def test_a_constant_column_cannot_be_standardized(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_constant_feature_is_centred_not_scaled(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # As scikit-learn's StandardScaler: std taken as 1, so nothing is divided by 0; a note says so.
+    forget_notes()
     table = tmp_path / "flat.csv"
     table.write_text("x,level,y\n1,7,2\n2,7,4\n3,7,6\n4,7,8\n")
     status, _, err = _cli(
         capsys, "train", "--dataset", "csv", "--set", f"dataset.path={str(table)!r}", "--model", "linear",
-        "--standardize", "features", "--epochs", "2",
+        "--standardize", "features", "--epochs", "2", "--quiet",
+    )  # fmt: skip
+    assert status == 0
+    assert err.strip() == (
+        "mlbasics: note: standardize: feature column 'level' is constant on the 4 training rows: centred, not scaled"
+    )
+    result = mlbasics.train(
+        dataset={"name": "csv", "path": str(table)}, model="linear", standardize="features", epochs=2
+    )
+    assert result.standardization is not None
+    assert result.standardization.feature_std.tolist()[1] == 1.0
+    assert result.standardization.feature_mean.tolist()[1] == 7.0
+
+
+def test_a_constant_target_cannot_be_standardized(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    table = tmp_path / "flat.csv"
+    table.write_text("x,y\n1,7\n2,7\n3,7\n4,7\n")
+    status, _, err = _cli(
+        capsys, "train", "--dataset", "csv", "--set", f"dataset.path={str(table)!r}", "--model", "linear",
+        "--standardize", "features+target", "--epochs", "2",
     )  # fmt: skip
     assert status == 2
     assert err.strip() == (
-        "mlbasics: error: standardize: column 'level' is constant on the 4 training rows (every value 7), "
-        'so it cannot be scaled; drop the column or use standardize = "none"'
+        "mlbasics: error: standardize: target column 'y' is constant on the 4 training rows (every value 7), "
+        'so it cannot be scaled; use standardize = "features"'
     )
 
 

@@ -55,7 +55,11 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
         ("dataset", "synthetic-linear"),
         ("dataset", "quadratic"),
         ("dataset", "csv"),
+        ("dataset", "xor"),
+        ("dataset", "blobs"),
+        ("dataset", "spirals"),
         ("model", "linear"),
+        ("model", "logistic"),
         ("model", "mlp"),
         ("model", "linear-stack"),
         ("activation", "relu"),
@@ -64,6 +68,8 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
         ("activation", "identity"),
         ("loss", "mse"),
         ("loss", "sse-half"),
+        ("loss", "cross-entropy"),
+        ("loss", "binary-cross-entropy"),
         ("optimizer", "sgd"),
         ("optimizer", "lstsq"),
         ("metric", "mse"),
@@ -72,6 +78,13 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
         ("metric", "max-error"),
         ("metric", "r2"),
         ("metric", "explained-variance"),
+        ("metric", "accuracy"),
+        ("metric", "balanced-accuracy"),
+        ("metric", "precision"),
+        ("metric", "recall"),
+        ("metric", "f1"),
+        ("metric", "log-loss"),
+        ("metric", "top-k-accuracy"),
         ("callback", "checkpoint"),
         ("callback", "csv-logger"),
         ("callback", "divergence-check"),
@@ -85,19 +98,26 @@ def test_lists_every_builtin_by_kind(registry: Registry) -> None:
 
 
 def test_list_by_kind_and_glob(registry: Registry) -> None:
-    assert [s.name for s in registry.specs("models")] == ["linear", "linear-stack", "mlp"]
+    assert [s.name for s in registry.specs("models")] == ["linear", "linear-stack", "logistic", "mlp"]
     assert [s.name for s in registry.specs("model", "lin*")] == ["linear", "linear-stack"]
     assert [s.name for s in registry.specs(pattern="*s*")] == [
+        "blobs",
         "csv",
         "scores",
+        "spirals",
         "synthetic-linear",
         "linear-stack",
+        "logistic",
         "sigmoid",
+        "binary-cross-entropy",
+        "cross-entropy",
         "mse",
         "sse-half",
         "lstsq",
         "sgd",
-        "mse",  # the metrics, after the optimizers
+        "log-loss",  # the metrics, after the optimizers
+        "mse",
+        "precision",
         "rmse",
         "csv-logger",  # then the callbacks
         "early-stopping",
@@ -119,7 +139,10 @@ def test_unknown_name_suggests_close_names(registry: Registry) -> None:
 
 
 def test_unknown_name_without_close_match_lists_the_names(registry: Registry) -> None:
-    with pytest.raises(UnknownComponentError, match=r"unknown loss 'huber'; available: mse, sse-half"):
+    with pytest.raises(
+        UnknownComponentError,
+        match=r"unknown loss 'huber'; available: binary-cross-entropy, cross-entropy, mse, sse-half",
+    ):
         registry.get("loss", "huber")
 
 

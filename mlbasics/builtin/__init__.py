@@ -1,4 +1,5 @@
-"""The built-in components: the lecture's tables, linear and MLP models, SGD, MSE and least squares.
+"""The built-in components: the lecture's tables, linear and MLP models, SGD, MSE and least squares;
+for class labels, three datasets, cross-entropy and the usual scores.
 
 This is an ordinary plugin, registered through the ``mlbasics`` entry-point group like anyone else's
 (``builtins = "mlbasics.builtin"``). This module holds only the specs; each factory is a string
@@ -9,11 +10,17 @@ from __future__ import annotations
 
 from mlbasics.core.callbacks import RUN_TAG
 from mlbasics.core.hookspecs import hookimpl
-from mlbasics.core.specs import ComponentSpec, Param
+from mlbasics.core.specs import ONE_LOGIT_TAG, ComponentSpec, Param
 
 _HERE = __name__
 
 _SEED = Param(name="seed", type=int, default=0, ge=0, help="seed of the generator that draws the data")
+_CLASSIFICATION = frozenset({"classification"})
+_BOTH = frozenset({"regression", "classification"})
+
+
+def _classes(default: int) -> Param:
+    return Param(name="classes", type=int, default=default, ge=2, le=1000, help="number of classes")
 
 
 @hookimpl
@@ -69,9 +76,51 @@ def mlbasics_datasets() -> list[ComponentSpec]:
         ),
         ComponentSpec(
             kind="dataset",
+            name="xor",
+            factory=f"{_HERE}.datasets:xor",
+            summary="The four rows of x1 XOR x2 -> class 0 or 1: no line separates the classes",
+            tasks=_CLASSIFICATION,
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="blobs",
+            factory=f"{_HERE}.datasets:blobs",
+            summary="Gaussian clusters, one per class, centres uniform in [-10, 10] (as make_blobs)",
+            params=(
+                _classes(3),
+                Param(
+                    name="n", type=int, default=300, ge=2, help="number of samples, shared among the classes"
+                ),
+                Param(name="features", type=int, default=2, ge=1, le=1000, help="number of features"),
+                Param(
+                    name="spread", type=float, default=1.0, gt=0, help="standard deviation around each centre"
+                ),
+                _SEED,
+            ),
+            tasks=_CLASSIFICATION,
+        ),
+        ComponentSpec(
+            kind="dataset",
+            name="spirals",
+            factory=f"{_HERE}.datasets:spirals",
+            summary="Interleaved spiral arms in the plane, one per class: a boundary no line draws",
+            params=(
+                _classes(2),
+                Param(
+                    name="n", type=int, default=300, ge=2, help="number of samples, shared among the classes"
+                ),
+                Param(name="turns", type=float, default=1.0, gt=0, le=10, help="turns of each arm"),
+                Param(name="noise", type=float, default=0.05, ge=0, help="standard deviation of the noise"),
+                _SEED,
+            ),
+            tasks=_CLASSIFICATION,
+        ),
+        ComponentSpec(
+            kind="dataset",
             name="csv",
             factory=f"{_HERE}.datasets:csv_table",
-            summary="Your own table from a CSV file with a header row",
+            summary="Your own table from a CSV file with a header row (a target of words: class labels)",
+            tasks=_BOTH,
             params=(
                 Param(name="path", type=str, help="the CSV file"),
                 Param(name="target", type=str, default=None, help="target column (default: the last one)"),
@@ -94,6 +143,12 @@ def mlbasics_datasets() -> list[ComponentSpec]:
                     type=bool,
                     default=False,
                     help="read the file once into a binary cache beside it and map it: for files larger than memory",
+                ),
+                Param(
+                    name="classes",
+                    type=bool,
+                    default=False,
+                    help="read the target as class labels even if it holds numbers (a column of words always is)",
                 ),
             ),
         ),
@@ -119,6 +174,14 @@ def mlbasics_models() -> list[ComponentSpec]:
             factory=f"{_HERE}.models:linear",
             summary="H(x) = Wx + b: one torch.nn.Linear layer",
             params=(Param(name="bias", type=bool, default=True, help="learn the bias b"),),
+        ),
+        ComponentSpec(
+            kind="model",
+            name="logistic",
+            factory=f"{_HERE}.models:linear",
+            summary="Logistic regression: H(x) = Wx + b, one output per class read through softmax",
+            params=(Param(name="bias", type=bool, default=True, help="learn the bias b"),),
+            tasks=_CLASSIFICATION,
         ),
         ComponentSpec(
             kind="model",
@@ -182,6 +245,48 @@ def mlbasics_losses() -> list[ComponentSpec]:
             summary="Sum of squared errors / 2, the loss of the lecture's NumPy slide",
             tags={"least-squares"},
         ),
+        ComponentSpec(
+            kind="loss",
+            name="cross-entropy",
+            factory=f"{_HERE}.losses:cross_entropy",
+            summary="-log softmax(H(x))[class], the mean over rows (torch.nn.CrossEntropyLoss on logits)",
+            params=(
+                Param(
+                    name="weight",
+                    type=list[float],
+                    default=None,
+                    ge=0,
+                    min_length=2,
+                    help="a weight per class, in the classes' order (default: all 1)",
+                ),
+                Param(
+                    name="label_smoothing",
+                    type=float,
+                    default=0.0,
+                    ge=0,
+                    le=1,
+                    help="the share of each target spread evenly over all classes",
+                ),
+            ),
+            tasks=_CLASSIFICATION,
+        ),
+        ComponentSpec(
+            kind="loss",
+            name="binary-cross-entropy",
+            factory=f"{_HERE}.losses:binary_cross_entropy",
+            summary="Two classes, one output z = the logit of class 1: -log σ(±z) (torch.nn.BCEWithLogitsLoss)",
+            params=(
+                Param(
+                    name="pos_weight",
+                    type=float,
+                    default=None,
+                    gt=0,
+                    help="weight of the rows of class 1 against those of class 0 (default: 1)",
+                ),
+            ),
+            tags={ONE_LOGIT_TAG},
+            tasks=_CLASSIFICATION,
+        ),
     ]
 
 
@@ -207,6 +312,8 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
             factory=f"{_HERE}.optimizers:lstsq",
             summary="Least squares in closed form: the exact minimum for a linear model, in one step",
             tags={"closed-form"},
+            # Class labels have no closed form: cross-entropy is minimised by steps.
+            tasks=frozenset({"regression"}),
         ),
     ]
 
@@ -215,6 +322,24 @@ def mlbasics_optimizers() -> list[ComponentSpec]:
 def mlbasics_metrics() -> list[ComponentSpec]:
     def metric(name: str, function: str, summary: str) -> ComponentSpec:
         return ComponentSpec(kind="metric", name=name, factory=f"{_HERE}.metrics:{function}", summary=summary)
+
+    average = Param(
+        name="average",
+        type=str,
+        default="macro",
+        choices=("macro", "weighted", "micro"),
+        help="over the classes: macro (each class alike), weighted (by its rows) or micro (all counts together)",
+    )
+
+    def classification(name: str, function: str, summary: str, *params: Param) -> ComponentSpec:
+        return ComponentSpec(
+            kind="metric",
+            name=name,
+            factory=f"{_HERE}.metrics:{function}",
+            summary=summary,
+            params=params,
+            tasks=_CLASSIFICATION,
+        )
 
     return [
         metric("mse", "mse", "Mean squared error, in the data's units (lower is better)"),
@@ -226,6 +351,28 @@ def mlbasics_metrics() -> list[ComponentSpec]:
             "explained-variance",
             "explained_variance",
             "1 - Var(target - prediction)/Var(target): R² that ignores a constant offset",
+        ),
+        classification("accuracy", "accuracy", "The share of rows whose predicted class is right"),
+        classification(
+            "balanced-accuracy",
+            "balanced_accuracy",
+            "The mean over classes of the share of each class's rows predicted right",
+        ),
+        classification(
+            "precision", "precision", "Of the rows predicted as a class, the share that are of it", average
+        ),
+        classification("recall", "recall", "Of a class's rows, the share predicted as it", average),
+        classification("f1", "f1", "The harmonic mean of precision and recall per class", average),
+        classification(
+            "log-loss",
+            "log_loss",
+            "The mean of -log p(true class), p clipped to [eps, 1 - eps] (lower is better)",
+        ),
+        classification(
+            "top-k-accuracy",
+            "top_k_accuracy",
+            "The share of rows whose class is among the k highest-scoring",
+            Param(name="k", type=int, default=2, ge=1, help="how many of the highest-scoring classes count"),
         ),
     ]
 

@@ -15,6 +15,9 @@ def render_summary(result: TrainResult, *, plot: str | None = None) -> Renderabl
     metrics = _metrics_table(result)
     if metrics is not None:
         parts.append(metrics)
+    confusion = _confusion_table(result)
+    if confusion is not None:
+        parts.append(confusion)
     learned = _linear_parameters_table(result)
     if learned is not None:
         parts.append(learned)
@@ -76,6 +79,32 @@ def _metrics_table(result: TrainResult) -> Table | None:
         cells = [_metric_cell(values.get(prefix + name)) for _, prefix in parts]
         table.add_row(label, *cells)
     return table
+
+
+#: The summary prints the confusion matrix for at most this many classes (``--json`` has it always).
+CONFUSION_CLASSES = 10
+
+
+def _confusion_table(result: TrainResult) -> RenderableType | None:
+    """For class labels: the confusion matrix of the test rows (else the validation, else the
+    training rows), true classes down, predicted across, by name; right predictions in bold."""
+    classes = result.classes
+    part = next((p for p in ("test", "validation", "training") if p in result.confusion), None)
+    if classes is None or part is None or len(classes) > CONFUSION_CLASSES:
+        return None
+    counts = result.confusion[part]
+    right, total = int(counts.diagonal().sum()), int(counts.sum())
+    heading = Text(f"Confusion matrix, {part} rows ({right} of {total} right)", style="italic")
+    heading.append(": each row a true class, each column the class predicted", style="dim")
+    table = Table()
+    table.add_column("true \\ predicted")
+    for name in classes:
+        table.add_column(Text(name), justify="right")
+    for i, (name, row) in enumerate(zip(classes, counts.tolist(), strict=True)):
+        table.add_row(
+            Text(name), *(Text(str(value), style="bold" if i == j else "") for j, value in enumerate(row))
+        )
+    return Group(heading, table)
 
 
 def _metric_cell(value: float | None) -> Text:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from mlbasics.cli._output import format_param, param_to_json, plugin_label, print_json, stdout
 from mlbasics.core.registry import Registry, default_registry
-from mlbasics.core.specs import ComponentSpec, plural
+from mlbasics.core.specs import TASKS, ComponentSpec, plural
 
 
 def add_parser(commands: Any) -> None:
@@ -24,6 +24,11 @@ def add_parser(commands: Any) -> None:
         "kind", nargs="?", help="only this kind: dataset(s), model(s), activation(s), loss(es), optimizer(s)"
     )
     parser.add_argument("pattern", nargs="?", default="*", help="only names matching this glob, e.g. 'lin*'")
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        help="only components that serve this task: regression (real-valued targets) or classification",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_const", const="json", dest="format", help="print JSON")
     output.add_argument(
@@ -43,6 +48,8 @@ def to_json(registry: Registry, spec: ComponentSpec) -> dict[str, Any]:
         "summary": spec.summary,
         "params": [param_to_json(p) for p in spec.params],
         "tags": sorted(spec.tags),
+        # What it serves: "regression" (real-valued targets), "classification" (class labels), or both.
+        "tasks": [task for task in TASKS if spec.serves(task)],
         # An optimizer with a stacked form: sweeps train its members as one vmapped ensemble.
         "stacked": spec.stacked is not None,
         "plugin": {
@@ -62,22 +69,31 @@ def to_markdown(registry: Registry, specs: list[ComponentSpec]) -> str:
         lines += [
             f"## {plural(kind).capitalize()}",
             "",
-            "| name | summary | params | plugin |",
-            "|---|---|---|---|",
+            "| name | task | summary | params | plugin |",
+            "|---|---|---|---|---|",
         ]
         for spec in (s for s in specs if s.kind == kind):
             params = "<br>".join(f"`{format_param(p)}`" for p in spec.params) or "-"
             summary = spec.summary.replace("|", "\\|")
             state = registry.status(spec)
             name = f"`{spec.name}`" if state == "available" else f"`{spec.name}`<br>*{state}*"
-            lines.append(f"| {name} | {summary} | {params} | {plugin_label(spec)} |")
+            lines.append(f"| {name} | {task_label(spec)} | {summary} | {params} | {plugin_label(spec)} |")
         lines.append("")
     return "\n".join(lines)
 
 
+def task_label(spec: ComponentSpec) -> str:
+    """``regression``, ``classification`` or ``both``."""
+    return "both" if len(spec.tasks) == len(TASKS) else next(iter(spec.tasks))
+
+
 def run(args: argparse.Namespace) -> int:
     registry = default_registry()
-    specs = registry.specs(args.kind, args.pattern)
+    specs = [
+        spec
+        for spec in registry.specs(args.kind, args.pattern)
+        if args.task is None or spec.serves(args.task)
+    ]
     allow_problem = registry.plugins.allow_list_problem()
     if allow_problem is not None:
         print(f"mlbasics: warning: {allow_problem}", file=sys.stderr)
@@ -89,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console = stdout()
     if not specs:
-        console.print("no components match" + (f" {args.kind!r}" if args.kind else "") + f" {args.pattern!r}")
+        task = f" serving {args.task}" if args.task else ""
+        console.print(
+            "no components match" + (f" {args.kind!r}" if args.kind else "") + f" {args.pattern!r}{task}"
+        )
         return 0
     table = Table(title="mlbasics components", title_justify="left", show_lines=True)
     table.add_column("name", no_wrap=True, style="bold")
@@ -101,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         # Text, not markup strings: plugin-provided text such as "list[int]" must print as written.
         summary = Text(spec.summary)
         state = registry.status(spec)
+        if len(spec.tasks) == 1:  # what it serves, where it is not both
+            summary.append(f"\ntask: {task_label(spec)}", style="dim")
         if state != "available":  # in the summary, which wraps: the name column never does
             summary.append(f"\n{state}", style="yellow")
         params = Text("\n".join(format_param(p) for p in spec.params) or "-")

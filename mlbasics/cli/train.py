@@ -57,7 +57,7 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="compute metric NAME (r2, mae, rmse, ...) on every part of the data as training goes (repeatable)",
+        help="compute metric NAME (r2, mae, accuracy, f1, ...) on every part of the data as training goes (repeatable)",
     )
     watch.add_argument(
         "--callback",
@@ -90,6 +90,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
         "--drop-last", action="store_true", help="with --batch-size: leave out an epoch's last, smaller batch"
     )
     data.add_argument(
+        "--no-stratify",
+        action="store_true",
+        help="split class labels at random, not each class in proportion (stratified, the default)",
+    )
+    data.add_argument(
         "--standardize",
         choices=STANDARDIZE_CHOICES,
         help="scale to mean 0, std 1 with the training rows' statistics (predictions stay in the data's units)",
@@ -104,7 +109,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
 def experiment_from_args(args: argparse.Namespace, base: Experiment | None = None) -> Experiment:
     """The config file (or ``base``, or the default experiment) with the command line's flags
     applied in order: component names, then --lr/--epochs/--device/--seed/--no-cuda-graph and the
-    data flags (--validation ... --standardize), then --metric and --callback, then every --set."""
+    data flags (--validation ... --standardize, --no-stratify), then --metric and --callback, then
+    every --set."""
     experiment = Experiment.load(args.config) if args.config else base or Experiment()
     for kind in COMPONENT_KINDS:
         name = getattr(args, kind)
@@ -123,6 +129,7 @@ def experiment_from_args(args: argparse.Namespace, base: Experiment | None = Non
         "shuffle": False if args.no_shuffle else None,
         "drop_last": True if args.drop_last else None,
         "standardize": args.standardize,
+        "stratify": False if args.no_stratify else None,
     }
     for key, value in flags.items():
         if value is not None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from mlbasics.core.plugins import PluginRecord, PluginSet, PluginSettings, builtins_info
-from mlbasics.core.specs import KINDS, MAX_NESTING, PLURALS, ComponentSpec, Kind, nested_too_deeply
+from mlbasics.core.specs import KINDS, MAX_NESTING, PLURALS, TASKS, ComponentSpec, Kind, nested_too_deeply
 from mlbasics.errors import (
     ComponentBuildError,
     MlbasicsError,
@@ -116,19 +116,27 @@ class Registry:
         return self.plugins.records
 
     def specs(
-        self, kind: str | None = None, pattern: str = "*", *, plugin: str | None = None
+        self,
+        kind: str | None = None,
+        pattern: str = "*",
+        *,
+        plugin: str | None = None,
+        task: str | None = None,
     ) -> list[ComponentSpec]:
         """All specs (conflicting ones included), sorted by kind then name, optionally filtered by
-        kind, a glob ``pattern`` on the name, and the name of the ``plugin`` that provides them (as
-        ``mlbasics plugins`` shows it: an installed plugin's entry-point name). A ``plugin`` that
-        names no plugin of this registry raises :class:`mlbasics.ValidationError` rather than
-        matching nothing; an installed plugin's module name (``"mlbasics_torch_optim"``, what an
-        isolated registry named it by before 0.2) still finds it, with a ``DeprecationWarning``
-        naming the plugin's name, until mlbasics 0.3."""
+        kind, a glob ``pattern`` on the name, the name of the ``plugin`` that provides them (as
+        ``mlbasics plugins`` shows it: an installed plugin's entry-point name), and the ``task``
+        they serve (``"regression"`` or ``"classification"``). A ``plugin`` that names no plugin of
+        this registry raises :class:`mlbasics.ValidationError` rather than matching nothing; an
+        installed plugin's module name (``"mlbasics_torch_optim"``, what an isolated registry named
+        it by before 0.2) still finds it, with a ``DeprecationWarning`` naming the plugin's name,
+        until mlbasics 0.3."""
         self._load()
         if plugin is not None:
             plugin = self._plugin_name(plugin)
         wanted = normalize_kind(kind) if kind is not None else None
+        if task is not None and task not in TASKS:
+            raise ValidationError([f"unknown task {task!r}{suggest(task, TASKS)}; tasks: {', '.join(TASKS)}"])
         return sorted(
             (
                 s
@@ -136,6 +144,7 @@ class Registry:
                 if (wanted is None or s.kind == wanted)
                 and fnmatch.fnmatchcase(s.name, pattern)
                 and (plugin is None or (s.plugin is not None and s.plugin.name == plugin))
+                and (task is None or s.serves(task))
             ),
             key=lambda s: (KINDS.index(s.kind), s.name, s.plugin.name if s.plugin else ""),
         )

@@ -25,6 +25,19 @@ from mlbasics.errors import PluginError
 
 Kind = Literal["dataset", "model", "activation", "loss", "optimizer", "metric", "callback"]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
+#: What a model learns: real-valued targets (regression) or class labels (classification).
+Task = Literal["regression", "classification"]
+TASKS: Final[tuple[Task, ...]] = get_args(Task)
+#: The tag of a classification loss that scores two classes with one output (the logit of class
+#: 1), such as ``binary-cross-entropy``: the model then gets one output, not two.
+ONE_LOGIT_TAG: Final = "one-logit"
+#: The tasks a spec serves when it does not say: what each kind served before there were two. A
+#: model, an optimizer, an activation or a callback does not care what its targets mean; a loss, a
+#: metric and a dataset were written for real-valued targets.
+DEFAULT_TASKS: Final[dict[Kind, frozenset[Task]]] = {
+    kind: frozenset({"regression"}) if kind in ("dataset", "loss", "metric") else frozenset(TASKS)
+    for kind in KINDS
+}
 #: Each kind's plural, as headings and messages spell it.
 PLURALS: Final[dict[Kind, str]] = {kind: "losses" if kind == "loss" else f"{kind}s" for kind in KINDS}
 
@@ -122,6 +135,20 @@ def _to_tags(values: Iterable[str]) -> frozenset[str]:
 
 def _to_strings(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
+
+
+def _to_tasks(values: Iterable[str] | str) -> frozenset[str]:
+    return frozenset([values] if isinstance(values, str) else values)
+
+
+def _default_tasks(spec: Any) -> frozenset[Task]:
+    return DEFAULT_TASKS.get(spec.kind, frozenset(TASKS))
+
+
+def _check_tasks(_: Any, __: attrs.Attribute[Any], value: frozenset[str]) -> None:
+    unknown = sorted(value - set(TASKS))
+    if unknown or not value:
+        raise ValueError(f"tasks must be one or both of {', '.join(TASKS)}; got {sorted(value) or 'none'}")
 
 
 @attrs.frozen(kw_only=True)
@@ -331,6 +358,11 @@ class ComponentSpec:
             is listed as unavailable instead of failing at build time.
         install_hint: what to run to get the requirements, e.g. ``pip install mlbasics-extra[sk]``.
         overrides: replace a same-named component of another plugin instead of conflicting with it.
+        tasks: what the component serves: ``{"regression"}``, ``{"classification"}`` or both. A loss
+            or metric for class labels, a dataset of them, or an optimizer that cannot fit them
+            says so here, and training refuses a combination that does not fit (``lstsq`` on class
+            labels, ``mse`` on them). Default: both for models, activations, optimizers and
+            callbacks; regression for datasets, losses and metrics.
         stacked: an optimizer's update over parameters stacked along a first, member dimension, which
             lets a sweep train its members as one vmapped ensemble (:class:`mlbasics.sweeps.ensemble.StackedUpdate`:
             ``update(params, grads, state, hyper) -> (params, state)``); a callable, or a
@@ -349,7 +381,14 @@ class ComponentSpec:
     install_hint: str = ""
     overrides: bool = False
     stacked: Callable[..., Any] | str | None = attrs.field(default=None, validator=_check_stacked)
+    tasks: frozenset[Task] = attrs.field(
+        default=attrs.Factory(_default_tasks, takes_self=True), converter=_to_tasks, validator=_check_tasks
+    )
     plugin: PluginInfo | None = attrs.field(default=None, eq=False)
+
+    def serves(self, task: str) -> bool:
+        """Whether this component serves ``task`` (``"regression"`` or ``"classification"``)."""
+        return task in self.tasks
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

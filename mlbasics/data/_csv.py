@@ -314,6 +314,52 @@ def _numbers(header: Header, line: int, row: list[str], columns: list[int]) -> l
     return values
 
 
+def is_number(cell: str) -> bool:
+    """Whether a cell reads as a number (``nan`` and ``inf`` too: numbers, if bad ones)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def first_label(header: Header, column: int) -> str | None:
+    """The first non-empty cell of ``column`` (stripped), reading no further than it: whether a
+    target column holds numbers or words (class labels) is told by its first value."""
+    rows = _careful_rows(header.path)
+    for _ in rows:
+        break  # the header row
+    for _, row in rows:
+        if column < len(row) and row[column].strip():
+            return row[column].strip()
+    return None
+
+
+def read_labels(header: Header, column: int) -> tuple[list[str], list[int]]:
+    """Every data row's cell of ``column`` (stripped), and the line each row ends on: the class
+    labels of a classification table. A row of the wrong length, or an empty label, is one
+    :class:`DataError` naming the file, line and column."""
+    path, names = header.path, header.names
+    labels: list[str] = []
+    lines: list[int] = []
+    rows = _careful_rows(path)
+    for _ in rows:
+        break  # the header row
+    for line, row in rows:
+        if len(row) != len(names):
+            raise DataError(f"{path}, line {line}: {len(row)} cells, but the header has {len(names)}")
+        label = row[column].strip()
+        if not label:
+            raise DataError(
+                f"{path}, line {line}: column {names[column]!r} is empty; every row needs a class label"
+            )
+        labels.append(label)
+        lines.append(line)
+    if not labels:
+        raise DataError(f"{path}: only a header row, no data")
+    return labels, lines
+
+
 def count_lines(path: str) -> int:
     """An upper bound on the rows of the file (its line ends, plus one), read in blocks."""
     lines = 1

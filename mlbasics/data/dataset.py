@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import torch
@@ -37,32 +37,72 @@ def _check_features(instance: Any, _: attrs.Attribute[Any], value: torch.Tensor)
         raise ValueError(f"features must be float32, got {value.dtype}")
 
 
+#: The most classes a dataset may have. Ten thousand is ten times ImageNet's thousand; a column with
+#: more distinct labels is almost certainly not a column of class labels (an id, a measurement).
+MAX_CLASSES: Final = 10_000
+
+
 def _check_targets(instance: Dataset, _: attrs.Attribute[Any], value: torch.Tensor) -> None:
-    if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[1] < 1:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"targets must be a tensor, got {_shape(value)}")
+    if instance.classes is not None:
+        if value.ndim != 1 or value.dtype != torch.int64:
+            raise ValueError(
+                f"class targets must be int64 class indices shaped (n,), got {value.dtype} {_shape(value)}"
+            )
+        if len(value) and (int(value.min()) < 0 or int(value.max()) >= len(instance.classes)):
+            raise ValueError(
+                f"class targets must be indices into the {len(instance.classes)} classes, "
+                f"0 to {len(instance.classes) - 1}; got {int(value.min())} to {int(value.max())}"
+            )
+    elif value.ndim != 2 or value.shape[1] < 1:
         raise ValueError(f"targets must be a tensor shaped (n, k), k >= 1, got {_shape(value)}")
-    if value.dtype != torch.float32:
+    elif value.dtype != torch.float32:
         raise ValueError(f"targets must be float32, got {value.dtype}")
     if value.shape[0] != instance.features.shape[0]:
         raise ValueError(f"{instance.features.shape[0]} feature rows but {value.shape[0]} targets")
 
 
+def _to_classes(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _check_classes(_: Any, __: attrs.Attribute[Any], value: tuple[str, ...] | None) -> None:
+    if value is None:
+        return
+    if not all(isinstance(name, str) and name for name in value):
+        raise ValueError("class names must be non-empty strings")
+    if len(value) < 2:
+        raise ValueError(f"a classification dataset needs at least two classes, got {list(value)}")
+    if len(value) > MAX_CLASSES:
+        raise ValueError(f"{len(value):,} classes; a dataset has at most {MAX_CLASSES:,}")
+    if len(set(value)) != len(value):
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        raise ValueError(f"class {repeated[0]!r} is named twice")
+
+
 #: Rows hashed at a time by :func:`data_fingerprint`: a memory-mapped table is never copied whole.
 FINGERPRINT_ROWS = 1 << 16
 
-_SAFETENSORS_DTYPE = {torch.float32: "F32"}
+_SAFETENSORS_DTYPE = {torch.float32: "F32", torch.int64: "I64"}
 
 
-def data_fingerprint(features: torch.Tensor, targets: torch.Tensor) -> str:
+def data_fingerprint(
+    features: torch.Tensor, targets: torch.Tensor, classes: Sequence[str] | None = None
+) -> str:
     """A SHA-256 of the data's values, so resuming on changed data is noticed.
 
     It is the hash of the two tensors saved as one safetensors file (features, then targets), as it
     has always been, but computed block by block: the header first, then the rows, so a table larger
-    than memory (memory-mapped) is hashed without being copied."""
+    than memory (memory-mapped) is hashed without being copied. Class labels add their names (in
+    order) at the end: the same indices under other names are other data."""
     hasher = hashlib.sha256(_safetensors_header({"features": features, "targets": targets}))
     for tensor in (features, targets):
         for start in range(0, int(tensor.shape[0]), FINGERPRINT_ROWS):
             block = tensor[start : start + FINGERPRINT_ROWS].detach().cpu().contiguous()
             hasher.update(block.numpy().data if block.numel() else b"")
+    if classes is not None:
+        hasher.update(json.dumps(list(classes)).encode())
     return hasher.hexdigest()
 
 
@@ -113,6 +153,20 @@ def _to_sources(values: Iterable[SourceFile]) -> tuple[SourceFile, ...]:
     return tuple(values)
 
 
+@attrs.frozen(eq=False)
+class RowSource:
+    """Where each row of a table read from a file came from: the file, the label column and each
+    row's line, so a problem found later (a class seen only in held-out rows) names the line."""
+
+    path: str
+    column: str
+    lines: torch.Tensor  # int64, one line number per row
+
+    def where(self, row: int) -> str:
+        """``"iris.csv, line 7, column 'species'"``."""
+        return f"{self.path}, line {int(self.lines[row])}, column {self.column!r}"
+
+
 def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
@@ -121,16 +175,26 @@ def _target_count(targets: Any) -> int:
     return int(targets.shape[1]) if isinstance(targets, torch.Tensor) and targets.ndim == 2 else 1
 
 
+#: The target name of a classification dataset that names none.
+CLASS_TARGET_NAME: Final = "class"
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class Dataset:
-    """A regression table: float32 ``features`` shaped (n, d) and ``targets`` shaped (n, k), one
-    column per target (k = 1 for the lecture's tables).
+    """A table: float32 ``features`` shaped (n, d), and ``targets``: for regression float32, shaped
+    (n, k), one column per target (k = 1 for the lecture's tables); for classification int64
+    class indices shaped (n,), into ``classes``, the class names in order (at least two).
 
     ``target_name`` names a single target (default ``"y"``); ``target_names`` names each of k
     (default: ``y1``, ``y2``, ...). ``memory_mapped`` datasets hold tensors that are views of a
     file on disk (:mod:`mlbasics.data._csv_cache`): they are never copied whole, batches are gathered
     from them by index, and :meth:`check_unchanged` tells when the file behind them changed."""
 
+    #: The class names, in the order of their indices, for class labels; ``None`` for regression.
+    #: Declared first so the targets' check knows which they are.
+    classes: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_classes, validator=_check_classes
+    )
     features: torch.Tensor = attrs.field(validator=_check_features)
     targets: torch.Tensor = attrs.field(validator=_check_targets)
     feature_names: tuple[str, ...] = attrs.field(converter=_to_names)
@@ -145,6 +209,9 @@ class Dataset:
     #: splitting the table by the experiment's ``validation`` / ``test`` fractions.
     validation: Dataset | None = None
     test: Dataset | None = None
+    #: For rows read from a file: the line each came from (:class:`RowSource`), so that a later
+    #: problem with a row's label names its line.
+    row_source: RowSource | None = attrs.field(default=None, repr=False)
 
     @feature_names.default
     def _default_feature_names(self) -> tuple[str, ...]:
@@ -162,7 +229,8 @@ class Dataset:
 
     @target_names.default
     def _default_target_names(self) -> tuple[str, ...]:
-        k, name = _target_count(self.targets), self._target_name or "y"
+        default = CLASS_TARGET_NAME if self.classes is not None else "y"
+        k, name = _target_count(self.targets), self._target_name or default
         return (name,) if k == 1 else tuple(f"{name}{i + 1}" for i in range(k))
 
     @target_names.validator
@@ -180,7 +248,25 @@ class Dataset:
 
     @property
     def n_targets(self) -> int:
-        return int(self.targets.shape[1])
+        """Target columns: k for regression, 1 (the label) for classification."""
+        return _target_count(self.targets)
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` for class labels (``classes`` is set), else ``"regression"``."""
+        return "regression" if self.classes is None else "classification"
+
+    @property
+    def n_classes(self) -> int | None:
+        """How many classes there are (``None`` for regression)."""
+        return None if self.classes is None else len(self.classes)
+
+    def class_names(self, indices: torch.Tensor | Sequence[int]) -> list[str]:
+        """The names of class indices: ``[0, 2] -> ["setosa", "virginica"]``."""
+        if self.classes is None:
+            raise ValueError("a regression dataset has no classes")
+        values = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+        return [self.classes[int(i)] for i in values]
 
     def check_unchanged(self) -> None:
         """Raise :class:`mlbasics.errors.DataError` naming the file if a file the data are read
@@ -281,8 +367,12 @@ class Dataset:
             raise ValueError(f"max_rows must be >= 0 or None, got {max_rows}")
         names = [*self.feature_names, *self.target_names]
         shown = self.n_samples if max_rows is None else min(max_rows, self.n_samples)
-        table = torch.cat([self.features[:shown], self.targets[:shown]], dim=1).tolist()
-        cells = [names, *([f"{value:.{digits}g}" for value in row] for row in table)]
+        features = [[f"{value:.{digits}g}" for value in row] for row in self.features[:shown].tolist()]
+        if self.classes is not None:
+            targets = [[name] for name in self.class_names(self.targets[:shown])]
+        else:
+            targets = [[f"{value:.{digits}g}" for value in row] for row in self.targets[:shown].tolist()]
+        cells = [names, *(x + y for x, y in zip(features, targets, strict=True))]
         widths = [max(len(row[column]) for row in cells) for column in range(len(names))]
         lines = [
             "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in cells

@@ -10,8 +10,10 @@ scaled data; :meth:`Standardization.predict` scales new features the same way an
 ``"features+target"``, turns the model's outputs back into the target's own units, so predictions
 are always in the data's units. They are saved in the run folder (``standardization.safetensors``).
 
-A column that is constant on the training rows has standard deviation 0 and cannot be scaled: that
-is one clear error (drop the column, or train without standardization), not a silent division by 0.
+A feature column that is constant on the training rows has standard deviation 0 and cannot be
+scaled: it is centred only (as scikit-learn's ``StandardScaler`` does), and a note names it, so
+nothing is divided by 0 and nothing silently. A constant target under ``"features+target"`` is an
+error: there is nothing to learn.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import attrs
 import torch
 
 from mlbasics.errors import ValidationError
+from mlbasics.notes import note_once
 
 FEATURES: Final = "features"
 FEATURES_AND_TARGET: Final = "features+target"
@@ -138,6 +141,10 @@ def _mean_std(
     return mean, (squares / n).sqrt()
 
 
+def _constant(mean: torch.Tensor, std: torch.Tensor) -> bool:
+    return not float(std) > 0.0 or float(std) < 1e-12 * max(1.0, abs(float(mean)))
+
+
 def fit_standardization(
     mode: str,
     features: torch.Tensor,
@@ -149,25 +156,36 @@ def fit_standardization(
     chunk_rows: int = 1 << 20,
 ) -> Standardization:
     """The statistics of ``features`` and (for ``"features+target"``) ``targets``: the training
-    rows (CPU tensors), or of their ``rows`` if given. A constant column is a
-    :class:`mlbasics.ValidationError` naming it."""
+    rows (CPU tensors), or of their ``rows`` if given. A constant feature column is centred but not
+    scaled (its standard deviation taken as 1, as scikit-learn's ``StandardScaler`` takes it), with a
+    note naming it: an image's corner pixel that is 0 in every picture is no error. A constant
+    target column is a :class:`mlbasics.ValidationError` naming it: there is nothing to learn."""
     n = features.shape[0] if rows is None else len(rows)
+    rows_text = f"{n} training row{'s' if n != 1 else ''}"
     feature_mean, feature_std = _mean_std(features, rows, chunk_rows)
-    columns = [(feature_names, feature_mean, feature_std)]
+    flat = [
+        i for i, (mean, std) in enumerate(zip(feature_mean, feature_std, strict=True)) if _constant(mean, std)
+    ]
+    if flat:
+        names = ", ".join(repr(feature_names[i]) for i in flat[:5]) + (
+            f" and {len(flat) - 5} more" if len(flat) > 5 else ""
+        )
+        note_once(
+            f"standardize: feature column{'s' if len(flat) > 1 else ''} {names} "
+            f"{'are' if len(flat) > 1 else 'is'} constant on the {rows_text}: centred, not scaled"
+        )
+        feature_std[flat] = 1.0
     target_mean = target_std = None
     if mode == FEATURES_AND_TARGET:
         target_mean, target_std = _mean_std(targets, rows, chunk_rows)
-        columns.append((target_names, target_mean, target_std))
-    problems = [
-        f"standardize: column {name!r} is constant on the {n} training row"
-        f"{'s' if n != 1 else ''} (every value {float(mean):.6g}), so it cannot be "
-        'scaled; drop the column or use standardize = "none"'
-        for names, means, stds in columns
-        for name, mean, std in zip(names, means, stds, strict=True)
-        if not float(std) > 0.0 or float(std) < 1e-12 * max(1.0, abs(float(mean)))
-    ]
-    if problems:
-        raise ValidationError(problems)
+        problems = [
+            f"standardize: target column {name!r} is constant on the {rows_text} (every value "
+            f'{float(mean):.6g}), so it cannot be scaled; use standardize = "features"'
+            for name, mean, std in zip(target_names, target_mean, target_std, strict=True)
+            if _constant(mean, std)
+        ]
+        if problems:
+            raise ValidationError(problems)
     as32 = torch.float32
     return Standardization(
         feature_mean=feature_mean.to(as32),

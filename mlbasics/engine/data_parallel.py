@@ -38,6 +38,7 @@ from mlbasics import distributed
 from mlbasics.distributed import _signals, ranks
 from mlbasics.engine.interrupts import STOP_SIGNALS
 from mlbasics.engine.solvers import ClosedFormSolver
+from mlbasics.engine.tasks import outputs
 from mlbasics.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -121,8 +122,8 @@ def parallel_problem(setup: Setup, world_size: int) -> str | None:
 def _loss_problem(setup: Setup, ranks: str) -> str | None:
     if row_reduction(setup) is None:
         return (
-            f"loss {setup.specs['loss'].name!r} neither averages nor sums over rows, so it cannot be "
-            f"split into shards for {ranks}"
+            f"loss {setup.specs['loss'].name!r} neither averages nor sums over rows (a mean weighted by "
+            f"class is neither), so it cannot be split into shards for {ranks}"
         )
     return None
 
@@ -137,22 +138,51 @@ def _ranks_of(count: int) -> str:
 
 def row_reduction(setup: Setup) -> str | None:
     """Whether the loss averages (``"mean"``) or sums (``"sum"``) over rows, or ``None``: its loss
-    for a prediction 1 off a training row's target, and for that row twice (the same for a mean,
-    twice as much for a sum)."""
-    targets = setup.targets
-    y = targets[:1] if setup.train_rows is None else targets.index_select(0, setup.train_rows[:1])
-    y = y.to(setup.device)
+    for a prediction off a training row's target, and for that row twice (the same for a mean,
+    twice as much for a sum); and, where there is a training row of another target, the loss of
+    the two rows together (their mean or their sum: a mean weighted by class, as cross-entropy
+    with class weights takes, is neither, and cannot be split into shards by their rows)."""
+    targets = setup.targets  # the first rows suffice to find one of another target, if there is one
+    rows = targets[:1024] if setup.train_rows is None else targets.index_select(0, setup.train_rows[:1024])
+    first = rows[:1]
+    other = rows[(rows != first).reshape(len(rows), -1).any(dim=1)][:1]
+    y, z = first.to(setup.device), other.to(setup.device)
     with torch.no_grad():
-        once = float(setup.loss(y + 1.0, y))
-        twice = float(setup.loss(torch.cat([y + 1.0] * 2), torch.cat([y, y])))
+        once = float(setup.loss(_off(setup, y, 1.0), y))
+        twice = float(setup.loss(torch.cat([_off(setup, y, 1.0)] * 2), torch.cat([y, y])))
+        pair = None
+        if len(z):
+            alone = float(setup.loss(_off(setup, z, 2.0), z))
+            both = float(setup.loss(torch.cat([_off(setup, y, 1.0), _off(setup, z, 2.0)]), torch.cat([y, z])))
+            pair = (alone, both)
     if not once > 0.0:
         return None
     ratio = twice / once
     if abs(ratio - 1.0) < 1e-3:
-        return MEAN
-    if abs(ratio - 2.0) < 2e-3:
-        return SUM
-    return None
+        reduction, together = MEAN, None if pair is None else (once + pair[0]) / 2
+    elif abs(ratio - 2.0) < 2e-3:
+        reduction, together = SUM, None if pair is None else once + pair[0]
+    else:
+        return None
+    if (
+        pair is not None
+        and together is not None
+        and abs(pair[1] - together) > 1e-3 * max(abs(together), 1e-12)
+    ):
+        return None
+    return reduction
+
+
+def _off(setup: Setup, y: torch.Tensor, by: float) -> torch.Tensor:
+    """A prediction off ``y`` by ``by``: for real-valued targets ``y + by``; for class labels,
+    logits that put ``by`` on the class after the right one (one logit: ``by`` on the wrong side)."""
+    if setup.dataset.classes is None:
+        return y + by
+    width = outputs(setup.dataset, setup.specs["loss"])
+    if width == 1:
+        return (by * (1 - 2 * y.to(torch.float32))).unsqueeze(1)
+    logits = torch.zeros(len(y), width, device=y.device)
+    return logits.scatter_(1, ((y + 1) % width).unsqueeze(1), by)
 
 
 def parallelize(setup: Setup) -> None:

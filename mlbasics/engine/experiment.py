@@ -54,6 +54,9 @@ class Component:
     name: str
     params: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     data: Any = attrs.field(default=None, eq=False, hash=False, repr=False, kw_only=True)
+    #: The experiment's default, not chosen by anyone: the default loss (``mse``) gives way to
+    #: ``cross-entropy`` on a dataset of class labels. Not part of equality.
+    implicit: bool = attrs.field(default=False, eq=False, repr=False, kw_only=True)
 
     @classmethod
     def of(cls, value: str | Mapping[str, Any] | Component, *, current: Component | None = None) -> Component:
@@ -66,8 +69,8 @@ class Component:
             return cls(value)
         if isinstance(value, Mapping):
             params = dict(value)
-            if "name" not in params and current is not None:
-                return cls(current.name, {**current.params, **params})
+            if "name" not in params and current is not None:  # a default stays one: its task may replace it
+                return cls(current.name, {**current.params, **params}, implicit=current.implicit)
             name = params.pop("name", None)
             if not isinstance(name, str):
                 raise ValidationError([f"a component needs a name (a string), got {name!r}"])
@@ -115,11 +118,19 @@ def _default(name: str, **params: Any) -> Callable[[], Component]:
     return lambda: Component(name, params)
 
 
+#: The loss an experiment that names none trains with, by the dataset's task.
+DEFAULT_LOSSES: Final = {"regression": "mse", "classification": "cross-entropy"}
+
+
+def _default_loss() -> Component:
+    return Component(DEFAULT_LOSSES["regression"], implicit=True)
+
+
 #: Each component's default, made anew each time (its params are a dict of its own).
 _DEFAULT_COMPONENTS: Final = {
     "dataset": _default("quadratic"),
     "model": _default("mlp"),
-    "loss": _default("mse"),
+    "loss": _default_loss,  # mse, or cross-entropy on class labels: the dataset's task chooses
     "optimizer": _default("sgd", lr=0.01),
 }
 
@@ -155,6 +166,7 @@ class Experiment:
     #: arrays, a :class:`mlbasics.Dataset`), recorded as dataset ``in-memory``.
     dataset: Component = attrs.field(factory=_DEFAULT_COMPONENTS["dataset"], converter=_to_dataset)
     model: Component = attrs.field(factory=_DEFAULT_COMPONENTS["model"], converter=_to_model)
+    #: Left out: ``mse``, or ``cross-entropy`` on a dataset of class labels.
     loss: Component = attrs.field(factory=_DEFAULT_COMPONENTS["loss"], converter=_to_loss)
     optimizer: Component = attrs.field(factory=_DEFAULT_COMPONENTS["optimizer"], converter=_to_optimizer)
     epochs: int = 10000
@@ -183,6 +195,9 @@ class Experiment:
     #: Scale to mean 0 and standard deviation 1, with statistics of the training rows:
     #: "none", "features" or "features+target" (see :mod:`mlbasics.data.standardization`).
     standardize: str = "none"
+    #: Split class labels stratified: every part holds each class in the whole table's proportion
+    #: (within one row). Only class labels are stratified; regression targets are split at random.
+    stratify: bool = True
     #: Metrics computed at sync points on the training and validation rows and once on the test
     #: rows, by registry name (``["r2", "mae"]``): see :mod:`mlbasics.engine.metrics`.
     metrics: tuple[Component, ...] = attrs.field(default=(), converter=_to_components)
@@ -258,9 +273,10 @@ class Experiment:
         shuffle: object = self.shuffle
         if shuffle is not None and not isinstance(shuffle, bool):
             found.append(f"shuffle must be true or false, got {shuffle!r}")
-        drop_last: object = self.drop_last
-        if not isinstance(drop_last, bool):
-            found.append(f"drop_last must be true or false, got {drop_last!r}")
+        for field in ("drop_last", "stratify"):
+            value: object = getattr(self, field)
+            if not isinstance(value, bool):
+                found.append(f"{field} must be true or false, got {value!r}")
         if self.standardize not in STANDARDIZE_CHOICES:
             choices = ", ".join(repr(choice) for choice in STANDARDIZE_CHOICES)
             found.append(f"standardize must be one of {choices}, got {self.standardize!r}")
@@ -272,11 +288,13 @@ class Experiment:
         """Choose another component of ``kind``; params of the previous one are dropped if the name changes."""
         kind = _component_kind(kind)
         current: Component = getattr(self, kind)
-        return self if current.name == name else self._replace(kind, Component(name))
+        # Naming the default (--loss mse) chooses it: it no longer gives way to the task's default.
+        return self if current.name == name and not current.implicit else self._replace(kind, Component(name))
 
     def with_value(self, key: str, value: Any) -> Experiment:
         """Set ``epochs``, ``device``, ``seed``, ``log_every``, ``cuda_graph``, ``validation``,
-        ``test``, ``split_seed``, ``batch_size``, ``shuffle``, ``drop_last``, ``standardize``, a component
+        ``test``, ``split_seed``, ``batch_size``, ``shuffle``, ``drop_last``, ``standardize``,
+        ``stratify``, a component
         (``model``), or a component param (``optimizer.lr``)."""
         if nested_too_deeply(value):
             raise ValidationError([f"{key}: {_TOO_DEEP}"])
@@ -298,7 +316,9 @@ class Experiment:
         component: Component = getattr(self, kind)
         if param == "name":
             return self.with_component(kind, value)
-        return self._replace(kind, Component(component.name, {**component.params, param: value}))
+        # A param of the default loss (loss.weight) is a param of whichever loss the task chooses.
+        params = {**component.params, param: value}
+        return self._replace(kind, Component(component.name, params, implicit=component.implicit))
 
     def key_hint(self, key: str, *, form: str = "key") -> str:
         """``"; did you mean 'epochs'?"`` for a misspelt key; for a param of one of the experiment's
@@ -387,6 +407,8 @@ class Experiment:
             if value != default or type(value) is not type(default):
                 data[field] = value
         for kind, component in self.components().items():
+            if kind == "loss" and component.implicit and not component.params:
+                continue  # the task's default, chosen when the data are known: not mse on class labels
             data[kind] = component.to_dict()
         if self.metrics:  # names alone where none has params: metrics = ["r2", "mae"]
             plain = not any(metric.params for metric in self.metrics)
@@ -483,6 +505,7 @@ _DATA_DEFAULTS: Final[dict[str, Any]] = {
     "shuffle": None,
     "drop_last": False,
     "standardize": "none",
+    "stratify": True,
 }
 _SCALAR_KEYS: Final = ("epochs", "device", "seed", "log_every", "cuda_graph", *_DATA_DEFAULTS)
 #: The one shortcut key: ``lr`` is the optimizer's learning rate (``--lr``, ``train(lr=...)``,

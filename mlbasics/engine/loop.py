@@ -232,6 +232,7 @@ def _run(
         standardization=setup.standardization,
         restored_epoch=setup.restored_epoch,
         restored_values=restored,
+        confusion=confusion_matrices(setup),
     )
     return result, failure
 
@@ -322,6 +323,28 @@ def _test_metrics(setup: Setup) -> dict[str, float]:
         return {}
     values = evaluate(setup, setup.test)
     return dict(zip(values, torch.stack(list(values.values())).tolist(), strict=True))
+
+
+def confusion_matrices(setup: Setup) -> dict[str, torch.Tensor]:
+    """For class labels, the confusion matrix of each part of the data with the current
+    parameters, by part (``"training"``, ``"validation"``, ``"test"``): counts (C, C) computed on
+    the device and copied out together. Empty for regression or more than
+    :data:`mlbasics.engine.classification.CONFUSION_MAX_CLASSES` classes."""
+    from mlbasics.engine.classification import CONFUSION_MAX_CLASSES, confusion_counts
+    from mlbasics.engine.metrics import predictions
+
+    classes = setup.dataset.n_classes
+    if classes is None or classes > CONFUSION_MAX_CLASSES:
+        return {}
+    parts = {"training": (setup.features, setup.targets, setup.train_rows)}
+    parts |= {
+        name: part
+        for name, part in (("validation", setup.validation), ("test", setup.test))
+        if part is not None
+    }
+    counts = {name: confusion_counts(*predictions(setup, part)) for name, part in parts.items()}
+    host = torch.stack(list(counts.values())).cpu()
+    return dict(zip(counts, host, strict=True))
 
 
 def _split_sizes(setup: Setup) -> dict[str, int]:

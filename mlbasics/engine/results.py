@@ -63,6 +63,32 @@ class TrainResult:
     #: ``"validation_r2"``); empty when nothing was restored. :attr:`final_loss`,
     #: :attr:`validation_loss` and :attr:`metrics` give these then, not the last sync point's.
     restored_values: dict[str, float] = attrs.field(factory=dict)
+    #: For class labels: the confusion matrix of each part of the data at the end of training, by
+    #: part (``"training"``, ``"validation"``, ``"test"``), int64 (C, C) counts on the CPU: entry
+    #: [i, j] is the rows of class i predicted as class j (see :meth:`confusion_matrix`). Empty for
+    #: regression (and for more than 1,000 classes).
+    confusion: dict[str, torch.Tensor] = attrs.field(factory=dict)
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The class names, in the order of their indices; ``None`` for regression."""
+        return self.dataset.classes
+
+    def confusion_matrix(self, part: str | None = None, *, normalize: bool = False) -> torch.Tensor:
+        """The confusion matrix of ``part`` (``"test"``, ``"validation"`` or ``"training"``;
+        default: the test rows if there are some, else the validation rows, else the training
+        rows): counts (int64, (C, C)), or with ``normalize`` each row divided by its sum, the
+        share of each class's rows predicted as each class (scikit-learn's ``normalize="true"``).
+        Rows and columns are in the order of :attr:`classes`."""
+        from mlbasics.engine.classification import normalized
+
+        if not self.confusion:
+            raise ValueError("no confusion matrix: the run's targets are not class labels")
+        part = part or next(p for p in ("test", "validation", "training") if p in self.confusion)
+        if part not in self.confusion:
+            raise ValueError(f"no confusion matrix of {part!r}; the run has {', '.join(self.confusion)}")
+        counts = self.confusion[part]
+        return normalized(counts) if normalize else counts.clone()
 
     @property
     def validation_loss(self) -> float | None:
@@ -117,14 +143,37 @@ class TrainResult:
 
         return plot(self, path)
 
-    def predict(self, features: Any) -> torch.Tensor:
-        """The trained model's predictions, shaped (n, k), on the CPU, in the data's units.
+    def predict(self, features: Any) -> Any:
+        """The trained model's predictions: for regression a tensor (n, k) on the CPU, in the
+        data's units; for class labels the predicted class's name for each row, a list of strings
+        (their probabilities: :meth:`predict_proba`).
 
         ``features``: rows of the model's d features as a tensor, a NumPy array, a nested list or a
         pandas DataFrame (its columns taken by name where it has the model's); one row of d values;
         for a model of one feature, a float or one value per row. Anything else is a
         :class:`mlbasics.ValidationError` naming the shape expected
         (:func:`mlbasics.data.arrays.prediction_rows`, as :meth:`mlbasics.Checkpoint.predict`)."""
+        outputs = self._outputs(features)
+        if self.dataset.classes is None:
+            return outputs
+        from mlbasics.engine.classification import predicted
+
+        return self.dataset.class_names(predicted(outputs))
+
+    def predict_proba(self, features: Any) -> torch.Tensor:
+        """For class labels: the probability of each class for each row of ``features``, (n, C)
+        on the CPU, columns in the order of :attr:`classes` (softmax of the model's outputs; for
+        one output z, 1 - σ(z) and σ(z))."""
+        if self.dataset.classes is None:
+            raise ValueError(
+                "predict_proba needs class labels; this run's targets are real-valued (use predict)"
+            )
+        from mlbasics.engine.classification import probabilities
+
+        return probabilities(self._outputs(features))
+
+    def _outputs(self, features: Any) -> torch.Tensor:
+        """The model's outputs for ``features``, on the CPU (in the data's units for regression)."""
         x = prediction_rows(features, self.dataset.feature_names)
         device = next(iter(self.model.parameters()), x).device
         x = x.to(device)
@@ -172,6 +221,15 @@ class TrainResult:
             extra["metric_modes"] = dict(self.metric_modes)  # which way each is better
         for field, infos in self.listed_components.items():
             extra[f"{field}_components"] = [info.to_dict() for info in infos]
+        if self.dataset.classes is not None:
+            extra["classes"] = list(self.dataset.classes)
+        if self.confusion:
+            from mlbasics.engine.classification import normalized
+
+            extra["confusion"] = {
+                part: {"counts": counts.tolist(), "normalized": normalized(counts).tolist()}
+                for part, counts in self.confusion.items()
+            }
         if self.standardization is not None:
             extra["standardization"] = {
                 name: value.tolist() for name, value in self.standardization.to_tensors().items()

@@ -14,9 +14,10 @@ from mlbasics.core.registry import MODEL_SIZE_PARAMS, Registry, build_error, def
 from mlbasics.core.specs import IN_MEMORY, ComponentSpec, Kind, PluginInfo
 from mlbasics.data.dataset import Dataset, data_fingerprint
 from mlbasics.data.in_memory import missing_data_problem
-from mlbasics.data.splits import Split, split_rows
+from mlbasics.data.splits import Split, split_rows, stratified_split_rows
 from mlbasics.data.standardization import Standardization, fit_standardization
 from mlbasics.devices import resolve_device
+from mlbasics.engine import tasks
 from mlbasics.engine.experiment import LIST_KINDS, Experiment
 from mlbasics.engine.interrupts import Interrupt
 from mlbasics.engine.solvers import ClosedFormSolver
@@ -162,8 +163,15 @@ class Setup:
         """The dataset's :func:`mlbasics.data.dataset.data_fingerprint`, computed once: the data do not
         change during a run, and a checkpoint is written many times."""
         if self._data_fingerprint is None:
-            self._data_fingerprint = data_fingerprint(self.dataset.features, self.dataset.targets)
+            self._data_fingerprint = data_fingerprint(
+                self.dataset.features, self.dataset.targets, self.dataset.classes
+            )
         return self._data_fingerprint
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` for a dataset of class labels, else ``"regression"``."""
+        return self.dataset.task
 
     @property
     def needs_closure(self) -> bool:
@@ -209,6 +217,11 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     specs: dict[Kind, ComponentSpec] = {}
     kwargs: dict[Kind, dict[str, Any]] = {}
     for kind, component in experiment.components().items():
+        if kind == "loss" and component.implicit:
+            # No loss named: the dataset's task chooses it, with these params (tasks.default_loss,
+            # below); here only whether the default is there at all is said, with the rest.
+            _resolve(registry, kind, component.name, {}, problems, unknown)
+            continue
         params = dict(component.params)
         if kind == "dataset" and component.name == IN_MEMORY:  # data held in memory: no factory to build
             if component.data is None:
@@ -250,7 +263,21 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
         dataset = built_as(
             specs["dataset"], registry.instantiate(specs["dataset"], kwargs["dataset"]), Dataset
         )
-    sizes = _model_sizes(experiment, dataset)
+    tasks.check_dataset_task(specs["dataset"], dataset)
+    if experiment.loss.implicit:  # no loss named: the dataset's task chooses it
+        experiment, (specs["loss"], kwargs["loss"]) = tasks.default_loss(experiment, dataset, registry)
+    problems = tasks.task_problems(
+        registry,
+        experiment,
+        dataset,
+        [
+            *specs.items(),
+            *((kind, spec) for field, kind in LIST_KINDS.items() for spec, _ in listed_specs[field]),
+        ],
+    )
+    if problems:
+        raise ValidationError(problems)
+    sizes = _model_sizes(experiment, dataset, specs["loss"])
     kwargs["model"] = sizes | {k: v for k, v in kwargs["model"].items() if k not in MODEL_SIZE_PARAMS}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(experiment.seed)
@@ -264,6 +291,9 @@ def prepare(experiment: Experiment, registry: Registry | None = None) -> Setup:
     loss = registry.instantiate(specs["loss"], kwargs["loss"])
     if isinstance(loss, nn.Module):
         loss.to(device)
+    tasks.check_loss_scores(
+        loss, specs["loss"], experiment.dataset.name, dataset, sizes["out_features"], device
+    )
     optimizer = registry.instantiate(specs["optimizer"], kwargs["optimizer"], list(model.parameters()))
     if isinstance(optimizer, ClosedFormSolver):
         problem = optimizer.check(model, specs["loss"])
@@ -394,14 +424,23 @@ def _place_data(
         n_train = dataset.n_samples
     else:
         try:
-            split = split_rows(
-                dataset.n_samples,
-                validation=experiment.validation,
-                test=experiment.test,
-                seed=experiment.split_seed,
-            )
+            if dataset.classes is not None and experiment.stratify:
+                split = stratified_split_rows(
+                    dataset.targets,
+                    validation=experiment.validation,
+                    test=experiment.test,
+                    seed=experiment.split_seed,
+                )
+            else:
+                split = split_rows(
+                    dataset.n_samples,
+                    validation=experiment.validation,
+                    test=experiment.test,
+                    seed=experiment.split_seed,
+                )
         except ValueError as exc:
             raise ValidationError([f"dataset {name!r}: {exc}"]) from None
+        tasks.label_problem(name, dataset, split)
         n_train = len(split.train)
     _check_batching(experiment, dataset, specs["optimizer"].name, n_train, closed_form=closed_form)
 
@@ -495,9 +534,10 @@ def _check_same_columns(name: str, part: str, dataset: Dataset, held: Dataset) -
     ):
         raise PluginError(
             f"dataset {name!r}: its {part} rows have {held.n_features} feature and "
-            f"{held.targets.shape[1]} target columns, but its training rows {dataset.n_features} and "
-            f"{dataset.targets.shape[1]}"
+            f"{held.n_targets} target columns, but its training rows {dataset.n_features} and "
+            f"{dataset.n_targets}"
         )
+    tasks.check_held_out_classes(name, part, dataset, held)
 
 
 def _check_batching(
@@ -530,14 +570,22 @@ def _check_batching(
         )
 
 
-def _model_sizes(experiment: Experiment, dataset: Dataset) -> dict[str, int]:
-    """The model's in/out sizes come from the dataset; sizes given explicitly must agree with it."""
-    actual = {"in_features": dataset.n_features, "out_features": int(dataset.targets.shape[1])}
+def _model_sizes(experiment: Experiment, dataset: Dataset, loss: ComponentSpec) -> dict[str, int]:
+    """The model's in/out sizes come from the dataset (for class labels: one output per class, or
+    one for a one-logit loss); sizes given explicitly must agree with it."""
+    actual = {"in_features": dataset.n_features, "out_features": tasks.outputs(dataset, loss)}
     model = experiment.model
+
+    def what(size: str, value: int) -> str:
+        if size == "in_features":
+            return f"{value} feature column{'s' if value != 1 else ''}"
+        if dataset.classes is None:
+            return f"{value} target column{'s' if value != 1 else ''}"
+        return f"{tasks.classes_text(dataset)}, for {value} output{'s' if value != 1 else ''} under loss {loss.name!r}"
+
     problems = [
         f"model {model.name!r}: {size} = {model.params[size]} does not match dataset "
-        f"{experiment.dataset.name!r}, which has {value} {'feature' if size == 'in_features' else 'target'} "
-        f"column{'s' if value != 1 else ''}"
+        f"{experiment.dataset.name!r}, which has {what(size, value)}"
         for size, value in actual.items()
         if size in model.params and model.params[size] != value
     ]

@@ -201,6 +201,8 @@ def _checkpoint_files(setup: Setup) -> dict[str, bytes]:
         "target_names": list(setup.dataset.target_names),
         "fingerprint": setup.data_fingerprint,
     }
+    if setup.dataset.classes is not None:  # what a prediction's class indices are called
+        data["classes"] = list(setup.dataset.classes)
     if setup.split is not None and not setup.split.is_whole:
         data["split"] = {"sizes": setup.split.sizes(), "fingerprint": setup.split.fingerprint()}
     state = {
@@ -461,6 +463,8 @@ class Checkpoint:
     #: The state of each of the experiment's callbacks, in their order: ``{"name": ..., "state":
     #: ...}`` as state.json holds it (tensors referring into :attr:`state_tensors`).
     callback_states: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    #: The class names, in the order of the model's outputs, for a run on class labels.
+    classes: tuple[str, ...] | None = None
 
     @classmethod
     def load(cls, run: str | Path) -> Checkpoint:
@@ -511,6 +515,7 @@ class Checkpoint:
             standardization=standardization,
             split=data.get("split") if isinstance(data.get("split"), dict) else None,
             callback_states=state.get("callbacks", []),
+            classes=_classes(folder / "state.json", data.get("classes")),
         )
 
     def __repr__(self) -> str:
@@ -545,12 +550,48 @@ class Checkpoint:
         return model.eval()
 
     def predict(
-        self, features: Any, registry: Registry | None = None, *, force: bool = False
+        self,
+        features: Any,
+        registry: Registry | None = None,
+        *,
+        force: bool = False,
+    ) -> Any:
+        """The trained model's predictions for ``features``, on the CPU: a tensor (n, k) in the
+        data's units, or for class labels the predicted class's name for each row (a list of
+        strings); ``force`` as in :meth:`model`. ``features`` as :meth:`mlbasics.TrainResult.predict`
+        takes them: rows (a tensor, a NumPy array, a nested list, a DataFrame), one row, or numbers
+        for a model of one feature."""
+        outputs = self._outputs(features, registry, force=force)
+        if self.classes is None:
+            return outputs
+        from mlbasics.engine.classification import predicted
+
+        return [self.classes[int(index)] for index in predicted(outputs)]
+
+    def predict_proba(
+        self,
+        features: Any,
+        registry: Registry | None = None,
+        *,
+        force: bool = False,
     ) -> torch.Tensor:
-        """The trained model's predictions for ``features``, shaped (n, k), on the CPU; ``force`` as
-        in :meth:`model`. ``features`` as :meth:`mlbasics.TrainResult.predict` takes them: rows (a
-        tensor, a NumPy array, a nested list, a DataFrame), one row, or numbers for a model of one
-        feature."""
+        """For a run on class labels: each class's probability for each row, (n, C) on the CPU,
+        columns in the order of :attr:`classes`."""
+        if self.classes is None:
+            raise ValidationError(
+                [f"{self.run}: predict_proba needs a run on class labels; this one's targets are real-valued"]
+            )
+        from mlbasics.engine.classification import probabilities
+
+        return probabilities(self._outputs(features, registry, force=force))
+
+    def _outputs(
+        self,
+        features: Any,
+        registry: Registry | None,
+        *,
+        force: bool,
+    ) -> torch.Tensor:
         x = prediction_rows(features, self.feature_names).cpu()
         model = self.model(registry, force=force)
         with torch.no_grad():
@@ -647,6 +688,20 @@ class Checkpoint:
         where = str(self.folder / "state.json")
         with _state_errors(where, "the random state"):
             return restore_rng(self.rng_state, self.state_tensors, where)
+
+
+def _classes(where: Path, value: object) -> tuple[str, ...] | None:
+    """The class names state.json records, checked: a list of distinct strings, or absent."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) < 2
+        or not all(isinstance(name, str) and name for name in value)
+        or len(set(value)) != len(value)
+    ):
+        raise DataError(f"{where}: data.classes must be a list of two or more distinct class names")
+    return tuple(value)
 
 
 def locate(run: str | Path) -> Path:

@@ -1,5 +1,6 @@
 """Inputs and outputs of ``mlbasics predict``: feature values from the command line or a CSV file,
-predictions as CSV (the model's feature columns, then one predicted column per target)."""
+predictions as CSV (the model's feature columns, then one predicted column per target; for class
+labels the predicted class's name, or with ``--proba`` one probability column per class)."""
 
 from __future__ import annotations
 
@@ -56,19 +57,38 @@ def read_samples(path: str, feature_names: Sequence[str]) -> torch.Tensor:
 
 def predictions_csv(
     features: torch.Tensor,
-    predictions: torch.Tensor,
+    predictions: torch.Tensor | Sequence[str],
     feature_names: Sequence[str],
     target_names: str | Sequence[str],
 ) -> str:
-    """One row per sample: its features, then the predictions (one column per target), under the
-    header of the training data."""
+    """One row per sample: its features, then the predictions (one column per target; or the
+    predicted class's name), under the header of the training data."""
     names = [target_names] if isinstance(target_names, str) else list(target_names)
     targets = [name if name not in feature_names else f"predicted_{name}" for name in names]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*feature_names, *targets])
-    for x, y in zip(features.tolist(), predictions.reshape(len(predictions), -1).tolist(), strict=True):
-        writer.writerow([float32_text(value) for value in [*x, *y]])
+    if isinstance(predictions, torch.Tensor):
+        rows: list[list[str]] = [
+            [float32_text(value) for value in y] for y in predictions.reshape(len(predictions), -1).tolist()
+        ]
+    else:
+        rows = [[label] for label in predictions]
+    for x, y in zip(features.tolist(), rows, strict=True):
+        writer.writerow([*(float32_text(value) for value in x), *y])
+    return buffer.getvalue()
+
+
+def probabilities_csv(
+    features: torch.Tensor, probabilities: torch.Tensor, feature_names: Sequence[str], classes: Sequence[str]
+) -> str:
+    """One row per sample: its features, then the probability of each class, one column per class
+    headed ``P(name)``, in the classes' order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*feature_names, *(f"P({name})" for name in classes)])
+    for x, p in zip(features.tolist(), probabilities.tolist(), strict=True):
+        writer.writerow([float32_text(value) for value in [*x, *p]])
     return buffer.getvalue()
 
 

@@ -201,8 +201,56 @@ def train_result(result: Any) -> tuple[str, Rows]:
     if result.test_loss is not None:
         rows.append(("test", f"{number(result.test_loss)} (once, at the end)"))
     rows += metric_rows(result)
+    rows += confusion_rows(result)
     rows.append(("parameters", parameters_text(result.parameters_in_data_units())))
     return title, rows
+
+
+#: A summary writes a confusion matrix out for at most this many classes (text), or this many
+#: (an HTML table); the rest is in ``result.confusion``.
+FEW_CLASSES = 4
+TABLE_CLASSES = 20
+
+
+def classes_text(classes: Sequence[str]) -> str:
+    """``"3: setosa, versicolor, virginica"`` (the first few, for many)."""
+    shown = ", ".join(classes[:8])
+    return f"{len(classes)}: {shown}" + (f", ... ({len(classes) - 8} more)" if len(classes) > 8 else "")
+
+
+def _confusion_part(result: Any) -> str | None:
+    """The part whose confusion matrix a summary shows: test, else validation, else training."""
+    return next((part for part in ("test", "validation", "training") if part in result.confusion), None)
+
+
+def confusion_rows(result: Any) -> Rows:
+    """For class labels, the classes and the confusion matrix of the test rows (else validation,
+    else training): ``confusion  test rows, 29 of 30 right: [[10, 0, 0], [0, 9, 1], [0, 0, 10]]``."""
+    classes = getattr(result.dataset, "classes", None)
+    if classes is None:
+        return []
+    rows: Rows = [("classes", classes_text(classes))]
+    part = _confusion_part(result)
+    if part is not None:
+        counts = result.confusion[part]
+        right, total = int(counts.diagonal().sum()), int(counts.sum())
+        text = f"{part} rows, {right} of {total} right"
+        if len(classes) <= FEW_CLASSES:
+            text += f" (rows true, columns predicted): {counts.tolist()}"
+        rows.append(("confusion", text))
+    return rows
+
+
+def confusion_table(result: Any) -> list[str]:
+    """The confusion matrix a summary shows as an HTML table, class names on both sides."""
+    part = _confusion_part(result)
+    classes = getattr(result.dataset, "classes", None)
+    if part is None or classes is None or len(classes) > TABLE_CLASSES:
+        return []
+    counts = result.confusion[part].tolist()
+    body = [[name, *(str(value) for value in row)] for name, row in zip(classes, counts, strict=True)]
+    caption = f"confusion matrix, {part} rows: true class (rows) predicted as (columns)"
+    return [html_table(["", *classes], body, caption=caption)]
 
 
 #: A result's summary has a line for each of its first this many metrics (all are in ``.metrics``).
@@ -234,7 +282,9 @@ def _metric_keys(name: str) -> tuple[str, str, str]:
 def train_result_html(result: Any) -> str:
     from mlbasics.show.plotting import training_figure
 
-    return html(*train_result(result), pictures=pictures(training_figure, result))
+    return html(
+        *train_result(result), tables=confusion_table(result), pictures=pictures(training_figure, result)
+    )
 
 
 #: A sweep's summary lists this many members, best first.
@@ -392,6 +442,9 @@ def checkpoint(point: Any) -> tuple[str, Rows]:
         ("loss", loss_text(point.history)),
         ("parameters", parameters_text(point.weights)),
     ]
+    classes = getattr(point, "classes", None)
+    if classes is not None:
+        rows.insert(-1, ("classes", classes_text(classes)))
     return title, rows
 
 
@@ -417,9 +470,11 @@ def experiment(value: Experiment) -> tuple[str, Rows]:
 
 def dataset_title(data: Any) -> str:
     features = ", ".join(data.feature_names)
+    classes = getattr(data, "classes", None)
+    labels = f" ({len(classes)} classes)" if classes is not None else ""
     return (
         f"Dataset: {plural(data.n_samples, 'row')}, {plural(data.n_features, 'feature')} "
-        f"({features if len(features) <= 60 else features[:57] + '...'}) → {data.target_name}"
+        f"({features if len(features) <= 60 else features[:57] + '...'}) → {data.target_name}{labels}"
     )
 
 
@@ -432,13 +487,18 @@ def dataset_truth(data: Any) -> str | None:
 
 
 def dataset_html(data: Any, *, shown: int = 10) -> str:
-    names = [*data.feature_names, data.target_name]
-    import torch
-
-    table = torch.cat([data.features[:shown], data.targets[:shown]], dim=1).tolist()
+    names = [*data.feature_names, *data.target_names]
+    features = [[number(value, 6) for value in row] for row in data.features[:shown].tolist()]
+    classes = getattr(data, "classes", None)
+    if classes is not None:
+        targets = [[classes[int(index)]] for index in data.targets[:shown].tolist()]
+    else:
+        targets = [[number(value, 6) for value in row] for row in data.targets[:shown].tolist()]
     more = data.n_samples - min(shown, data.n_samples)
     caption = f"first {shown} rows ({more} more in .features, .targets)" if more else ""
-    body = [[number(value, 6) for value in row] for row in table]
+    body = [x + y for x, y in zip(features, targets, strict=True)]
     truth = dataset_truth(data)
     rows: Rows = [("ground truth", truth.partition(": ")[2])] if truth else []
+    if classes is not None:
+        rows.append(("classes", classes_text(classes)))
     return html(dataset_title(data), rows, tables=[html_table(names, body, caption=caption)])

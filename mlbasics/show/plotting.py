@@ -53,7 +53,8 @@ METRIC_PANELS = 4
 def training_figure(result: TrainResult) -> Any:
     """A figure with the loss per epoch, the fit over the data if it has one feature, and a panel
     per metric (its values at the sync points, on the training and validation rows)."""
-    one_feature = result.dataset.n_features == 1
+    # The fit of real-valued targets over one feature (class labels: their pictures are their own).
+    one_feature = result.dataset.n_features == 1 and getattr(result.dataset, "classes", None) is None
     metrics = [name for name in result.metric_modes if result.metric_history.get(name)][:METRIC_PANELS]
     panels = 1 + one_feature + len(metrics)
     columns = 2 if panels == 4 else min(panels, 3)

@@ -438,7 +438,9 @@ def _stacked_values(setup: Setup, forward: StackedForward, *, at_end: bool) -> V
                 target = y
                 if scaling is not None:
                     prediction, target = scaling.outputs(prediction), scaling.outputs(target)
-                target = target.expand_as(prediction)
+                # each member's targets: (members, n, k), or class indices (members, n)
+                labels = setup.dataset.classes is not None
+                target = target.expand(prediction.shape[:-1]) if labels else target.expand_as(prediction)
                 for name, metric in setup.metrics.items():
                     values[prefix + name] = _per_member(
                         setup, name, metric(prediction, target), len(prediction)

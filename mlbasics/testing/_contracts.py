@@ -121,18 +121,33 @@ def _dataset(subject: Subject) -> Dataset:
 
 
 def dataset_contract(subject: Subject) -> None:
-    """Finite float32 features (n, d) and targets (n, k), with n >= 1, d >= 1 and k >= 1."""
+    """Finite float32 features (n, d) and targets (n, k), with n >= 1, d >= 1 and k >= 1; or, for
+    class labels, int64 class indices (n,) into two or more ``classes``. Its task (regression,
+    or classification for class labels) is one its spec declares."""
     data = _dataset(subject)
     n, d = data.features.shape
     if n < 1 or d < 1:
         raise Problem(f"features have shape {(n, d)}; a dataset needs at least one sample and one feature")
+    if not subject.spec.serves(data.task):
+        raise Problem(
+            f"returns {data.task} data (classes {data.classes}), but its spec declares tasks "
+            f"{sorted(subject.spec.tasks)}: declare tasks={{{data.task!r}}}"
+        )
+    labels = data.classes is not None
     for name, tensor in (("features", data.features), ("targets", data.targets)):
+        if labels and name == "targets":
+            continue  # int64 class indices, in range: the Dataset checked them
         if tensor.dtype != torch.float32:
             raise Problem(f"{name} are {tensor.dtype}, expected torch.float32")
         bad = _nonfinite(tensor)
         if bad:
             raise Problem(f"{name} hold {bad} non-finite value(s) (NaN or infinity)")
-    if data.targets.ndim != 2 or data.targets.shape[0] != n or data.targets.shape[1] < 1:
+    if labels:
+        if data.targets.dtype != torch.int64 or tuple(data.targets.shape) != (n,):
+            raise Problem(
+                f"class targets are {data.targets.dtype} {tuple(data.targets.shape)}, expected int64 ({n},)"
+            )
+    elif data.targets.ndim != 2 or data.targets.shape[0] != n or data.targets.shape[1] < 1:
         raise Problem(f"targets have shape {tuple(data.targets.shape)}, expected ({n}, k), k >= 1")
     if data.ground_truth is not None and len(data.ground_truth.weights) != d:
         raise Problem(f"ground truth has {len(data.ground_truth.weights)} weights for {d} features")
@@ -141,6 +156,10 @@ def dataset_contract(subject: Subject) -> None:
 def dataset_reproducible(subject: Subject) -> None:
     """Built twice from the same params, a dataset is the same, to the bit."""
     first, second = _dataset(subject), _dataset(subject)
+    if first.classes != second.classes:
+        raise Problem(
+            f"two builds from the same params have different classes: {first.classes} and {second.classes}"
+        )
     for name in ("features", "targets"):
         a, b = getattr(first, name), getattr(second, name)
         if not _identical(a, b):
@@ -153,8 +172,9 @@ def dataset_reproducible(subject: Subject) -> None:
 # -- models ----------------------------------------------------------------------------------------
 
 #: (in_features, out_features, batch sizes) the model is probed with: out_features is the number of
-#: target columns k, 1 for the lecture's tables (targets (n, 1)), more for a CSV with several targets.
-_MODEL_INPUTS: Final = ((1, 1, (1, 4)), (3, 1, (1, 5)), (3, 2, (1, 5)))
+#: target columns k, 1 for the lecture's tables (targets (n, 1)), more for a CSV with several targets,
+#: or the number of classes (10 for digits).
+_MODEL_INPUTS: Final = ((1, 1, (1, 4)), (3, 1, (1, 5)), (3, 2, (1, 5)), (4, 10, (1, 5)))
 
 
 def _model(subject: Subject, in_features: int, out_features: int = 1) -> nn.Module:
@@ -180,8 +200,8 @@ def model_shapes(subject: Subject) -> None:
             if tuple(y.shape) != (n, out_features):
                 raise Problem(
                     f"maps input shaped ({n}, {in_features}) to {tuple(y.shape)}, expected "
-                    f"({n}, {out_features}) for out_features={out_features}: targets are (n, k), and "
-                    "any other shape would broadcast against them"
+                    f"({n}, {out_features}) for out_features={out_features}: targets are (n, k) (or one "
+                    "output per class), and any other shape would broadcast against them"
                 )
             if y.dtype != torch.float32 or y.device != x.device:
                 raise Problem(f"returns {y.dtype} on {y.device} for float32 input on {x.device}")

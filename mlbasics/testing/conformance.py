@@ -4,9 +4,11 @@
 kind       checks
 ========== ============================================================================================
 dataset    ``contract``: a :class:`mlbasics.Dataset` of finite float32 features (n, d) and targets
-           (n, k); ``reproducible``: the same params give the same data, to the bit
+           (n, k), or int64 class indices (n,) into two or more ``classes``, of a task its spec
+           declares (``tasks``); ``reproducible``: the same params give the same data, to the bit
 model      ``shapes``: (n, d) float32 in, finite (n, k) float32 out on the same device, for several
-           n, d and k (``out_features``); ``differentiable``: finite gradients reach the parameters; ``reproducible``:
+           n, d and k (``out_features``: target columns, or 10 outputs for 10 classes);
+           ``differentiable``: finite gradients reach the parameters; ``reproducible``:
            the same ``torch.manual_seed`` gives the same initial parameters
 activation ``elementwise``: shape, dtype and device kept, each output depends on its own input
            alone; ``gradcheck``: autograd agrees with finite differences in float64, away from kinks
@@ -20,6 +22,13 @@ metric     ``contract``: a :class:`mlbasics.Metric` giving a finite float per (n
            the rows in any order; ``batched``: (members, n, k) gives one value per member, each
            that member's alone; ``direction``: a prediction closer to the target never scores worse
            in the metric's ``mode``, and somewhere better
+class      a loss or metric that serves classification (``tasks``) is probed with logits (n, C) for
+labels     2, 3 and 5 classes and one logit (n, 1) for two (a loss tagged ``one-logit``: one logit
+           only), and class indices (n,): a loss's ``contract`` is the one above, but it must fall
+           as the right class's logit rises instead of being 0 on a perfect prediction; a metric's
+           checks are the four above, a perfect prediction being logits sure of the right class
+           and "closer" logits moved towards them. Serving regression too, it gets both sets, the
+           classification checks named ``classification-contract``, ...
 callback   ``contract``: a :class:`mlbasics.Callback` with a valid ``sync_every`` and a ``state_dict``
            of JSON values and tensors; ``trains``: a short real training with it (validation rows,
            metrics) runs through; ``resumes``: saved, interrupted half way and resumed, that
@@ -66,6 +75,7 @@ from mlbasics.core.callbacks import RUN_TAG
 from mlbasics.core.registry import Registry, default_registry
 from mlbasics.core.specs import ComponentSpec
 from mlbasics.errors import MlbasicsError
+from mlbasics.testing._class_contracts import CLASS_CHECKS
 from mlbasics.testing._contracts import (
     KIND_CHECKS,
     CheckFunction,
@@ -182,8 +192,15 @@ class Check:
 
 
 def checks_of(spec: ComponentSpec) -> dict[str, CheckFunction]:
-    """The checks that apply to ``spec``: those of its kind, its tags', and its params'."""
-    checks = dict(KIND_CHECKS[spec.kind])
+    """The checks that apply to ``spec``: those of its kind (for a loss or metric, of each task it
+    serves: a classification check is prefixed ``classification-`` when it serves regression too),
+    its tags', and its params'."""
+    checks = (
+        dict(KIND_CHECKS[spec.kind]) if spec.serves("regression") or spec.kind not in CLASS_CHECKS else {}
+    )
+    if spec.kind in CLASS_CHECKS and spec.serves("classification"):
+        prefix = "classification-" if checks else ""
+        checks |= {prefix + name: check for name, check in CLASS_CHECKS[spec.kind].items()}
     if spec.kind == "loss" and "least-squares" in spec.tags:
         checks["least-squares"] = loss_least_squares
     if spec.kind == "optimizer" and spec.stacked is not None:

@@ -35,7 +35,16 @@ from mlbasics.runs.checkpoints import Checkpoint, Checkpointer
 from mlbasics.training.runner import run as run_setup
 
 #: Experiment settings that decide which rows are trained on, in which order and scale.
-DATA_SETTINGS = ("validation", "test", "split_seed", "batch_size", "shuffle", "drop_last", "standardize")
+DATA_SETTINGS = (
+    "validation",
+    "test",
+    "split_seed",
+    "batch_size",
+    "shuffle",
+    "drop_last",
+    "standardize",
+    "stratify",
+)
 
 
 class ResumeWarning(UserWarning):

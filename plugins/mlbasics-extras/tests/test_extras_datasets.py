@@ -18,9 +18,13 @@ def test_the_plugin_provides_its_components(plugin_specs: list[ComponentSpec]) -
         ("activation", "silu"),
         ("activation", "softplus"),
         ("dataset", "anscombe"),
+        ("dataset", "breast-cancer"),
         ("dataset", "diabetes"),
+        ("dataset", "digits"),
+        ("dataset", "iris"),
         ("dataset", "polynomial"),
         ("dataset", "sine"),
+        ("dataset", "wine"),
         ("model", "polynomial"),
     ]
     assert all(isinstance(s.factory, str) for s in plugin_specs)  # imported only when built

@@ -1,4 +1,5 @@
-"""mlbasics-extras: datasets, a model and activations a student reaches for after the lecture.
+"""mlbasics-extras: datasets (real tables for regression and classification among them), a model and
+activations a student reaches for after the lecture.
 
 Only hooks and specs live here (no torch import), so ``mlbasics list`` stays fast; factories are
 ``"module:function"`` strings imported when a component is built.
@@ -86,7 +87,28 @@ def mlbasics_datasets() -> list[ComponentSpec]:
             requires=("sklearn",),
             install_hint="pip install 'mlbasics-extras[sklearn]'",
         ),
+        *(
+            ComponentSpec(
+                kind="dataset",
+                name=name,
+                factory=f"{_HERE}.datasets:{name.replace('-', '_')}",
+                summary=summary,
+                requires=("sklearn",),
+                install_hint="pip install 'mlbasics-extras[sklearn]'",
+                tasks={"classification"},
+            )
+            for name, summary in _CLASSIFICATION_TABLES
+        ),
     ]
+
+
+#: The classification tables that ship inside scikit-learn (no download), by name.
+_CLASSIFICATION_TABLES = (
+    ("iris", "Fisher's iris flowers: 4 measurements -> setosa, versicolor or virginica (150 rows)"),
+    ("digits", "Handwritten digits as 8x8 images, 64 pixel features -> 0 to 9 (1797 rows)"),
+    ("wine", "13 chemical measurements of wines -> one of 3 cultivars (178 rows)"),
+    ("breast-cancer", "30 features of cell nuclei in breast masses -> malignant or benign (569 rows)"),
+)
 
 
 @hookimpl

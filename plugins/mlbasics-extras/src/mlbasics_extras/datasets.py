@@ -1,11 +1,13 @@
 """The datasets: generated curves, Anscombe's quartet (shipped with the package), and scikit-learn's
-diabetes table when scikit-learn is installed."""
+diabetes table and the iris, digits, wine and breast-cancer classification tables when
+scikit-learn is installed."""
 
 from __future__ import annotations
 
 import csv
 import io
 from importlib import resources
+from typing import Any
 
 import torch
 
@@ -73,3 +75,42 @@ def diabetes(scaled: bool) -> Dataset:
         feature_names=tuple(table.feature_names),
         target_name="progression",
     )
+
+
+def _bunch(table: Any, target_name: str) -> Dataset:
+    """A scikit-learn classification table: its classes in its own order (its indices), by name."""
+    return Dataset(
+        features=torch.tensor(table.data, dtype=torch.float32),
+        targets=torch.tensor(table.target, dtype=torch.int64),
+        feature_names=tuple(str(name) for name in table.feature_names),
+        target_name=target_name,
+        classes=tuple(str(name) for name in table.target_names),
+    )
+
+
+def iris() -> Dataset:
+    """Fisher's iris (1936): sepal and petal length and width of 150 flowers, 50 of each species."""
+    from sklearn.datasets import load_iris
+
+    return _bunch(load_iris(), "species")
+
+
+def digits() -> Dataset:
+    """The UCI handwritten digits: 1797 images of 8x8 pixels (values 0 to 16), one feature each."""
+    from sklearn.datasets import load_digits
+
+    return _bunch(load_digits(), "digit")
+
+
+def wine() -> Dataset:
+    """The UCI wine table: 178 wines from three cultivars of one region of Italy."""
+    from sklearn.datasets import load_wine
+
+    return _bunch(load_wine(), "cultivar")
+
+
+def breast_cancer() -> Dataset:
+    """The Wisconsin diagnostic breast cancer table: 569 masses, 212 malignant and 357 benign."""
+    from sklearn.datasets import load_breast_cancer
+
+    return _bunch(load_breast_cancer(), "diagnosis")
